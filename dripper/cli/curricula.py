@@ -1,0 +1,5 @@
+"""Subcommands: curricula (filled in by its owner)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""Subcommands: setup (filled in by its owner)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

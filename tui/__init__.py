@@ -1,0 +1,1 @@
+"""The trainers' Textual dashboard. It imports dripper; dripper never imports it."""
