@@ -1,0 +1,303 @@
+"""Tortoise ORM models: every table dripper stores, with the constraints the database enforces.
+
+Times are stored in UTC. Enumerations are stored as short strings so that SQLite and PostgreSQL
+rows read the same in a shell. Uniqueness that guards a business rule (one delivery per
+enrollment, step and occurrence; one raw inbound item per external id) lives here as a constraint,
+so a double fire is refused by the database, not by hope.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    EMAIL = "email"
+
+
+class Reachability(StrEnum):
+    """Whether a learner can be reached on one channel."""
+
+    UNKNOWN = "unknown"  # an address or handle is known but never used yet
+    OK = "ok"
+    UNREACHABLE = "unreachable"  # bot blocked, account deactivated, hard bounce
+
+
+class EnrollmentState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class DeliveryKind(StrEnum):
+    STEP = "step"  # a curriculum step, first send
+    NUDGE = "nudge"  # a reminder for an unanswered question / check-in
+    REASK = "reask"  # spaced repetition of a quiz answered wrongly
+    REPLY = "reply"  # a trainer's answer from the inbox
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"  # outcome unknown; retried at most once
+    SKIPPED = "skipped"  # by an explicit policy such as expire_after
+    CANCELLED = "cancelled"  # step removed, learner opted out, enrollment cancelled
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    WAITING = "waiting"  # waiting on the learner
+    CLOSED = "closed"
+    SNOOZED = "snoozed"
+
+
+class MessageDirection(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+    NOTE = "note"  # internal trainer note, never sent
+
+
+class InboundState(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FLAGGED = "flagged"  # stored but could not be processed; kept for a human
+
+
+class Trainer(Model):
+    id = fields.IntField(primary_key=True)
+    handle = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=200)
+    email = fields.CharField(max_length=320, null=True)
+    timezone = fields.CharField(max_length=64, default="UTC")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "trainer"
+
+
+class Learner(Model):
+    """A person receiving drips. Identified by email, else by Telegram handle."""
+
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=320, null=True, unique=True)
+    telegram_username = fields.CharField(max_length=64, null=True, unique=True)
+    telegram_chat_id = fields.BigIntField(null=True, unique=True)
+    first_name = fields.CharField(max_length=200)
+    last_name = fields.CharField(max_length=200, default="")
+    timezone = fields.CharField(max_length=64, null=True)
+    language = fields.CharField(max_length=16, null=True)
+    attributes: fields.Field[dict[str, str]] = fields.JSONField(default=dict)
+    email_status = fields.CharEnumField(Reachability, max_length=16, default=Reachability.UNKNOWN)
+    telegram_status = fields.CharEnumField(
+        Reachability, max_length=16, default=Reachability.UNKNOWN
+    )
+    soft_bounces = fields.IntField(default=0)
+    paused_until = fields.DatetimeField(null=True)
+    opted_out_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "learner"
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class CurriculumVersion(Model):
+    """One content version of a curriculum file; enrollments pin the version they run."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=64, db_index=True)  # the `id:` in the YAML
+    content_hash = fields.CharField(max_length=64)  # sha256 of the source bytes
+    title = fields.CharField(max_length=200)
+    source = fields.TextField()
+    source_path = fields.CharField(max_length=1024, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "curriculum_version"
+        unique_together = (("key", "content_hash"),)
+
+
+class Cohort(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200, unique=True)
+    curriculum_key = fields.CharField(max_length=64)
+    course_end = fields.DatetimeField()
+    paused = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "cohort"
+
+
+class Enrollment(Model):
+    id = fields.IntField(primary_key=True)
+    learner: fields.ForeignKeyRelation[Learner] = fields.ForeignKeyField(
+        "models.Learner", related_name="enrollments", on_delete=fields.CASCADE
+    )
+    cohort: fields.ForeignKeyRelation[Cohort] = fields.ForeignKeyField(
+        "models.Cohort", related_name="enrollments", on_delete=fields.CASCADE
+    )
+    curriculum: fields.ForeignKeyRelation[CurriculumVersion] = fields.ForeignKeyField(
+        "models.CurriculumVersion", related_name="enrollments", on_delete=fields.RESTRICT
+    )
+    state = fields.CharEnumField(EnrollmentState, max_length=16, default=EnrollmentState.ACTIVE)
+    paused_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "enrollment"
+        unique_together = (("learner", "cohort"),)
+
+
+class Delivery(Model):
+    """The outbox: one row per message to send, claimed and recorded by the dispatcher.
+
+    `business_key` makes a double fire harmless: "<enrollment>:<step>:<occurrence>" for drip steps,
+    "reply:<message id>" for trainer replies.
+    """
+
+    id = fields.IntField(primary_key=True)
+    business_key = fields.CharField(max_length=200, unique=True)
+    enrollment: fields.ForeignKeyNullableRelation[Enrollment] = fields.ForeignKeyField(
+        "models.Enrollment", related_name="deliveries", null=True, on_delete=fields.CASCADE
+    )
+    learner: fields.ForeignKeyRelation[Learner] = fields.ForeignKeyField(
+        "models.Learner", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    kind = fields.CharEnumField(DeliveryKind, max_length=16)
+    step_id = fields.CharField(max_length=64, null=True)
+    occurrence = fields.IntField(default=0)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    due_at = fields.DatetimeField(db_index=True)
+    expires_at = fields.DatetimeField(null=True)
+    state = fields.CharEnumField(DeliveryState, max_length=16, default=DeliveryState.PENDING)
+    attempts = fields.IntField(default=0)
+    lease_until = fields.DatetimeField(null=True)
+    claimed_by = fields.CharField(max_length=64, null=True)
+    payload: fields.Field[dict[str, object]] = fields.JSONField(default=dict)
+    provider_message_id = fields.CharField(max_length=255, null=True)
+    last_error = fields.TextField(null=True)
+    sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "delivery"
+        indexes = (("state", "due_at"),)
+
+
+class Conversation(Model):
+    """The shared-inbox thread for one learner enrollment."""
+
+    id = fields.IntField(primary_key=True)
+    learner: fields.ForeignKeyRelation[Learner] = fields.ForeignKeyField(
+        "models.Learner", related_name="conversations", on_delete=fields.CASCADE
+    )
+    enrollment: fields.OneToOneNullableRelation[Enrollment] = fields.OneToOneField(
+        "models.Enrollment", related_name="conversation", null=True, on_delete=fields.SET_NULL
+    )
+    status = fields.CharEnumField(ConversationStatus, max_length=16, default=ConversationStatus.OPEN)
+    snoozed_until = fields.DatetimeField(null=True)
+    assignee: fields.ForeignKeyNullableRelation[Trainer] = fields.ForeignKeyField(
+        "models.Trainer", related_name="assigned", null=True, on_delete=fields.SET_NULL
+    )
+    labels: fields.Field[list[str]] = fields.JSONField(default=list)
+    last_message_at = fields.DatetimeField(null=True, db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "conversation"
+
+
+class InboundItem(Model):
+    """A raw Telegram update or email, stored before any processing; never deleted."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    account = fields.CharField(max_length=255)  # bot id or mailbox
+    external_id = fields.CharField(max_length=512)  # update_id, or normalised Message-ID / hash
+    payload = fields.BinaryField()  # the bytes as received
+    state = fields.CharEnumField(InboundState, max_length=16, default=InboundState.PENDING)
+    error = fields.TextField(null=True)
+    received_at = fields.DatetimeField(auto_now_add=True)
+    processed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "inbound_item"
+        unique_together = (("channel", "account", "external_id"),)
+
+
+class Message(Model):
+    """One message in a conversation: learner inbound, trainer or drip outbound, or a note."""
+
+    id = fields.IntField(primary_key=True)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="messages", on_delete=fields.CASCADE
+    )
+    direction = fields.CharEnumField(MessageDirection, max_length=8)
+    channel = fields.CharEnumField(Channel, max_length=16, null=True)
+    author: fields.ForeignKeyNullableRelation[Trainer] = fields.ForeignKeyField(
+        "models.Trainer", related_name="messages", null=True, on_delete=fields.SET_NULL
+    )
+    body = fields.TextField()
+    raw_body = fields.TextField(null=True)  # e.g. an email before quote stripping
+    attachments: fields.Field[list[dict[str, object]]] = fields.JSONField(default=list)
+    step_id = fields.CharField(max_length=64, null=True)  # the drip step this answers
+    in_reply_to: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="replies", null=True, on_delete=fields.SET_NULL
+    )
+    delivery: fields.ForeignKeyNullableRelation[Delivery] = fields.ForeignKeyField(
+        "models.Delivery", related_name="messages", null=True, on_delete=fields.SET_NULL
+    )
+    inbound: fields.ForeignKeyNullableRelation[InboundItem] = fields.ForeignKeyField(
+        "models.InboundItem", related_name="messages", null=True, on_delete=fields.SET_NULL
+    )
+    flags: fields.Field[list[str]] = fields.JSONField(default=list)  # e.g. "unverified-sender"
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "message"
+
+
+class QuizAnswer(Model):
+    """A learner's answer to one asking of a quiz or check-in; the first answer wins."""
+
+    id = fields.IntField(primary_key=True)
+    enrollment: fields.ForeignKeyRelation[Enrollment] = fields.ForeignKeyField(
+        "models.Enrollment", related_name="quiz_answers", on_delete=fields.CASCADE
+    )
+    step_id = fields.CharField(max_length=64)
+    occurrence = fields.IntField(default=0)
+    choices: fields.Field[list[int]] = fields.JSONField()
+    correct = fields.BooleanField(null=True)  # None for a check-in, which has no right answer
+    channel = fields.CharEnumField(Channel, max_length=16)
+    answered_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "quiz_answer"
+        unique_together = (("enrollment", "step_id", "occurrence"),)
+
+
+class ChannelCursor(Model):
+    """Where an inbound poller stopped: a Telegram offset, or an IMAP UIDVALIDITY and last UID."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    account = fields.CharField(max_length=255)
+    position: fields.Field[dict[str, int]] = fields.JSONField(default=dict)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "channel_cursor"
+        unique_together = (("channel", "account"),)
