@@ -36,9 +36,7 @@ def parse_duration(text: str) -> timedelta:
         total += int(match.group(1)) * _UNIT_SECONDS[unit]
         pos = match.end()
     if not seen or cleaned[pos:].strip():
-        raise ValueError(
-            f"cannot read duration {text!r}; write e.g. 3d, 2w, 12h, 90m or 1w 2d"
-        )
+        raise ValueError(f"cannot read duration {text!r}; write e.g. 3d, 2w, 12h, 90m or 1w 2d")
     return timedelta(seconds=total)
 
 
@@ -57,8 +55,9 @@ def parse_clock(text: str) -> time:
 class Offset:
     """When a step falls relative to the anchor.
 
-    `delta` whole days/weeks/hours after the anchor; with `at`, the step is due at that local time of
-    day on the resulting date (e.g. "3d 14:00"), otherwise at the next slot of the send window.
+    `delta` whole days/weeks/hours after the anchor; with `at`, the step is due at that local
+    time of day on the resulting date (e.g. "3d 14:00"), otherwise at the next slot of the send
+    window.
     """
 
     delta: timedelta
@@ -88,7 +87,8 @@ def parse_offset(text: str) -> Offset:
     delta = parse_duration(cleaned)
     if at is not None and delta % timedelta(days=1):
         raise ValueError(
-            f"offset {text!r} mixes hours or minutes with a time of day; use whole days, e.g. 3d 14:00"
+            f"offset {text!r} mixes hours or minutes with a time of day; "
+            "use whole days, e.g. 3d 14:00"
         )
     return Offset(delta, at)
 

@@ -14,7 +14,7 @@ from dripper.errors import DripperError
 
 @dataclass
 class AppContext:
-    """What every subcommand may need; settings load lazily so `dripper check` works without config."""
+    """What every subcommand may need; settings load lazily, so `check` works without config."""
 
     config_path: Path | None
     _settings: Any = field(default=None, repr=False)
@@ -50,7 +50,8 @@ class DripperGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """dripper keeps a trainer present after the course: YAML curricula drip tips, quizzes and
-    reflection prompts to learners over Telegram and email, and their replies land in a shared inbox.
+    reflection prompts to learners over Telegram and email, and their replies land in a shared
+    inbox.
     """
     ctx.obj = AppContext(config_path=config_path)
 
