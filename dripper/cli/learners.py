@@ -1,5 +1,162 @@
-"""Subcommands: learners (filled in by its owner)."""
+"""Subcommands: `dripper learners import` and `dripper learners list`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import unicodedata
+from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
-COMMANDS: list[click.Command] = []
+from dripper.cli.app import AppContext, pass_app
+from dripper.errors import DripperError
+from dripper.learners import (
+    ImportResult,
+    LearnerRow,
+    import_learners,
+    learner_as_dict,
+    parse_learners_csv,
+    plan_without_database,
+)
+from dripper.models import Learner
+
+
+@click.group("learners")
+def learners_group() -> None:
+    """Import and list the learners who receive drips."""
+
+
+@learners_group.command("import")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--dry-run", is_flag=True, help="Validate and report what would change; write nothing."
+)
+@pass_app
+def import_cmd(app: AppContext, csv_file: Path, dry_run: bool) -> None:
+    """Create or update learners from a CSV file (re-importing the same file changes nothing).
+
+    Columns: name (or first_name and last_name), email and/or telegram, timezone, language; any
+    other column becomes a custom attribute usable in templates (`Cost Center` -> cost_center).
+    Valid rows are imported; every rejected row is listed and the exit status is then 1.
+    """
+    source = str(csv_file)
+    try:
+        data = csv_file.read_bytes()
+    except OSError as exc:
+        raise DripperError(f"{source}: cannot read the file: {exc.strerror}") from None
+    parsed = parse_learners_csv(data, source)
+    for warning in parsed.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    database_url: str = app.settings.database_url
+    if dry_run and not _database_exists(database_url):
+        result = plan_without_database(parsed.rows)
+    else:
+        result = asyncio.run(_import(database_url, parsed.rows, source, dry_run))
+    rejected = sorted([*parsed.errors, *result.rejected], key=lambda error: error.row)
+    for error in rejected:
+        click.echo(_printable(str(error)), err=True)
+    click.echo(_summary(result, len(rejected), dry_run))
+    if rejected:
+        raise SystemExit(1)
+
+
+async def _import(url: str, rows: list[LearnerRow], source: str, dry_run: bool) -> ImportResult:
+    from dripper.db import open_db
+
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    async with open_db(url):
+        # No bar when stderr is a pipe or a file: it would only leave blank lines there.
+        bar = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+        with bar as progress:
+            task = progress.add_task("checking" if dry_run else "importing", total=len(rows))
+            return await import_learners(
+                rows,
+                source=source,
+                dry_run=dry_run,
+                progress=lambda done: progress.advance(task, done),
+            )
+
+
+def _database_exists(url: str) -> bool:
+    """False only for a SQLite file that is not there yet (a dry run then needs no database)."""
+    prefix = "sqlite://"
+    if not url.lower().startswith(prefix):
+        return True
+    file_path = url[len(prefix) :].partition("?")[0]
+    return file_path in ("", ":memory:") or Path(file_path).exists()
+
+
+def _summary(result: ImportResult, rejected: int, dry_run: bool) -> str:
+    noun = "learner" if result.total == 1 else "learners"
+    if dry_run:
+        counts = f"{result.created} to create, {result.updated} to update"
+    else:
+        counts = f"{result.created} created, {result.updated} updated"
+    line = f"{result.total} {noun}: {counts}, {result.unchanged} unchanged"
+    if rejected:
+        line += f"; {rejected} {'row' if rejected == 1 else 'rows'} rejected"
+    if dry_run:
+        line += " (dry run: nothing written)"
+    return line
+
+
+@learners_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@pass_app
+def list_cmd(app: AppContext, as_json: bool) -> None:
+    """List every learner with their channels, time zone, language and attributes."""
+    learners = asyncio.run(_list(app.settings.database_url))
+    if as_json:
+        click.echo(
+            json.dumps(
+                [learner_as_dict(learner) for learner in learners], ensure_ascii=False, indent=2
+            )
+        )
+        return
+    table = Table()
+    for header in ("name", "email", "telegram", "timezone", "language", "attributes"):
+        # Fold rather than cut: a truncated email or handle is useless.
+        table.add_column(header, overflow="fold")
+    for learner in learners:
+        attributes = ", ".join(f"{k}={v}" for k, v in (learner.attributes or {}).items())
+        handle = learner.telegram_username
+        cells = (
+            learner.name,
+            learner.email or "",
+            f"@{handle}" if handle else "",
+            learner.timezone or "",
+            learner.language or "",
+            attributes,
+        )
+        table.add_row(*(Text(_printable(cell)) for cell in cells))
+    console = Console()
+    console.print(table)
+    click.echo(f"{len(learners)} {'learner' if len(learners) == 1 else 'learners'}")
+
+
+async def _list(url: str) -> list[Learner]:
+    from dripper.db import open_db
+
+    async with open_db(url):
+        return await Learner.all().order_by("id")
+
+
+def _printable(text: str) -> str:
+    """Learner text fit for a terminal: line breaks and tabs as spaces, other control characters
+    (ANSI escapes, bells) removed."""
+    text = text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+    return "".join(char for char in text if unicodedata.category(char) != "Cc")
+
+
+COMMANDS: list[click.Command] = [learners_group]

@@ -1,5 +1,130 @@
-"""Subcommands: setup (filled in by its owner)."""
+"""Subcommands: `dripper init` writes a commented dripper.toml and an example learners.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
-COMMANDS: list[click.Command] = []
+from dripper.config import CONFIG_FILE_NAME
+from dripper.errors import DripperError
+from dripper.learners import EXAMPLE_CSV
+
+LEARNERS_FILE_NAME = "learners.csv"
+
+CONFIG_TEMPLATE = """\
+# dripper configuration. Every key is optional: the commented value is the default.
+#
+# Any key can be overridden by an environment variable: DRIPPER_<KEY> for a top-level key
+# (DRIPPER_DATABASE_URL) and DRIPPER_<SECTION>_<KEY> for a key in a [section]
+# (DRIPPER_SMTP_HOST, DRIPPER_TELEGRAM_MESSAGES_PER_SECOND).
+#
+# SECRETS never go in this file (dripper refuses to start if they do). Give each one either as
+# an environment variable, or as a file holding only the secret, named with the *_file key below
+# or with the variable followed by _FILE:
+#   bot token      DRIPPER_TELEGRAM_TOKEN  or [telegram] token_file (DRIPPER_TELEGRAM_TOKEN_FILE)
+#   SMTP password  DRIPPER_SMTP_PASSWORD   or [smtp] password_file (DRIPPER_SMTP_PASSWORD_FILE)
+#   IMAP password  DRIPPER_IMAP_PASSWORD   or [imap] password_file (DRIPPER_IMAP_PASSWORD_FILE)
+#   HMAC key       DRIPPER_HMAC_KEY        or [security] hmac_key_file (DRIPPER_HMAC_KEY_FILE)
+#
+# Relative paths are relative to the directory of this file.
+
+# Where dripper keeps learners, schedules and the inbox. SQLite needs no server; for a team,
+# use PostgreSQL: "postgresql://dripper@db.example.com:5432/dripper" (put the password in
+# DRIPPER_DATABASE_URL rather than here).
+# database_url = "sqlite://dripper.sqlite3"
+
+# The folder of curriculum YAML files.
+# curricula_dir = "curricula"
+
+# The time zone used for learners whose row in learners.csv has none (an IANA name).
+# timezone = "UTC"
+
+# Your trainer handle: who answers inbox conversations from this keyboard.
+# trainer = "anna"
+
+[telegram]
+# The Bot API endpoint; point it at a local Bot API server or the sandbox for tests.
+# api_url = "https://api.telegram.org/bot"
+# A file holding the token @BotFather gave you (or set DRIPPER_TELEGRAM_TOKEN).
+# token_file = "/run/secrets/dripper_telegram_token"
+# Telegram allows about 30 messages per second per bot. Paid broadcasts (charged in Telegram
+# Stars) allow up to 1000: more than 30 needs allow_paid_broadcast = true.
+# allow_paid_broadcast = false
+# messages_per_second = 30
+
+[smtp]
+# Outgoing mail server for drips and trainer replies.
+# host = "smtp.example.com"
+# security is "starttls", "tls" (implicit TLS) or "none"; port follows it when unset:
+# 587, 465 or 25.
+# security = "starttls"
+# port = 587
+# username = "trainer@example.com"
+# A file holding the password (or set DRIPPER_SMTP_PASSWORD).
+# password_file = "/run/secrets/dripper_smtp_password"
+# from_address = "trainer@example.com"
+# from_name = "Anna from the Sales Academy"
+# Stay under your provider's sending limits.
+# messages_per_second = 14
+# connections = 2
+
+[imap]
+# The mailbox learner replies arrive in.
+# host = "imap.example.com"
+# security is "tls" or "none"; port follows it when unset: 993 or 143.
+# security = "tls"
+# port = 993
+# username = "trainer@example.com"
+# A file holding the password (or set DRIPPER_IMAP_PASSWORD).
+# password_file = "/run/secrets/dripper_imap_password"
+# mailbox = "INBOX"
+
+[security]
+# A file holding the key that signs reply tokens in Reply-To addresses (or set
+# DRIPPER_HMAC_KEY). Make one with:
+#   python -c "import secrets; print(secrets.token_urlsafe(32))" > hmac.key
+# hmac_key_file = "hmac.key"
+"""
+
+
+@click.command("init")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Where to write dripper.toml and learners.csv (created if missing).",
+)
+@click.option("--force", is_flag=True, help="Overwrite the files if they exist.")
+def init_cmd(directory: Path, force: bool) -> None:
+    """Write a commented dripper.toml and an example learners.csv to start from."""
+    files = {
+        directory / CONFIG_FILE_NAME: CONFIG_TEMPLATE,
+        directory / LEARNERS_FILE_NAME: EXAMPLE_CSV,
+    }
+    existing = [path for path in files if path.exists()]
+    if existing and not force:
+        names = " and ".join(str(path) for path in existing)
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise DripperError(f"{names} already {verb}; nothing written (use --force to overwrite)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
+            path.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {path}")
+    except OSError as exc:
+        raise DripperError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    config = directory / CONFIG_FILE_NAME
+    in_dir = "" if directory == Path(".") else f"cd {directory} && "
+    click.echo(
+        "\nNext steps:\n"
+        f"  1. edit {config}; put secrets in environment variables or *_file files\n"
+        f"  2. {in_dir}dripper check\n"
+        f"  3. {in_dir}dripper learners import {LEARNERS_FILE_NAME} --dry-run, then without"
+        " --dry-run\n"
+    )
+
+
+COMMANDS: list[click.Command] = [init_cmd]
