@@ -120,6 +120,11 @@ ERROR_CASES = [
         id="cron-range",
     ),
     pytest.param(
+        VALID.replace('"0 9 * * 1-5"', '"0 22 * * *"'),
+        ["c.yaml:5:12: send_at '0 22 * * *' never fires outside the quiet hours (20:00-08:00)"],
+        id="window-never-opens",
+    ),
+    pytest.param(
         VALID.replace("Europe/Berlin", "Europe/Berln"),
         ["c.yaml:3:11: timezone: unknown time zone 'Europe/Berln'"],
         id="timezone",

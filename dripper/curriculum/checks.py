@@ -43,6 +43,7 @@ from dripper.render import (
     telegram_html,
     visible_length,
 )
+from dripper.schedule import window_ever_opens
 
 _STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)
 _KINDS = ", ".join(STEP_KINDS)
@@ -262,8 +263,24 @@ def _translate(source: Source, error: ErrorDetails) -> Problem:
 # ---- rules across fields ----------------------------------------------------------------------
 
 
+def _window_problems(source: Source) -> Iterator[Problem]:
+    raw = source.data.get("send_window", {})
+    try:
+        window = SendWindowSpec.model_validate(raw).to_window()
+    except ValidationError:
+        return  # reported by the structural pass
+    if not window_ever_opens(window):
+        quiet = ", ".join(str(q) for q in window.quiet_hours)
+        yield source.problem(
+            ["send_window", "send_at"],
+            f"send_at {window.send_at!r} never fires outside the quiet hours ({quiet}); "
+            "nothing could ever be sent",
+        )
+
+
 def _cross_field_problems(source: Source) -> Iterator[Problem]:
     data: dict[str, Any] = source.data
+    yield from _window_problems(source)
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list):
         return
