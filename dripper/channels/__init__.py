@@ -1,0 +1,1 @@
+"""Delivery channels: Telegram and email behind one small protocol, and their transports."""
