@@ -113,7 +113,7 @@ class Learner(Model):
 
 
 class CurriculumVersion(Model):
-    """One content version of a curriculum file; enrollments pin the version they run."""
+    """One content version of a curriculum file. Enrollments pin the version they run."""
 
     id = fields.IntField(primary_key=True)
     key = fields.CharField(max_length=64, db_index=True)  # the `id:` in the YAML
@@ -207,7 +207,9 @@ class Conversation(Model):
     enrollment: fields.OneToOneNullableRelation[Enrollment] = fields.OneToOneField(
         "models.Enrollment", related_name="conversation", null=True, on_delete=fields.SET_NULL
     )
-    status = fields.CharEnumField(ConversationStatus, max_length=16, default=ConversationStatus.OPEN)
+    status = fields.CharEnumField(
+        ConversationStatus, max_length=16, default=ConversationStatus.OPEN
+    )
     snoozed_until = fields.DatetimeField(null=True)
     assignee: fields.ForeignKeyNullableRelation[Trainer] = fields.ForeignKeyField(
         "models.Trainer", related_name="assigned", null=True, on_delete=fields.SET_NULL
@@ -221,7 +223,7 @@ class Conversation(Model):
 
 
 class InboundItem(Model):
-    """A raw Telegram update or email, stored before any processing; never deleted."""
+    """A raw Telegram update or email, stored before any processing and never deleted."""
 
     id = fields.IntField(primary_key=True)
     channel = fields.CharEnumField(Channel, max_length=16)
@@ -271,7 +273,7 @@ class Message(Model):
 
 
 class QuizAnswer(Model):
-    """A learner's answer to one asking of a quiz or check-in; the first answer wins."""
+    """A learner's answer to one asking of a quiz or check-in. The first answer wins."""
 
     id = fields.IntField(primary_key=True)
     enrollment: fields.ForeignKeyRelation[Enrollment] = fields.ForeignKeyField(

@@ -1,0 +1,1 @@
+"""Tortoise migrations for dripper's models, made by `tortoise makemigrations` (see dripper.db)."""

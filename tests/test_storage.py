@@ -1,0 +1,403 @@
+"""Storage: first-use migration, `migrate`, constraints and errors on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import sqlite3
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from tortoise.context import TortoiseContext, get_current_context
+from tortoise.exceptions import IntegrityError
+from tortoise.migrations.autodetector import MigrationAutodetector
+from tortoise.models import Model
+
+import dripper.db
+import dripper.migrations
+from dripper import models
+from dripper.cli.app import AppContext, main
+from dripper.cli.storage import migrate_cmd
+from dripper.db import (
+    MIGRATIONS_TABLE,
+    SQLITE_BUSY_TIMEOUT_MS,
+    connection,
+    migrate,
+    open_db,
+    redact_url,
+    tortoise_config,
+)
+from dripper.errors import DripperError
+from dripper.models import Channel, Delivery, DeliveryKind, Learner, Trainer
+
+INITIAL = "0001_initial"
+EXPECTED_TABLES = {
+    "trainer",
+    "learner",
+    "curriculum_version",
+    "cohort",
+    "enrollment",
+    "delivery",
+    "conversation",
+    "inbound_item",
+    "message",
+    "quiz_answer",
+    "channel_cursor",
+    MIGRATIONS_TABLE,
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of either backend."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "empty_pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+async def _tables() -> set[str]:
+    client = connection()
+    if client.capabilities.dialect == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    else:
+        query = "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
+    rows = await client.execute_query_dict(query)
+    return {row["name"] for row in rows}
+
+
+async def _execute(sql: str) -> None:
+    await connection().execute_script(sql)
+
+
+async def test_empty_database_is_migrated_on_first_use(empty_url: str) -> None:
+    async with open_db(empty_url):
+        assert await _tables() == EXPECTED_TABLES
+        await Trainer.create(handle="ada", name="Ada")
+    async with open_db(empty_url):
+        assert await Trainer.filter(handle="ada").count() == 1
+
+
+async def test_migrate_is_idempotent(empty_url: str) -> None:
+    assert await migrate(empty_url) == [INITIAL]
+    assert await migrate(empty_url) == []
+    async with open_db(empty_url):
+        assert await _tables() == EXPECTED_TABLES
+
+
+async def test_migrate_reports_progress(sqlite_url: str) -> None:
+    events: list[tuple[str, str]] = []
+    await migrate(sqlite_url, progress=lambda event, _app, name: events.append((event, name)))
+    assert events == [("apply_start", INITIAL), ("apply_done", INITIAL)]
+
+
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_busy_timeout(db: str) -> None:
+    client = connection()
+    assert (await client.execute_query_dict("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
+    assert (await client.execute_query_dict("PRAGMA foreign_keys"))[0]["foreign_keys"] == 1
+    timeout = (await client.execute_query_dict("PRAGMA busy_timeout"))[0]["timeout"]
+    assert timeout == SQLITE_BUSY_TIMEOUT_MS
+    # WAL is a property of the file: a plain sqlite3 connection sees it too.
+    path = db.removeprefix("sqlite://")
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_sqlite_busy_timeout_can_be_set_in_the_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}?busy_timeout=1234"
+    async with open_db(url):
+        rows = await connection().execute_query_dict("PRAGMA busy_timeout")
+        assert rows[0]["timeout"] == 1234
+
+
+async def _learner(email: str) -> Learner:
+    return await Learner.create(email=email, first_name="Ada")
+
+
+async def _delivery(learner: Learner, key: str) -> Delivery:
+    return await Delivery.create(
+        business_key=key,
+        learner=learner,
+        kind=DeliveryKind.STEP,
+        channel=Channel.EMAIL,
+        due_at=datetime(2030, 1, 1, 9, tzinfo=UTC),
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_url(request: pytest.FixtureRequest) -> str:
+    """A database of either backend; the PostgreSQL one is shared by the session."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+async def test_delivery_business_key_refuses_a_duplicate(any_url: str) -> None:
+    async with open_db(any_url):
+        token = secrets.token_hex(4)
+        learner = await _learner(f"dup-{token}@example.org")
+        await _delivery(learner, f"1:welcome:{token}")
+        with pytest.raises(IntegrityError):
+            await _delivery(learner, f"1:welcome:{token}")
+        assert await Delivery.filter(business_key=f"1:welcome:{token}").count() == 1
+
+
+async def test_foreign_keys_are_enforced(any_url: str) -> None:
+    async with open_db(any_url):
+        with pytest.raises(IntegrityError):
+            await _execute(
+                "INSERT INTO enrollment (state, created_at, cohort_id, curriculum_id, learner_id) "
+                "VALUES ('active', '2030-01-01 00:00:00+00:00', 999999, 999999, 999999)"
+            )
+
+
+async def test_db_fixture_context_reaches_the_test_and_its_tasks(db: str) -> None:
+    await Trainer.create(handle="grace", name="Grace")
+
+    async def count() -> int:
+        return await Trainer.filter(handle="grace").count()
+
+    assert await asyncio.create_task(count()) == 1
+
+
+async def test_database_with_tables_but_no_migration_record_is_refused(any_url: str) -> None:
+    async with open_db(any_url):
+        await _execute(f"DELETE FROM {MIGRATIONS_TABLE}")
+    try:
+        for auto_migrate in (True, False):
+            with pytest.raises(DripperError, match=r"run `dripper migrate`") as excinfo:
+                async with open_db(any_url, auto_migrate=auto_migrate):
+                    pytest.fail("a database with pending migrations was opened")
+            assert INITIAL in str(excinfo.value)
+    finally:
+        await _record_migrations_as_applied(any_url)  # the PostgreSQL database is shared
+
+
+async def _record_migrations_as_applied(url: str) -> None:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(url))
+        await dripper.db._executor(ctx.db()).migrate(fake=True)
+
+
+@pytest.fixture
+def newer_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrations package with the real 0001 plus a 0002, as a newer dripper would bring."""
+    package = f"dripper_test_migrations_{tmp_path.name.replace('-', '_')}"
+    target = tmp_path / "pkgs" / package
+    target.mkdir(parents=True)
+    (target / "__init__.py").write_text("")
+    source = Path(dripper.migrations.__file__).parent / f"{INITIAL}.py"
+    shutil.copy(source, target / f"{INITIAL}.py")
+    (target / "0002_later.py").write_text(
+        textwrap.dedent(
+            f"""
+            from tortoise import migrations
+
+            class Migration(migrations.Migration):
+                dependencies = [("models", "{INITIAL}")]
+                operations = []
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    monkeypatch.setattr(dripper.db, "MIGRATIONS_MODULE", package)
+    return package
+
+
+async def test_pending_migration_refuses_to_open_until_migrate(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, newer_migrations: str
+) -> None:
+    with monkeypatch.context() as older:
+        older.setattr(dripper.db, "MIGRATIONS_MODULE", "dripper.migrations")
+        assert await migrate(sqlite_url) == [INITIAL]
+    with pytest.raises(DripperError) as excinfo:
+        async with open_db(sqlite_url):
+            pytest.fail("a database with pending migrations was opened")
+    message = str(excinfo.value)
+    assert "0002_later" in message
+    assert "dripper migrate" in message
+    assert await migrate(sqlite_url) == ["0002_later"]
+    async with open_db(sqlite_url):
+        assert await Trainer.all().count() == 0
+
+
+async def test_database_from_a_newer_dripper_is_refused(sqlite_url: str) -> None:
+    async with open_db(sqlite_url):
+        await connection().execute_query(
+            f"INSERT INTO {MIGRATIONS_TABLE} (app, name, applied_at) VALUES (?, ?, ?)",
+            ["models", "0099_future", "2030-01-01 00:00:00+00:00"],
+        )
+    with pytest.raises(DripperError, match=r"newer dripper .*0099_future"):
+        async with open_db(sqlite_url):
+            pass
+
+
+async def test_concurrent_first_use_migrates_once(empty_url: str) -> None:
+    async def open_and_count() -> int:
+        async with open_db(empty_url):
+            return await Trainer.all().count()
+
+    assert await asyncio.gather(*(open_and_count() for _ in range(3))) == [0, 0, 0]
+    assert await migrate(empty_url) == []
+
+
+async def test_auto_migrate_false_refuses_an_empty_database(sqlite_url: str) -> None:
+    with pytest.raises(DripperError, match="dripper migrate"):
+        async with open_db(sqlite_url, auto_migrate=False):
+            pass
+
+
+async def test_connections_are_closed_when_the_body_raises(sqlite_url: str) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with open_db(sqlite_url):
+            raise RuntimeError("boom")
+    assert get_current_context() is None
+
+
+async def test_missing_sqlite_directory_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nope' / 'dripper.sqlite3'}"
+    with pytest.raises(DripperError, match=r"directory .*nope does not exist"):
+        async with open_db(url):
+            pass
+
+
+async def test_unreachable_postgres_error_names_the_url_without_password() -> None:
+    url = "postgresql://dripper:s3cr3t-pw@127.0.0.1:1/dripper"
+    with pytest.raises(DripperError) as excinfo:
+        async with open_db(url):
+            pass
+    message = str(excinfo.value)
+    assert "s3cr3t-pw" not in message
+    assert "postgresql://dripper:***@127.0.0.1:1/dripper" in message
+    assert "cannot open the database" in message
+
+
+async def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, " * 100)
+    with pytest.raises(DripperError, match=r"cannot open the database .*notes\.txt"):
+        async with open_db(f"sqlite:///{path}"):
+            pass
+
+
+@pytest.mark.postgres
+async def test_missing_postgres_database_error_names_the_url_without_password(
+    pg_url: str,
+) -> None:
+    # The real server with a password in the URL (trust auth ignores it), a missing database.
+    url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:s3cr3t-pw@")
+    url = url.rsplit("/", 1)[0] + "/dripper_missing_database"
+    with pytest.raises(DripperError) as excinfo:
+        async with open_db(url):
+            pass
+    message = str(excinfo.value)
+    assert "s3cr3t-pw" not in message
+    assert "dripper_missing_database" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://root@localhost/dripper", "dripper.sqlite3", "http://example.org/db"],
+)
+def test_unsupported_url_is_a_clear_error(url: str) -> None:
+    with pytest.raises(DripperError, match="unsupported database URL"):
+        tortoise_config(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "engine"),
+    [
+        ("sqlite:///var/lib/dripper/dripper.sqlite3", "tortoise.backends.sqlite"),
+        ("sqlite://:memory:", "tortoise.backends.sqlite"),
+        ("postgres://u:p@db.example.org:5433/dripper", "tortoise.backends.asyncpg"),
+        ("postgresql://u@db.example.org/dripper", "tortoise.backends.asyncpg"),
+    ],
+)
+def test_tortoise_config_accepts_the_documented_urls(url: str, engine: str) -> None:
+    config = tortoise_config(url)
+    ((name, connection),) = config["connections"].items()
+    assert connection["engine"] == engine
+    assert config["apps"]["models"] == {
+        "models": ["dripper.models"],
+        "migrations": "dripper.migrations",
+        "default_connection": name,
+    }
+    assert config["use_tz"] is True
+    assert config["timezone"] == "UTC"
+
+
+def test_sqlite_config_sets_the_pragmas() -> None:
+    credentials = tortoise_config("sqlite:///tmp/x.sqlite3")["connections"]["sqlite"]["credentials"]
+    assert credentials["file_path"] == "/tmp/x.sqlite3"
+    assert credentials["journal_mode"] == "WAL"
+    assert credentials["foreign_keys"] == "ON"
+    assert credentials["busy_timeout"] == SQLITE_BUSY_TIMEOUT_MS
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/d", "postgresql://u:***@h:5432/d"),
+        ("postgresql://u@h/d", "postgresql://u@h/d"),
+        ("postgresql://u:p%40ss@h/d", "postgresql://u:***@h/d"),
+        ("sqlite:///a/b.sqlite3", "sqlite:///a/b.sqlite3"),
+    ],
+)
+def test_redact_url_hides_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_no_model_description_contains_a_semicolon() -> None:
+    """Tortoise 1.1's SQLite migrations split DDL on ';', comments included: keep them out."""
+    for value in vars(models).values():
+        if not (isinstance(value, type) and issubclass(value, Model) and value is not Model):
+            continue
+        descriptions = [value._meta.table_description or ""]
+        descriptions += [f.description or "" for f in value._meta.fields_map.values()]
+        for text in descriptions:
+            assert ";" not in text, f"{value.__name__}: {text!r}"
+
+
+def test_migrations_match_the_models() -> None:
+    """models.py changed without a migration? Run the command in dripper.db's docstring."""
+
+    async def changes() -> list[Any]:
+        config = tortoise_config("sqlite://:memory:")
+        async with TortoiseContext() as ctx:
+            await ctx.init(config=config)
+            assert ctx.apps is not None
+            writers = await MigrationAutodetector(ctx.apps, config["apps"]).changes()
+            return [writer.name for writer in writers]
+
+    assert asyncio.run(changes()) == []
+
+
+def _invoke_migrate(url: str) -> Any:
+    app = AppContext(config_path=None, _settings=SimpleNamespace(database_url=url))
+    return CliRunner().invoke(migrate_cmd, [], obj=app)
+
+
+def test_migrate_command_applies_then_reports_up_to_date(sqlite_url: str) -> None:
+    first = _invoke_migrate(sqlite_url)
+    assert first.exit_code == 0, first.output
+    assert f"applied {INITIAL}" in first.output
+    second = _invoke_migrate(sqlite_url)
+    assert second.exit_code == 0, second.output
+    assert "database is up to date" in second.output
+    assert "applied" not in second.output
+
+
+def test_migrate_command_never_prints_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql://dripper:s3cr3t-pw@127.0.0.1:1/dripper"
+    settings = SimpleNamespace(database_url=url)
+    monkeypatch.setattr(AppContext, "settings", property(lambda _self: settings))
+    main.add_command(migrate_cmd)
+    result = CliRunner().invoke(main, ["migrate"])
+    assert result.exit_code == 1
+    assert "s3cr3t-pw" not in result.output
+    assert "postgresql://dripper:***@127.0.0.1:1/dripper" in result.output
