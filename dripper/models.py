@@ -46,7 +46,8 @@ class DeliveryState(StrEnum):
     CLAIMED = "claimed"
     SENT = "sent"
     FAILED = "failed"
-    UNCERTAIN = "uncertain"  # outcome unknown; retried at most once
+    UNCERTAIN = "uncertain"  # outcome unknown twice: not retried again, shown to trainers
+    HELD = "held"  # its enrollment is paused; due times move by the pause on resume
     SKIPPED = "skipped"  # by an explicit policy such as expire_after
     CANCELLED = "cancelled"  # step removed, learner opted out, enrollment cancelled
 
@@ -152,7 +153,13 @@ class Enrollment(Model):
         "models.CurriculumVersion", related_name="enrollments", on_delete=fields.RESTRICT
     )
     state = fields.CharEnumField(EnrollmentState, max_length=16, default=EnrollmentState.ACTIVE)
+    anchor_at = fields.DatetimeField()  # the course end, or the enrollment time
+    # The earliest due time of a step not yet in the outbox (None: every step is planned).
+    plan_due_at = fields.DatetimeField(null=True, db_index=True)
+    shift_seconds = fields.BigIntField(default=0)  # time spent paused: later steps move by it
     paused_at = fields.DatetimeField(null=True)
+    pause_reason = fields.CharField(max_length=16, null=True)  # "learner", "cohort", "trainer"
+    resume_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -164,7 +171,9 @@ class Delivery(Model):
     """The outbox: one row per message to send, claimed and recorded by the dispatcher.
 
     `business_key` makes a double fire harmless: "<enrollment>:<step>:<occurrence>" for drip steps,
-    "reply:<message id>" for trainer replies.
+    "reply:<message id>" for trainer replies. `due_at` is when it should arrive, `available_at`
+    when it may next be tried (later after a retryable error). `uncertain` records that an
+    earlier attempt had an unknown outcome, so the message may arrive twice.
     """
 
     id = fields.IntField(primary_key=True)
@@ -178,10 +187,13 @@ class Delivery(Model):
     kind = fields.CharEnumField(DeliveryKind, max_length=16)
     step_id = fields.CharField(max_length=64, null=True)
     occurrence = fields.IntField(default=0)
-    channel = fields.CharEnumField(Channel, max_length=16)
-    due_at = fields.DatetimeField(db_index=True)
+    channel_preference = fields.CharField(max_length=16, default="any")  # telegram/email/any
+    channel = fields.CharEnumField(Channel, max_length=16, null=True)  # the one it went out on
+    due_at = fields.DatetimeField()
+    available_at = fields.DatetimeField()
     expires_at = fields.DatetimeField(null=True)
     state = fields.CharEnumField(DeliveryState, max_length=16, default=DeliveryState.PENDING)
+    uncertain = fields.BooleanField(default=False)
     attempts = fields.IntField(default=0)
     lease_until = fields.DatetimeField(null=True)
     claimed_by = fields.CharField(max_length=64, null=True)
@@ -194,7 +206,7 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        indexes = (("state", "due_at"),)
+        indexes = (("state", "available_at"), ("enrollment_id", "step_id"))
 
 
 class Conversation(Model):

@@ -126,6 +126,7 @@ async def _delivery(learner: Learner, key: str) -> Delivery:
         kind=DeliveryKind.STEP,
         channel=Channel.EMAIL,
         due_at=datetime(2030, 1, 1, 9, tzinfo=UTC),
+        available_at=datetime(2030, 1, 1, 9, tzinfo=UTC),
     )
 
 

@@ -1,11 +1,6 @@
-import functools
-from json import dumps, loads
-
-from tortoise import fields, migrations
-from tortoise.fields.base import OnDelete
-from tortoise.indexes import Index
+from tortoise import migrations
 from tortoise.migrations import operations as ops
-
+import functools
 from dripper.models import (
     Channel,
     ConversationStatus,
@@ -16,6 +11,10 @@ from dripper.models import (
     MessageDirection,
     Reachability,
 )
+from json import dumps, loads
+from tortoise.fields.base import OnDelete
+from tortoise import fields
+from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
@@ -248,7 +247,17 @@ class Migration(migrations.Migration):
                         max_length=16,
                     ),
                 ),
+                ("anchor_at", fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                (
+                    "plan_due_at",
+                    fields.DatetimeField(
+                        null=True, db_index=True, auto_now=False, auto_now_add=False
+                    ),
+                ),
+                ("shift_seconds", fields.BigIntField(default=0)),
                 ("paused_at", fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ("pause_reason", fields.CharField(null=True, max_length=16)),
+                ("resume_at", fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
             options={
@@ -300,25 +309,29 @@ class Migration(migrations.Migration):
                 ),
                 ("step_id", fields.CharField(null=True, max_length=64)),
                 ("occurrence", fields.IntField(default=0)),
+                ("channel_preference", fields.CharField(default="any", max_length=16)),
                 (
                     "channel",
                     fields.CharEnumField(
+                        null=True,
                         description="TELEGRAM: telegram\nEMAIL: email",
                         enum_type=Channel,
                         max_length=16,
                     ),
                 ),
-                ("due_at", fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ("due_at", fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ("available_at", fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ("expires_at", fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 (
                     "state",
                     fields.CharEnumField(
                         default=DeliveryState.PENDING,
-                        description="PENDING: pending\nCLAIMED: claimed\nSENT: sent\nFAILED: failed\nUNCERTAIN: uncertain\nSKIPPED: skipped\nCANCELLED: cancelled",
+                        description="PENDING: pending\nCLAIMED: claimed\nSENT: sent\nFAILED: failed\nUNCERTAIN: uncertain\nHELD: held\nSKIPPED: skipped\nCANCELLED: cancelled",
                         enum_type=DeliveryState,
                         max_length=16,
                     ),
                 ),
+                ("uncertain", fields.BooleanField(default=False)),
                 ("attempts", fields.IntField(default=0)),
                 (
                     "lease_until",
@@ -342,7 +355,10 @@ class Migration(migrations.Migration):
             options={
                 "table": "delivery",
                 "app": "models",
-                "indexes": [Index(fields=["state", "due_at"])],
+                "indexes": [
+                    Index(fields=["state", "available_at"]),
+                    Index(fields=["enrollment_id", "step_id"]),
+                ],
                 "pk_attr": "id",
                 "table_description": "The outbox: one row per message to send, claimed and recorded by the dispatcher.",
             },
