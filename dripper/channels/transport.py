@@ -25,6 +25,21 @@ from telegram.request import BaseRequest, RequestData
 _FORM = "application/x-www-form-urlencoded"
 
 
+class NotSent(NetworkError):
+    """The request never left this process (no free connection, connect refused or timed out).
+
+    Safe to retry: Telegram cannot have seen it.
+    """
+
+
+class TimedOutNotSent(TimedOut, NotSent):
+    """A pool or connect timeout: a TimedOut, but one that is known to be harmless to retry."""
+
+
+class ConnectionLost(NetworkError):
+    """The connection broke after the request was written: it may have been delivered."""
+
+
 class AiohttpRequest(BaseRequest):
     """`telegram.request.BaseRequest` over one shared aiohttp connection pool.
 
@@ -120,10 +135,14 @@ class AiohttpRequest(BaseRequest):
         try:
             async with session.request(method, url, **kwargs) as response:
                 return response.status, await response.read()
+        except aiohttp.ConnectionTimeoutError as err:
+            raise TimedOutNotSent("Connect timed out; the request was not sent") from err
         except TimeoutError as err:
             raise TimedOut from err
+        except aiohttp.ClientConnectorError as err:
+            raise NotSent(f"aiohttp.{err.__class__.__name__}: {err}") from err
         except aiohttp.ClientError as err:
-            raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
+            raise ConnectionLost(f"aiohttp.{err.__class__.__name__}: {err}") from err
         finally:
             self._slots.release()
 
@@ -132,7 +151,7 @@ class AiohttpRequest(BaseRequest):
             async with asyncio.timeout(pool_timeout):
                 await self._slots.acquire()
         except TimeoutError as err:
-            raise TimedOut(
+            raise TimedOutNotSent(
                 "Pool timeout: All connections in the connection pool are occupied. "
                 "Request was *not* sent to Telegram. Consider adjusting the connection "
                 "pool size or the pool timeout."

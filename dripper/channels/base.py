@@ -1,0 +1,62 @@
+"""The one small protocol every outbound channel implements, and the outcomes it reports.
+
+A channel turns an `Outbound` into one network send and classifies what happened. It never
+touches the database: the dispatcher records the outcome in its own short transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from dripper.compose import Content
+from dripper.models import Channel as ChannelName
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # transient: try again later (5xx, connection refused, 4xx SMTP)
+    FAILED = "failed"  # permanent for this delivery (chat not found, 5xx SMTP)
+    UNREACHABLE = "unreachable"  # permanent for this learner on this channel (blocked, bounced)
+    UNCERTAIN = "uncertain"  # the request may have arrived: a timeout after it was written
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to send, with everything the channel needs to address and thread it."""
+
+    delivery_id: int
+    business_key: str
+    content: Content
+    telegram_chat_id: int | None
+    email: str | None
+    learner_name: str
+    conversation_token: str = ""  # signed token for Reply-To (email), tokens.reply_token()
+    in_reply_to: str | None = None  # Message-ID this answers (email threading)
+    references: tuple[str, ...] = ()  # earlier Message-IDs of the thread, oldest first (email)
+    unsubscribe_token: str = ""  # signed token for List-Unsubscribe, tokens.unsubscribe_token()
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    provider_message_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None  # seconds the provider asked us to wait, for the whole channel
+
+    @classmethod
+    def sent(cls, provider_message_id: str) -> SendResult:
+        return cls(Outcome.SENT, provider_message_id=provider_message_id)
+
+
+class Channel(Protocol):
+    name: ChannelName
+
+    async def start(self) -> None:
+        """Open connections; raise DripperError with what to configure when impossible."""
+
+    async def send(self, message: Outbound) -> SendResult:
+        """Send one message; never raises for a provider error, reports it as an outcome."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,489 @@
+"""The dispatcher behind `dripper run`: plan, claim, send outside any transaction, record.
+
+One loop claims due deliveries in batches and starts a task per delivery; the tasks send
+concurrently (bounded) through their channel, and a recorder writes their outcomes in batches.
+No network call happens inside a transaction. Claims carry a lease: a worker that dies leaves
+them to be recovered as `uncertain` (retried once). When nothing is due the loop sleeps until
+the next known due time, or until new work wakes it.
+
+Outcomes:
+- sent: recorded with the channel's message id; a prompt with `remind_after` gets its nudge.
+- retry (5xx, connection trouble, 4xx SMTP): exponential backoff with jitter, at most
+  `max_attempts` tries, then failed with the last reason.
+- failed: recorded with the provider's reason.
+- unreachable (bot blocked, hard bounce): the learner is marked unreachable on that channel and
+  the delivery continues on the other channel when there is one.
+- uncertain (timeout after the request was written): retried once, then left `uncertain`.
+- late beyond the curriculum's `expire_after`: skipped, with how late it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dripper.channels.base import Channel, Outbound, SendResult
+from dripper.channels.base import Outcome as SendOutcome
+from dripper.clock import Clock
+from dripper.compose import CourseView, LearnerView, compose_step
+from dripper.curriculum import Curriculum
+from dripper.enrollment import resume_due
+from dripper.models import Channel as ChannelName
+from dripper.models import DeliveryKind, DeliveryState
+from dripper.plan import learner_zone, plan_nudge, window_of
+from dripper.planner import plan_due
+from dripper.store.outbox import (
+    ClaimedDelivery,
+    NewDelivery,
+    Outcome,
+    claim_due,
+    load_claimed,
+    next_wake,
+    record,
+    recover_claims,
+    release,
+)
+from dripper.versions import curriculum_of
+
+log = logging.getLogger("dripper.scheduler")
+
+
+@dataclass(frozen=True)
+class DispatcherSettings:
+    batch_size: int = 500
+    max_in_flight: int = 1000
+    concurrency: int = 256
+    lease: timedelta = timedelta(minutes=2)
+    horizon: timedelta = timedelta(minutes=10)
+    max_idle: timedelta = timedelta(minutes=1)
+    max_attempts: int = 8
+    backoff_base: timedelta = timedelta(seconds=30)
+    backoff_cap: timedelta = timedelta(hours=1)
+    uncertain_retry_delay: timedelta = timedelta(seconds=5)
+    no_channel_retry: timedelta = timedelta(hours=1)
+    record_batch: int = 500
+
+
+@dataclass
+class _Pending:
+    outcome: Outcome
+    nudges: list[NewDelivery] = field(default_factory=list)
+    unreachable: tuple[int, str] | None = None
+
+
+class _Release(Exception):
+    """The dispatcher is stopping before this delivery was sent: give the claim back."""
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    uncertain: int = 0
+    skipped: int = 0
+    other: int = 0
+    lags: list[float] = field(default_factory=list)
+
+
+def backoff(attempts: int, delivery_id: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential backoff with full jitter, deterministic per (delivery, attempt)."""
+    ceiling = min(cap.total_seconds(), base.total_seconds() * 2 ** max(attempts - 1, 0))
+    jitter = random.Random(delivery_id * 1_000_003 + attempts).uniform(0.5, 1.0)
+    return timedelta(seconds=ceiling * jitter)
+
+
+def resolve_channel(
+    row: ClaimedDelivery, available: Mapping[ChannelName, Channel]
+) -> ChannelName | None:
+    """The learner's preferred channel if reachable, else the other one, else None."""
+    telegram_ok = (
+        ChannelName.TELEGRAM in available
+        and row.telegram_chat_id is not None
+        and row.telegram_status != "unreachable"
+    )
+    email_ok = (
+        ChannelName.EMAIL in available and bool(row.email) and row.email_status != "unreachable"
+    )
+    order = (
+        [ChannelName.EMAIL, ChannelName.TELEGRAM]
+        if row.channel_preference == "email"
+        else [ChannelName.TELEGRAM, ChannelName.EMAIL]
+    )
+    for name in order:
+        if (name is ChannelName.TELEGRAM and telegram_ok) or (
+            name is ChannelName.EMAIL and email_ok
+        ):
+            return name
+    return None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        channels: Mapping[ChannelName, Channel],
+        clock: Clock,
+        worker_id: str,
+        settings: DispatcherSettings | None = None,
+        *,
+        wake: asyncio.Event | None = None,
+        recover_all_on_start: bool = False,
+    ) -> None:
+        self.channels = dict(channels)
+        self.clock = clock
+        self.worker_id = worker_id
+        self.settings = settings or DispatcherSettings()
+        self.wake = wake or asyncio.Event()
+        self.stats = Stats()
+        self._recover_all = recover_all_on_start
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: list[_Pending] = []
+        self._results_ready = asyncio.Event()
+        self._capacity = asyncio.Event()
+        self._send_slots = asyncio.Semaphore(self.settings.concurrency)
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until `stop` is set, then finish in-flight sends and return."""
+        now = self.clock.now()
+        retried, given_up = await recover_claims(now, expired_only=not self._recover_all)
+        if retried or given_up:
+            log.warning(
+                "recovered claims of a stopped worker: %d to retry once, %d left uncertain",
+                retried,
+                given_up,
+            )
+        recorder = asyncio.create_task(self._record_loop())
+        stop_waiter = asyncio.create_task(self._forward_stop(stop))
+        try:
+            while not stop.is_set():
+                await self._cycle(stop)
+        finally:
+            self._stopping = True
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._results_ready.set()
+            stop_waiter.cancel()
+            await self._drain()
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+
+    async def _forward_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping = True
+        self.wake.set()
+        self._capacity.set()
+
+    async def run_until_idle(self) -> Stats:
+        """Process everything due at the clock's current time, then return (tests, benchmarks)."""
+        stop = asyncio.Event()
+        self._idle_stop = stop
+        await self.run(stop)
+        return self.stats
+
+    async def _cycle(self, stop: asyncio.Event) -> None:
+        now = self.clock.now()
+        await recover_claims(now)
+        await resume_due(now)
+        await plan_due(now, self.settings.horizon)
+        room = self.settings.max_in_flight - len(self._tasks)
+        if room < min(self.settings.batch_size, self.settings.max_in_flight) // 2:
+            self._capacity.clear()
+            await self._capacity.wait()
+            return
+        ids = await claim_due(
+            now, min(room, self.settings.batch_size), self.settings.lease, self.worker_id
+        )
+        if ids:
+            for row in await load_claimed(ids):
+                task = asyncio.create_task(self._send_one(row))
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+            return
+        if self._tasks:
+            self._capacity.clear()
+            await self._capacity.wait()
+            return
+        idle_stop = getattr(self, "_idle_stop", None)
+        if idle_stop is not None:
+            await self._drain()
+            idle_stop.set()
+            return
+        upcoming = await next_wake(now, self.settings.horizon)
+        until = now + self.settings.max_idle
+        if upcoming is not None and upcoming < until:
+            until = max(upcoming, now)
+        self.wake.clear()
+        if not stop.is_set():
+            await self.clock.sleep_until(until, self.wake)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._capacity.set()
+
+    # ---- one delivery --------------------------------------------------------------------
+
+    async def _send_one(self, row: ClaimedDelivery) -> None:
+        try:
+            pending = await self._deliver(row)
+        except _Release:
+            await release([row.id], self.worker_id, self.clock.now())
+            return
+        except Exception as exc:  # a bug must not stop the loop: record it on the delivery
+            log.exception("delivery %d failed with an internal error", row.id)
+            pending = _Pending(
+                Outcome(row.id, DeliveryState.FAILED, last_error=f"internal error: {exc!r}")
+            )
+        self._results.append(pending)
+        self._results_ready.set()
+
+    async def _deliver(self, row: ClaimedDelivery) -> _Pending:
+        now = self.clock.now()
+        if row.enrollment_state == "paused":
+            return _Pending(Outcome(row.id, DeliveryState.HELD, last_error="enrollment paused"))
+        if row.enrollment_state in ("cancelled", "completed"):
+            return _Pending(Outcome(row.id, DeliveryState.CANCELLED, last_error="enrollment ended"))
+        if row.opted_out:
+            return _Pending(
+                Outcome(row.id, DeliveryState.CANCELLED, last_error="learner opted out")
+            )
+        if row.expires_at is not None and now > row.expires_at:
+            late = now - row.due_at
+            return _Pending(
+                Outcome(
+                    row.id,
+                    DeliveryState.SKIPPED,
+                    last_error=f"expired: {_human(late)} late, past the curriculum's expire_after",
+                )
+            )
+        channel_name = resolve_channel(row, self.channels)
+        if channel_name is None:
+            return self._no_channel(row, now)
+        curriculum = (
+            await curriculum_of(row.curriculum_version_id) if row.curriculum_version_id else None
+        )
+        outbound = self._outbound(row, curriculum)
+        if outbound is None:
+            return _Pending(
+                Outcome(
+                    row.id, DeliveryState.CANCELLED, last_error="step removed from the curriculum"
+                )
+            )
+        async with self._send_slots:
+            if self._stopping:
+                raise _Release
+            result = await self.channels[channel_name].send(outbound)
+        return self._classify(row, channel_name, result, curriculum)
+
+    def _no_channel(self, row: ClaimedDelivery, now: datetime) -> _Pending:
+        may_start_bot = row.telegram_chat_id is None and row.telegram_status != "unreachable"
+        if not may_start_bot or row.attempts >= self.settings.max_attempts:
+            reason = "no reachable channel: Telegram blocked or not started, and no working email"
+            return _Pending(Outcome(row.id, DeliveryState.FAILED, last_error=reason))
+        reason = "waiting for the learner to start the bot (send them their invite link)"
+        return _Pending(
+            Outcome(
+                row.id,
+                DeliveryState.PENDING,
+                available_at=now + self.settings.no_channel_retry,
+                last_error=reason,
+            )
+        )
+
+    def _outbound(self, row: ClaimedDelivery, curriculum: Curriculum | None) -> Outbound | None:
+        if curriculum is None or row.step_id is None:
+            return None  # trainer replies arrive with the inbox
+        try:
+            step = curriculum.step(row.step_id)
+        except KeyError:
+            return None
+        learner = LearnerView(
+            first_name=row.first_name,
+            last_name=row.last_name,
+            email=row.email,
+            timezone=row.timezone or curriculum.timezone,
+            language=row.language,
+            attributes=row.attributes,
+        )
+        end = row.course_end.strftime("%A %-d %B %Y") if row.course_end else ""
+        course = CourseView(curriculum.id, curriculum.title, row.cohort_name or "", end)
+        content = compose_step(
+            curriculum, step, learner, course, row.id, reminder=row.kind == DeliveryKind.NUDGE
+        )
+        return Outbound(
+            delivery_id=row.id,
+            business_key=row.business_key,
+            content=content,
+            telegram_chat_id=row.telegram_chat_id,
+            email=row.email,
+            learner_name=f"{row.first_name} {row.last_name}".strip(),
+        )
+
+    def _classify(
+        self,
+        row: ClaimedDelivery,
+        channel: ChannelName,
+        result: SendResult,
+        curriculum: Curriculum | None,
+    ) -> _Pending:
+        now = self.clock.now()
+        kind = result.outcome
+        if kind is SendOutcome.SENT:
+            self.stats.lags.append((now - row.due_at).total_seconds())
+            return _Pending(
+                Outcome(
+                    row.id,
+                    DeliveryState.SENT,
+                    channel=channel.value,
+                    provider_message_id=result.provider_message_id,
+                    sent_at=now,
+                ),
+                nudges=self._nudges(row, curriculum, now),
+            )
+        if kind is SendOutcome.UNREACHABLE:
+            other = ChannelName.EMAIL if channel is ChannelName.TELEGRAM else ChannelName.TELEGRAM
+            has_other = other in self.channels and (
+                bool(row.email) and row.email_status != "unreachable"
+                if other is ChannelName.EMAIL
+                else row.telegram_chat_id is not None and row.telegram_status != "unreachable"
+            )
+            if has_other:
+                reason = f"{result.error}; continuing by {other.value}"
+                outcome = Outcome(
+                    row.id, DeliveryState.PENDING, available_at=now, last_error=reason
+                )
+            else:
+                outcome = Outcome(row.id, DeliveryState.FAILED, last_error=result.error)
+            return _Pending(outcome, unreachable=(row.learner_id, channel.value))
+        if kind is SendOutcome.UNCERTAIN:
+            if row.uncertain:
+                return _Pending(Outcome(row.id, DeliveryState.UNCERTAIN, last_error=result.error))
+            return _Pending(
+                Outcome(
+                    row.id,
+                    DeliveryState.PENDING,
+                    available_at=now + self.settings.uncertain_retry_delay,
+                    last_error=result.error,
+                    mark_uncertain=True,
+                )
+            )
+        if kind is SendOutcome.RETRY and row.attempts < self.settings.max_attempts:
+            delay = backoff(
+                row.attempts, row.id, self.settings.backoff_base, self.settings.backoff_cap
+            )
+            if result.retry_after:
+                delay = max(delay, timedelta(seconds=result.retry_after))
+            return _Pending(
+                Outcome(
+                    row.id, DeliveryState.PENDING, available_at=now + delay, last_error=result.error
+                )
+            )
+        if kind is SendOutcome.RETRY:
+            reason = f"gave up after {row.attempts} attempts: {result.error}"
+            return _Pending(Outcome(row.id, DeliveryState.FAILED, last_error=reason))
+        return _Pending(Outcome(row.id, DeliveryState.FAILED, last_error=result.error))
+
+    def _nudges(
+        self, row: ClaimedDelivery, curriculum: Curriculum | None, now: datetime
+    ) -> list[NewDelivery]:
+        if curriculum is None or row.step_id is None or row.enrollment_id is None:
+            return []
+        number = int(row.payload.get("reminder", 0)) + 1
+        step = curriculum.step(row.step_id)
+        tz = learner_zone(row.timezone, curriculum)
+        window = window_of(curriculum)
+        due = plan_nudge(step, now, number, window, tz, row.enrollment_id)
+        if due is None:
+            return []
+        expires = due + window.expire_after if window.expire_after else None
+        return [
+            NewDelivery(
+                business_key=f"{row.enrollment_id}:{row.step_id}:{row.occurrence}:n{number}",
+                enrollment_id=row.enrollment_id,
+                learner_id=row.learner_id,
+                kind=DeliveryKind.NUDGE.value,
+                step_id=row.step_id,
+                occurrence=row.occurrence,
+                channel_preference=row.channel_preference,
+                due_at=due,
+                expires_at=expires,
+                payload={"reminder": number},
+            )
+        ]
+
+    # ---- recording -----------------------------------------------------------------------
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            if len(self._results) < self.settings.record_batch and self._tasks:
+                # Let outcomes that are about to arrive share the transaction.
+                await asyncio.sleep(0.02)
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._results:
+            batch = self._results[: self.settings.record_batch]
+            del self._results[: len(batch)]
+            outcomes = [p.outcome for p in batch]
+            nudges = [n for p in batch for n in p.nudges]
+            unreachable = [p.unreachable for p in batch if p.unreachable is not None]
+            await record(
+                outcomes,
+                self.worker_id,
+                self.clock.now(),
+                new_deliveries=nudges,
+                unreachable=unreachable,
+            )
+            for outcome in outcomes:
+                self._count(outcome)
+
+    def _count(self, outcome: Outcome) -> None:
+        state = outcome.state
+        if state is DeliveryState.SENT:
+            self.stats.sent += 1
+        elif state is DeliveryState.FAILED:
+            self.stats.failed += 1
+        elif state is DeliveryState.PENDING:
+            self.stats.retried += 1
+        elif state is DeliveryState.UNCERTAIN:
+            self.stats.uncertain += 1
+        elif state is DeliveryState.SKIPPED:
+            self.stats.skipped += 1
+        else:
+            self.stats.other += 1
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 86400:
+        return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 60}m {seconds % 60}s"
+
+
+def summarize(stats: Stats) -> dict[str, Any]:
+    lags = sorted(stats.lags)
+
+    def pct(p: float) -> float:
+        if not lags:
+            return 0.0
+        return lags[min(len(lags) - 1, int(p * (len(lags) - 1) + 0.5))]
+
+    return {
+        "sent": stats.sent,
+        "failed": stats.failed,
+        "lag_p50_s": pct(0.5),
+        "lag_p99_s": pct(0.99),
+    }

@@ -1,0 +1,345 @@
+"""The outbox's SQL: the only place that claims, records, recovers and plans deliveries.
+
+Every statement is short and runs in its own transaction; no network call happens while one is
+open. Correctness rests on the database: claims are one statement (SQLite: UPDATE ... WHERE id IN
+(SELECT ... LIMIT n) RETURNING; PostgreSQL: FOR UPDATE SKIP LOCKED), records only apply while the
+claim is still ours, and the unique business key refuses a second delivery of the same step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from dripper.db import connection
+from dripper.models import DeliveryState
+from dripper.store.sql import as_datetime, as_json, in_list, is_postgres, json_param, q, ts
+
+PENDING = DeliveryState.PENDING.value
+CLAIMED = DeliveryState.CLAIMED.value
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A claimed delivery with what sending it needs: its learner and enrollment."""
+
+    id: int
+    business_key: str
+    kind: str
+    step_id: str | None
+    occurrence: int
+    channel_preference: str
+    due_at: datetime
+    expires_at: datetime | None
+    attempts: int
+    uncertain: bool
+    payload: dict[str, Any]
+    enrollment_id: int | None
+    enrollment_state: str | None
+    curriculum_version_id: int | None
+    cohort_name: str | None
+    course_end: datetime | None
+    learner_id: int
+    email: str | None
+    telegram_chat_id: int | None
+    first_name: str
+    last_name: str
+    timezone: str | None
+    language: str | None
+    attributes: dict[str, str]
+    email_status: str
+    telegram_status: str
+    opted_out: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to write for one delivery after its send."""
+
+    delivery_id: int
+    state: DeliveryState
+    available_at: datetime | None = None
+    channel: str | None = None
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    mark_uncertain: bool = False
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    business_key: str
+    enrollment_id: int | None
+    learner_id: int
+    kind: str
+    step_id: str | None
+    occurrence: int
+    channel_preference: str
+    due_at: datetime
+    expires_at: datetime | None
+    payload: dict[str, Any]
+    state: DeliveryState = DeliveryState.PENDING
+
+
+async def claim_due(now: datetime, limit: int, lease: timedelta, worker: str) -> list[int]:
+    """Claim up to `limit` deliveries whose time has come, oldest first; returns their ids."""
+    conn = connection()
+    lease_until = ts(conn, now + lease)
+    if is_postgres(conn):
+        sql = (
+            "UPDATE delivery d SET state = ?, lease_until = ?, claimed_by = ?, "
+            "attempts = d.attempts + 1, updated_at = ? "
+            "FROM (SELECT id FROM delivery WHERE state = ? AND available_at <= ? "
+            "ORDER BY available_at LIMIT ? FOR UPDATE SKIP LOCKED) c "
+            "WHERE d.id = c.id RETURNING d.id"
+        )
+    else:
+        sql = (
+            "UPDATE delivery SET state = ?, lease_until = ?, claimed_by = ?, "
+            "attempts = attempts + 1, updated_at = ? "
+            "WHERE id IN (SELECT id FROM delivery WHERE state = ? AND available_at <= ? "
+            "ORDER BY available_at LIMIT ?) RETURNING id"
+        )
+    params = [CLAIMED, lease_until, worker, ts(conn, now), PENDING, ts(conn, now), limit]
+    async with in_transaction() as tx:
+        _, rows = await tx.execute_query(q(conn, sql), params)
+    return sorted(int(row["id"]) for row in rows)
+
+
+_LOAD = (
+    "SELECT d.id, d.business_key, d.kind, d.step_id, d.occurrence, d.channel_preference, "
+    "d.due_at, d.expires_at, d.attempts, d.uncertain, d.payload, d.enrollment_id, "
+    "e.state AS enrollment_state, e.curriculum_id AS curriculum_version_id, "
+    "c.name AS cohort_name, c.course_end, "
+    "l.id AS learner_id, l.email, l.telegram_chat_id, l.first_name, l.last_name, l.timezone, "
+    "l.language, l.attributes, l.email_status, l.telegram_status, l.opted_out_at "
+    "FROM delivery d JOIN learner l ON l.id = d.learner_id "
+    "LEFT JOIN enrollment e ON e.id = d.enrollment_id "
+    "LEFT JOIN cohort c ON c.id = e.cohort_id "
+    "WHERE d.id IN "
+)
+
+
+async def load_claimed(ids: Sequence[int]) -> list[ClaimedDelivery]:
+    if not ids:
+        return []
+    conn = connection()
+    rows = await conn.execute_query_dict(q(conn, _LOAD + in_list(conn, len(ids))), list(ids))
+    out = []
+    for row in rows:
+        due = as_datetime(row["due_at"])
+        assert due is not None
+        out.append(
+            ClaimedDelivery(
+                id=int(row["id"]),
+                business_key=row["business_key"],
+                kind=row["kind"],
+                step_id=row["step_id"],
+                occurrence=int(row["occurrence"]),
+                channel_preference=row["channel_preference"],
+                due_at=due,
+                expires_at=as_datetime(row["expires_at"]),
+                attempts=int(row["attempts"]),
+                uncertain=bool(row["uncertain"]),
+                payload=as_json(row["payload"]) or {},
+                enrollment_id=row["enrollment_id"],
+                enrollment_state=row["enrollment_state"],
+                curriculum_version_id=row["curriculum_version_id"],
+                cohort_name=row["cohort_name"],
+                course_end=as_datetime(row["course_end"]),
+                learner_id=int(row["learner_id"]),
+                email=row["email"],
+                telegram_chat_id=row["telegram_chat_id"],
+                first_name=row["first_name"],
+                last_name=row["last_name"] or "",
+                timezone=row["timezone"],
+                language=row["language"],
+                attributes=as_json(row["attributes"]) or {},
+                email_status=row["email_status"],
+                telegram_status=row["telegram_status"],
+                opted_out=row["opted_out_at"] is not None,
+            )
+        )
+    out.sort(key=lambda d: d.id)
+    return out
+
+
+async def record(
+    outcomes: Sequence[Outcome],
+    worker: str,
+    now: datetime,
+    *,
+    new_deliveries: Sequence[NewDelivery] = (),
+    unreachable: Iterable[tuple[int, str]] = (),
+) -> int:
+    """Write outcomes in one transaction, only for claims this worker still holds.
+
+    Also inserts follow-up deliveries (nudges) and marks learners unreachable on a channel.
+    Returns how many outcomes were applied (a claim recovered by another worker is not).
+    """
+    if not outcomes and not new_deliveries:
+        return 0
+    conn = connection()
+    sql = q(
+        conn,
+        "UPDATE delivery SET state = ?, available_at = COALESCE(?, available_at), "
+        "channel = COALESCE(?, channel), provider_message_id = COALESCE(?, provider_message_id), "
+        "sent_at = COALESCE(?, sent_at), last_error = ?, "
+        "uncertain = CASE WHEN ? THEN ? ELSE uncertain END, "
+        "lease_until = NULL, claimed_by = NULL, updated_at = ? "
+        "WHERE id = ? AND state = ? AND claimed_by = ?",
+    )
+    yes = True if is_postgres(conn) else 1
+    rows = [
+        [
+            o.state.value,
+            ts(conn, o.available_at),
+            o.channel,
+            o.provider_message_id,
+            ts(conn, o.sent_at),
+            o.last_error,
+            o.mark_uncertain if is_postgres(conn) else int(o.mark_uncertain),
+            yes,
+            ts(conn, now),
+            o.delivery_id,
+            CLAIMED,
+            worker,
+        ]
+        for o in outcomes
+    ]
+    async with in_transaction() as tx:
+        if rows:
+            await tx.execute_many(sql, rows)
+        if new_deliveries:
+            await insert_in(tx, new_deliveries, now)
+        for learner_id, channel in unreachable:
+            column = "telegram_status" if channel == "telegram" else "email_status"
+            await tx.execute_query(
+                q(conn, f"UPDATE learner SET {column} = ?, updated_at = ? WHERE id = ?"),
+                ["unreachable", ts(conn, now), learner_id],
+            )
+    return len(rows)
+
+
+async def insert_deliveries(deliveries: Sequence[NewDelivery], now: datetime) -> None:
+    """Insert deliveries; one whose business key already exists is left as it is."""
+    if not deliveries:
+        return
+    async with in_transaction() as tx:
+        await insert_in(tx, deliveries, now)
+
+
+_INSERT = (
+    "INSERT INTO delivery (business_key, enrollment_id, learner_id, kind, step_id, occurrence, "
+    "channel_preference, due_at, available_at, expires_at, state, uncertain, attempts, payload, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
+    "ON CONFLICT (business_key) DO NOTHING"
+)
+
+
+async def insert_in(
+    tx: BaseDBAsyncClient, deliveries: Sequence[NewDelivery], now: datetime
+) -> None:
+    conn = tx
+    no = False if is_postgres(conn) else 0
+    await tx.execute_many(
+        q(conn, _INSERT),
+        [
+            [
+                d.business_key,
+                d.enrollment_id,
+                d.learner_id,
+                d.kind,
+                d.step_id,
+                d.occurrence,
+                d.channel_preference,
+                ts(conn, d.due_at),
+                ts(conn, d.due_at),
+                ts(conn, d.expires_at),
+                d.state.value,
+                no,
+                json_param(conn, d.payload),
+                ts(conn, now),
+                ts(conn, now),
+            ]
+            for d in deliveries
+        ],
+    )
+
+
+async def release(ids: Sequence[int], worker: str, now: datetime) -> None:
+    """Give claims back untouched (graceful stop before sending): no attempt is counted."""
+    if not ids:
+        return
+    conn = connection()
+    sql = q(
+        conn,
+        "UPDATE delivery SET state = ?, lease_until = NULL, claimed_by = NULL, "
+        "attempts = attempts - 1, updated_at = ? WHERE state = ? AND claimed_by = ? AND id IN "
+        + in_list(conn, len(ids)),
+    )
+    async with in_transaction() as tx:
+        await tx.execute_query(sql, [PENDING, ts(conn, now), CLAIMED, worker, *ids])
+
+
+async def recover_claims(now: datetime, *, expired_only: bool = True) -> tuple[int, int]:
+    """Claims whose worker died: the send may or may not have happened, so they are uncertain.
+
+    A first unknown outcome is retried once (state pending, flagged uncertain); a second one is
+    final (state uncertain). Returns (retried, given up). `expired_only=False` takes every claim
+    (a single runner starting up on SQLite knows no other process holds any).
+    """
+    conn = connection()
+    condition = "state = ?" + (" AND lease_until < ?" if expired_only else "")
+    params: list[Any] = [CLAIMED] + ([ts(conn, now)] if expired_only else [])
+    yes, no = (True, False) if is_postgres(conn) else (1, 0)
+    note = "the worker stopped before recording the outcome; it may have been delivered"
+    async with in_transaction() as tx:
+        given_up, _ = await tx.execute_query(
+            q(
+                conn,
+                "UPDATE delivery SET state = ?, last_error = ?, lease_until = NULL, "
+                f"claimed_by = NULL, updated_at = ? WHERE {condition} AND uncertain = ?",
+            ),
+            [DeliveryState.UNCERTAIN.value, note, ts(conn, now), *params, yes],
+        )
+        retried, _ = await tx.execute_query(
+            q(
+                conn,
+                "UPDATE delivery SET state = ?, uncertain = ?, available_at = ?, last_error = ?, "
+                f"lease_until = NULL, claimed_by = NULL, updated_at = ? WHERE {condition} "
+                "AND uncertain = ?",
+            ),
+            [PENDING, yes, ts(conn, now), note, ts(conn, now), *params, no],
+        )
+    return int(retried), int(given_up)
+
+
+async def next_wake(now: datetime, horizon: timedelta) -> datetime | None:
+    """The next moment there may be work: a delivery becoming available, an enrollment to plan,
+    or a lease to recover."""
+    conn = connection()
+    candidates: list[datetime] = []
+    for sql, params in (
+        ("SELECT MIN(available_at) AS t FROM delivery WHERE state = ?", [PENDING]),
+        (
+            "SELECT MIN(plan_due_at) AS t FROM enrollment WHERE state = ? "
+            "AND plan_due_at IS NOT NULL",
+            ["active"],
+        ),
+        ("SELECT MIN(lease_until) AS t FROM delivery WHERE state = ?", [CLAIMED]),
+        (
+            "SELECT MIN(resume_at) AS t FROM enrollment WHERE state = ? AND resume_at IS NOT NULL",
+            ["paused"],
+        ),
+    ):
+        rows = await conn.execute_query_dict(q(conn, sql), params)
+        moment = as_datetime(rows[0]["t"]) if rows else None
+        if moment is not None:
+            candidates.append(moment - horizon if "plan_due_at" in sql else moment)
+    return min(candidates) if candidates else None

@@ -1,0 +1,79 @@
+"""Curriculum versions in the database: store a checked file once per content hash, load it back.
+
+Enrollments pin the version they run, so editing a YAML file changes nothing by itself; only
+`dripper apply` moves enrollments to a new version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from dripper.curriculum import CheckResult, Curriculum, check_paths
+from dripper.curriculum.checks import check_source
+from dripper.curriculum.source import parse_source
+from dripper.errors import DripperError
+from dripper.hints import did_you_mean
+from dripper.models import CurriculumVersion
+
+_parsed: dict[int, Curriculum] = {}
+
+
+async def store_version(result: CheckResult) -> CurriculumVersion:
+    """The row for this exact content, created on first use."""
+    curriculum = result.curriculum
+    assert curriculum is not None
+    version, _ = await CurriculumVersion.get_or_create(
+        key=curriculum.id,
+        content_hash=result.content_hash,
+        defaults={
+            "title": curriculum.title,
+            "source": result.source_text,
+            "source_path": result.path,
+        },
+    )
+    _parsed[version.id] = curriculum
+    return version
+
+
+async def curriculum_of(version_id: int, using: BaseDBAsyncClient | None = None) -> Curriculum:
+    """The parsed curriculum of a stored version (cached for the life of the process).
+
+    Inside a transaction pass it as `using`: on SQLite another query would wait for it forever.
+    """
+    cached = _parsed.get(version_id)
+    if cached is not None:
+        return cached
+    version = await CurriculumVersion.get(id=version_id, using_db=using)
+    result = check_source(parse_source(version.source, version.source_path or f"v{version_id}"))
+    if result.curriculum is None:
+        # Stored versions passed check when stored; a newer dripper may be stricter.
+        problems = "; ".join(str(p) for p in result.problems[:3])
+        raise DripperError(f"stored curriculum version {version_id} no longer loads: {problems}")
+    _parsed[version_id] = result.curriculum
+    return result.curriculum
+
+
+def find_curriculum(curricula_dir: Path, key: str) -> CheckResult:
+    """The checked file in `curricula_dir` whose id is `key`; a clear error when absent or bad."""
+    results, problems = check_paths([curricula_dir])
+    for result in results:
+        if result.curriculum is not None and result.curriculum.id == key:
+            if result.problems:
+                break
+            return result
+    bad = [p for r in results for p in r.problems] + problems
+    for result in results:
+        if result.curriculum is None and any(f"id: {key}" in line for line in _head(result)):
+            lines = "\n".join(str(p) for p in result.problems)
+            raise DripperError(f"curriculum '{key}' has problems; fix them first:\n{lines}")
+    known = sorted(r.curriculum.id for r in results if r.curriculum is not None)
+    hint = did_you_mean(key, known)
+    detail = f" (known: {', '.join(known)})" if known and not hint else ""
+    suffix = f"; {len(bad)} problem(s) in other files, see `dripper check`" if bad else ""
+    raise DripperError(f"no curriculum with id '{key}' in {curricula_dir}{hint}{detail}{suffix}")
+
+
+def _head(result: CheckResult) -> list[str]:
+    return result.source_text.splitlines()[:20]

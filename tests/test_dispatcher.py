@@ -1,0 +1,289 @@
+"""The drip engine end to end: enroll, plan, claim, send through PTB to the emulator, record."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dripper.channels.telegram import TelegramChannel
+from dripper.clock import ManualClock
+from dripper.curriculum.checks import CheckResult, check_source
+from dripper.curriculum.source import parse_source
+from dripper.enrollment import enroll, move_cohort, pause, resume
+from dripper.models import Channel, Delivery, DeliveryState, Enrollment, Learner
+from dripper.sandbox import TelegramEmulator, start_server
+from dripper.scheduler import Dispatcher, DispatcherSettings
+
+TOKEN = "123456:TEST-token"
+COURSE_END = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)  # a Friday
+
+CURRICULUM = """\
+id: mini
+title: Mini course
+timezone: Europe/Berlin
+send_window:
+  send_at: "0 9 * * 1-5"
+  spread: 10m
+  expire_after: 2d
+steps:
+  - id: hello
+    after: 1d
+    kind: tip
+    text: "Hello {{ learner.first_name }} <&>"
+  - id: reflect
+    after: 3d
+    kind: question
+    text: What did you try?
+    remind_after: 1d
+  - id: quiz
+    after: 1w
+    kind: quiz
+    text: Pick B
+    options: [A, B]
+    correct: B
+"""
+
+
+def checked(text: str = CURRICULUM) -> CheckResult:
+    result = check_source(parse_source(text, "mini.yaml"))
+    assert result.curriculum is not None, result.problems
+    return result
+
+
+@dataclass
+class Env:
+    emulator: TelegramEmulator
+    channel: TelegramChannel
+    clock: ManualClock
+
+
+@pytest.fixture
+async def env(db: None) -> AsyncIterator[Env]:
+    emulator = TelegramEmulator(tokens=[TOKEN])
+    server = await start_server(emulator, port=0)
+    channel = TelegramChannel(TOKEN, server.api_url)
+    await channel.start()
+    try:
+        yield Env(emulator, channel, ManualClock(COURSE_END))
+    finally:
+        await channel.close()
+        await server.aclose()
+
+
+async def learners_with_chats(env: Env, count: int) -> list[Learner]:
+    learners = []
+    for index in range(count):
+        user_id = 1000 + index
+        env.emulator.create_user(user_id, f"Ann{index}")
+        env.emulator.start(TOKEN, user_id)
+        learners.append(
+            await Learner.create(
+                first_name=f"Ann{index}",
+                email=f"ann{index}@example.com",
+                telegram_chat_id=user_id,
+                timezone="America/New_York" if index % 2 else "Europe/Berlin",
+            )
+        )
+    return learners
+
+
+def dispatcher(env: Env) -> Dispatcher:
+    return Dispatcher(
+        {Channel.TELEGRAM: env.channel}, env.clock, "test-worker", DispatcherSettings()
+    )
+
+
+async def run_at(env: Env, moment: datetime) -> None:
+    await env.clock.set(moment)
+    await dispatcher(env).run_until_idle()
+
+
+def texts(env: Env, chat_id: int | None) -> list[str]:
+    assert chat_id is not None
+    return [m["text"] or m["caption"] for m in env.emulator.messages(TOKEN, chat_id)]
+
+
+async def expected_texts(learner: Learner, until: datetime) -> list[str]:
+    """What the plan says this learner has received by `until` (first sendings only)."""
+    from dripper.plan import learner_zone, plan_steps
+
+    curriculum = checked().curriculum
+    assert curriculum is not None
+    enrollment = await Enrollment.get(learner_id=learner.id)
+    planned = plan_steps(
+        curriculum, COURSE_END, learner_zone(learner.timezone, curriculum), enrollment.id
+    )
+    bodies = {
+        "hello": f"Hello {learner.first_name} <&>",
+        "reflect": "What did you try?",
+        "quiz": "Pick B",
+    }
+    return [bodies[p.step_id] for p in planned if p.due_at <= until]
+
+
+async def test_steps_are_sent_once_each_at_their_time(env: Env) -> None:
+    learners = await learners_with_chats(env, 4)
+    report = await enroll(checked(), "dec", COURSE_END, learners, env.clock.now())
+    assert report.enrolled == 4
+    moments = [
+        datetime(2026, 12, 5, 12, 0, tzinfo=UTC),  # Saturday: nothing (weekdays only)
+        datetime(2026, 12, 7, 8, 5, tzinfo=UTC),  # Monday, inside Berlin's 09:00 spread
+        datetime(2026, 12, 7, 8, 15, tzinfo=UTC),
+        datetime(2026, 12, 7, 14, 15, tzinfo=UTC),  # New York's 09:00 slot
+        datetime(2026, 12, 9, 15, 0, tzinfo=UTC),  # Wednesday: the nudges for "reflect"
+        datetime(2026, 12, 11, 20, 0, tzinfo=UTC),  # Friday: the quiz, and the nudges
+        datetime(2026, 12, 11, 20, 0, tzinfo=UTC),  # again: nothing new
+    ]
+    for moment in moments:
+        await run_at(env, moment)
+        for learner in learners:
+            got = [t for t in texts(env, learner.telegram_chat_id) if not t.startswith("A gentle")]
+            assert got == await expected_texts(learner, moment), (moment, learner.timezone)
+    assert await Delivery.filter(state=DeliveryState.SENT, kind="step").count() == 12
+    assert await Delivery.filter(state=DeliveryState.SENT, kind="nudge").count() == 4
+    nudge_texts = [
+        t for one in learners for t in texts(env, one.telegram_chat_id) if t.startswith("A gentle")
+    ]
+    assert nudge_texts == ["A gentle reminder:\n\nWhat did you try?"] * 4
+
+
+async def test_catch_up_after_downtime_sends_valid_and_skips_expired(env: Env) -> None:
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    # Down from Friday until Thursday 10 Dec 12:00 UTC: "hello" and "reflect" (Monday 7th)
+    # are more than 2 days late and expire; nothing else was due yet.
+    await run_at(env, datetime(2026, 12, 10, 12, 0, tzinfo=UTC))
+    assert texts(env, learner.telegram_chat_id) == []
+    skipped = await Delivery.filter(state=DeliveryState.SKIPPED).order_by("step_id")
+    assert [d.step_id for d in skipped] == ["hello", "reflect"]
+    assert all("late, past the curriculum's expire_after" in (d.last_error or "") for d in skipped)
+    # Down again, but only one day past the quiz: it is still sent.
+    await run_at(env, datetime(2026, 12, 12, 12, 0, tzinfo=UTC))
+    assert texts(env, learner.telegram_chat_id) == ["Pick B"]
+
+
+async def test_server_errors_are_retried_with_backoff(env: Env) -> None:
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    env.emulator.inject_fault(TOKEN, "server_error", method="sendMessage", times=1)
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    await run_at(env, monday)
+    retried = await Delivery.get(step_id="hello")
+    # One of the two steps due met the fault; it waits for its backoff, the other went out.
+    failed_once = [
+        d for d in await Delivery.filter(kind="step") if d.state == DeliveryState.PENDING
+    ]
+    assert len(failed_once) == 1
+    waiting = failed_once[0]
+    assert waiting.attempts == 1
+    assert waiting.available_at > monday
+    assert "Internal Server Error" in (waiting.last_error or "") or "500" in (
+        waiting.last_error or ""
+    )
+    await run_at(env, waiting.available_at)
+    await waiting.refresh_from_db()
+    assert waiting.state == DeliveryState.SENT
+    assert waiting.attempts == 2
+    assert retried is not None
+
+
+async def test_chat_not_found_fails_the_delivery_with_the_reason(env: Env) -> None:
+    learner = await Learner.create(first_name="Ghost", telegram_chat_id=424242)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    await run_at(env, datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    delivery = await Delivery.get(step_id="hello")
+    assert delivery.state == DeliveryState.FAILED
+    assert delivery.last_error == "Telegram: Chat not found"
+
+
+async def test_blocked_learner_without_email_is_marked_unreachable(env: Env) -> None:
+    [learner] = await learners_with_chats(env, 1)
+    learner.email = None
+    await learner.save()
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    env.emulator.block(TOKEN, learner.telegram_chat_id)
+    await run_at(env, datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    await learner.refresh_from_db()
+    assert learner.telegram_status == "unreachable"
+    failed = await Delivery.filter(kind="step", state=DeliveryState.FAILED)
+    assert failed and all("blocked by the user" in (d.last_error or "") for d in failed)
+
+
+async def test_timeout_after_write_is_uncertain_and_retried_once(db: None) -> None:
+    emulator = TelegramEmulator(tokens=[TOKEN])
+    server = await start_server(emulator, port=0)
+    channel = TelegramChannel(TOKEN, server.api_url, read_timeout=0.3)
+    await channel.start()
+    env = Env(emulator, channel, ManualClock(COURSE_END))
+    try:
+        [learner] = await learners_with_chats(env, 1)
+        await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+        emulator.inject_fault(
+            TOKEN, "timeout_after_write", method="sendMessage", times=2, delay=1.0
+        )
+        await run_at(env, datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+        both = await Delivery.filter(kind="step").order_by("id")
+        assert [d.state for d in both] == [DeliveryState.PENDING] * 2
+        assert all(d.uncertain for d in both)
+        await run_at(env, datetime(2026, 12, 7, 9, 1, tzinfo=UTC))
+        for delivery in both:
+            await delivery.refresh_from_db()
+            assert delivery.state == DeliveryState.SENT
+        # Delivered by the first attempt (Telegram got it) and again by the retry.
+        assert sorted(texts(env, learner.telegram_chat_id)) == sorted(
+            ["Hello Ann0 <&>", "What did you try?"] * 2
+        )
+    finally:
+        await channel.close()
+        await server.aclose()
+
+
+async def test_a_second_unknown_outcome_is_left_uncertain(env: Env) -> None:
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    env.clock_moment = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    await env.clock.set(env.clock_moment)
+    # Simulate two crashed workers: claims that nobody recorded.
+    from dripper.planner import plan_due
+    from dripper.store.outbox import claim_due, recover_claims
+
+    await plan_due(env.clock.now(), timedelta(minutes=10))
+    for _ in range(2):
+        ids = await claim_due(env.clock.now(), 10, timedelta(seconds=1), "dead-worker")
+        assert len(ids) == 2
+        await env.clock.advance(timedelta(seconds=2))
+        await recover_claims(env.clock.now())
+    states = {d.state for d in await Delivery.filter(kind="step")}
+    assert states == {DeliveryState.UNCERTAIN}
+
+
+async def test_pause_holds_and_resume_shifts_the_rest(env: Env) -> None:
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    enrollment = await Enrollment.get(learner_id=learner.id)
+    await env.clock.set(datetime(2026, 12, 6, 12, 0, tzinfo=UTC))
+    await pause([enrollment.id], "learner", env.clock.now())
+    await run_at(env, datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
+    assert texts(env, learner.telegram_chat_id) == []
+    await resume([enrollment.id], env.clock.now())  # paused 3 days
+    await enrollment.refresh_from_db()
+    assert enrollment.shift_seconds == 3 * 86400
+    await run_at(env, datetime(2026, 12, 10, 12, 0, tzinfo=UTC))
+    assert texts(env, learner.telegram_chat_id) == ["Hello Ann0 <&>", "What did you try?"]
+
+
+async def test_cohort_move_recomputes_unsent_steps(env: Env) -> None:
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    await run_at(env, datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    assert len(texts(env, learner.telegram_chat_id)) == 2
+    report = await move_cohort("dec", COURSE_END + timedelta(weeks=1), env.clock.now())
+    assert report.enrollments == 1
+    await run_at(env, datetime(2026, 12, 12, 9, 0, tzinfo=UTC))  # the old quiz date
+    assert texts(env, learner.telegram_chat_id)[-1] != "Pick B"
+    await run_at(env, datetime(2026, 12, 18, 12, 0, tzinfo=UTC))  # the new one
+    assert texts(env, learner.telegram_chat_id).count("Pick B") == 1
+    assert texts(env, learner.telegram_chat_id).count("Hello Ann0 <&>") == 1
