@@ -261,6 +261,61 @@ async def resume_due(now: datetime) -> int:
     return await resume([int(r["id"]) for r in rows], now)
 
 
+async def replan_unsent(
+    tx: BaseDBAsyncClient,
+    enrollment_id: int,
+    curriculum: Curriculum,
+    anchor: datetime,
+    shift: timedelta,
+    timezone: str | None,
+    now: datetime,
+) -> int:
+    """Recompute the due times of an enrollment's queued first sendings and point the planner
+    at it again; returns how many queued deliveries moved."""
+    due_by_step = {
+        p.step_id: p
+        for p in plan_steps(
+            curriculum, anchor, learner_zone(timezone, curriculum), enrollment_id, shift
+        )
+    }
+    rows = await tx.execute_query_dict(
+        q(
+            tx,
+            "SELECT id, step_id FROM delivery WHERE enrollment_id = ? AND kind = ? "
+            "AND state IN (?, ?)",
+        ),
+        [enrollment_id, "step", DeliveryState.PENDING.value, DeliveryState.HELD.value],
+    )
+    updates = []
+    for row in rows:
+        planned = due_by_step.get(row["step_id"])
+        if planned is None:
+            continue
+        updates.append(
+            [
+                ts(tx, planned.due_at),
+                ts(tx, planned.due_at),
+                ts(tx, planned.expires_at),
+                ts(tx, now),
+                int(row["id"]),
+            ]
+        )
+    if updates:
+        await tx.execute_many(
+            q(
+                tx,
+                "UPDATE delivery SET due_at = ?, available_at = ?, expires_at = ?, "
+                "updated_at = ? WHERE id = ?",
+            ),
+            updates,
+        )
+    await tx.execute_query(
+        q(tx, "UPDATE enrollment SET anchor_at = ?, plan_due_at = ? WHERE id = ?"),
+        [ts(tx, anchor), ts(tx, now), enrollment_id],
+    )
+    return len(updates)
+
+
 @dataclass
 class MoveReport:
     enrollments: int
@@ -286,50 +341,14 @@ async def move_cohort(name: str, course_end: datetime, now: datetime) -> MoveRep
             if curriculum.anchor != "course_end":
                 continue
             moved += 1
-            due_by_step = {
-                p.step_id: p
-                for p in plan_steps(
-                    curriculum,
-                    course_end,
-                    learner_zone(enrollment.learner.timezone, curriculum),
-                    enrollment.id,
-                    timedelta(seconds=enrollment.shift_seconds),
-                )
-            }
-            rows = await tx.execute_query_dict(
-                q(
-                    conn,
-                    "SELECT id, step_id FROM delivery WHERE enrollment_id = ? AND kind = ? "
-                    "AND state IN (?, ?)",
-                ),
-                [enrollment.id, "step", DeliveryState.PENDING.value, DeliveryState.HELD.value],
+            updates = await replan_unsent(
+                tx,
+                enrollment.id,
+                curriculum,
+                course_end,
+                timedelta(seconds=enrollment.shift_seconds),
+                enrollment.learner.timezone,
+                now,
             )
-            updates = []
-            for row in rows:
-                planned = due_by_step.get(row["step_id"])
-                if planned is None:
-                    continue
-                updates.append(
-                    [
-                        ts(conn, planned.due_at),
-                        ts(conn, planned.due_at),
-                        ts(conn, planned.expires_at),
-                        ts(conn, now),
-                        int(row["id"]),
-                    ]
-                )
-            if updates:
-                await tx.execute_many(
-                    q(
-                        conn,
-                        "UPDATE delivery SET due_at = ?, available_at = ?, expires_at = ?, "
-                        "updated_at = ? WHERE id = ?",
-                    ),
-                    updates,
-                )
-            rescheduled += len(updates)
-            await tx.execute_query(
-                q(conn, "UPDATE enrollment SET anchor_at = ?, plan_due_at = ? WHERE id = ?"),
-                [ts(conn, course_end), ts(conn, now), enrollment.id],
-            )
+            rescheduled += updates
     return MoveReport(enrollments=moved, rescheduled=rescheduled)

@@ -1,10 +1,11 @@
-"""Subcommands: `dripper learners import` and `dripper learners list`."""
+"""Subcommands: `dripper learners import`, `list`, `pause` and `resume`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dripper.cli.app import AppContext, pass_app
+from dripper.cli.common import DURATION, with_db
 from dripper.errors import DripperError
 from dripper.learners import (
     ImportResult,
@@ -23,7 +25,8 @@ from dripper.learners import (
     parse_learners_csv,
     plan_without_database,
 )
-from dripper.models import Learner
+from dripper.models import Enrollment, Learner
+from dripper.wake import notify_wake
 
 
 @click.group("learners")
@@ -160,3 +163,45 @@ def _printable(text: str) -> str:
 
 
 COMMANDS: list[click.Command] = [learners_group]
+
+
+@learners_group.command("pause")
+@click.argument("learner")
+@click.option("--for", "duration", type=DURATION, help="Resume by itself after this long (7d).")
+@pass_app
+def pause_cmd(app: AppContext, learner: str, duration: timedelta | None) -> None:
+    """Pause every drip of LEARNER (email or @handle) until `learners resume`, or --for a while."""
+    from dripper.cli.enroll import select_learners
+    from dripper.enrollment import pause
+
+    async def work() -> int:
+        [found] = await select_learners((learner,), False, None)
+        ids = await Enrollment.filter(learner_id=found.id, state="active").values_list(
+            "id", flat=True
+        )
+        now = datetime.now(UTC)
+        until = now + duration if duration else None
+        return await pause([int(i) for i in ids], "learner", now, until)  # type: ignore[call-overload]
+
+    count = with_db(app.settings.database_url, work)
+    click.echo(f"{learner}: {count} enrollment{'s' if count != 1 else ''} paused")
+
+
+@learners_group.command("resume")
+@click.argument("learner")
+@pass_app
+def resume_cmd(app: AppContext, learner: str) -> None:
+    """Resume LEARNER's paused drips; the rest moves later by the time paused."""
+    from dripper.cli.enroll import select_learners
+    from dripper.enrollment import resume
+
+    async def work() -> int:
+        [found] = await select_learners((learner,), False, None)
+        ids = await Enrollment.filter(learner_id=found.id, state="paused").values_list(
+            "id", flat=True
+        )
+        return await resume([int(i) for i in ids], datetime.now(UTC))  # type: ignore[call-overload]
+
+    count = with_db(app.settings.database_url, work)
+    notify_wake(app.settings.database_url)
+    click.echo(f"{learner}: {count} enrollment{'s' if count != 1 else ''} resumed")

@@ -84,6 +84,7 @@ class NewDelivery:
     expires_at: datetime | None
     payload: dict[str, Any]
     state: DeliveryState = DeliveryState.PENDING
+    last_error: str | None = None
 
 
 async def claim_due(now: datetime, limit: int, lease: timedelta, worker: str) -> list[int]:
@@ -237,7 +238,8 @@ async def insert_deliveries(deliveries: Sequence[NewDelivery], now: datetime) ->
 _INSERT = (
     "INSERT INTO delivery (business_key, enrollment_id, learner_id, kind, step_id, occurrence, "
     "channel_preference, due_at, available_at, expires_at, state, uncertain, attempts, payload, "
-    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
+    "last_error, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) "
     "ON CONFLICT (business_key) DO NOTHING"
 )
 
@@ -264,6 +266,7 @@ async def insert_in(
                 d.state.value,
                 no,
                 json_param(conn, d.payload),
+                d.last_error,
                 ts(conn, now),
                 ts(conn, now),
             ]

@@ -1,0 +1,237 @@
+"""Read-only views of the drip: `dripper status` and `dripper timeline`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from dripper.cli.app import AppContext, pass_app
+from dripper.cli.common import with_db
+from dripper.cli.enroll import select_learners
+from dripper.db import connection
+from dripper.models import Delivery, DeliveryState, Enrollment
+from dripper.plan import learner_zone, plan_steps
+from dripper.schedule import local_iso
+from dripper.store.sql import as_datetime, q
+from dripper.versions import curriculum_of
+
+
+async def status_data(now: datetime) -> dict[str, Any]:
+    conn = connection()
+    by_state = await conn.execute_query_dict(
+        "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state ORDER BY state"
+    )
+    by_cohort = await conn.execute_query_dict(
+        "SELECT c.name AS cohort, d.state AS state, COUNT(*) AS n FROM delivery d "
+        "JOIN enrollment e ON e.id = d.enrollment_id JOIN cohort c ON c.id = e.cohort_id "
+        "GROUP BY c.name, d.state ORDER BY c.name, d.state"
+    )
+    by_channel = await conn.execute_query_dict(
+        "SELECT channel, state, COUNT(*) AS n FROM delivery WHERE channel IS NOT NULL "
+        "GROUP BY channel, state ORDER BY channel, state"
+    )
+    enrollments = await conn.execute_query_dict(
+        "SELECT state, COUNT(*) AS n FROM enrollment GROUP BY state ORDER BY state"
+    )
+    next_due_rows = await conn.execute_query_dict(
+        q(conn, "SELECT MIN(available_at) AS t FROM delivery WHERE state = ?"), ["pending"]
+    )
+    next_plan_rows = await conn.execute_query_dict(
+        q(conn, "SELECT MIN(plan_due_at) AS t FROM enrollment WHERE state = ?"), ["active"]
+    )
+    candidates = [
+        moment
+        for moment in (
+            as_datetime(next_due_rows[0]["t"]) if next_due_rows else None,
+            as_datetime(next_plan_rows[0]["t"]) if next_plan_rows else None,
+        )
+        if moment is not None
+    ]
+    problems = (
+        await Delivery.filter(
+            state__in=[DeliveryState.FAILED, DeliveryState.UNCERTAIN, DeliveryState.SKIPPED]
+        )
+        .order_by("-updated_at")
+        .limit(10)
+        .values("id", "business_key", "state", "channel", "last_error", "updated_at")
+    )
+    waiting = (
+        await Delivery.filter(state=DeliveryState.PENDING, last_error__isnull=False)
+        .order_by("available_at")
+        .limit(10)
+        .values("id", "business_key", "available_at", "attempts", "last_error")
+    )
+    return {
+        "now": now.isoformat(),
+        "deliveries": {row["state"]: row["n"] for row in by_state},
+        "by_cohort": [dict(row) for row in by_cohort],
+        "by_channel": [dict(row) for row in by_channel],
+        "enrollments": {row["state"]: row["n"] for row in enrollments},
+        "next_due": min(candidates).isoformat() if candidates else None,
+        "recent_problems": [_jsonable(row) for row in problems],
+        "retrying": [_jsonable(row) for row in waiting],
+    }
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v))
+        for k, v in row.items()
+    }
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_app
+def status_cmd(app: AppContext, as_json: bool) -> None:
+    """Deliveries per state, cohort and channel, the next due time, and recent problems."""
+    data = with_db(app.settings.database_url, lambda: status_data(datetime.now(UTC)))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    states = data["deliveries"]
+    click.echo(
+        "deliveries: " + (", ".join(f"{n} {state}" for state, n in states.items()) or "none yet")
+    )
+    click.echo(
+        "enrollments: "
+        + (", ".join(f"{n} {state}" for state, n in data["enrollments"].items()) or "none")
+    )
+    cohorts: dict[str, list[str]] = {}
+    for row in data["by_cohort"]:
+        cohorts.setdefault(row["cohort"], []).append(f"{row['n']} {row['state']}")
+    for name, parts in cohorts.items():
+        click.echo(f"  cohort {name}: {', '.join(parts)}")
+    channels: dict[str, list[str]] = {}
+    for row in data["by_channel"]:
+        channels.setdefault(row["channel"], []).append(f"{row['n']} {row['state']}")
+    for name, parts in channels.items():
+        click.echo(f"  {name}: {', '.join(parts)}")
+    click.echo(f"next due: {data['next_due'] or 'nothing scheduled'}")
+    if data["retrying"]:
+        click.echo("retrying:")
+        for row in data["retrying"]:
+            click.echo(
+                f"  {row['business_key']}: attempt {row['attempts']}, next {row['available_at']}: "
+                f"{row['last_error']}"
+            )
+    if data["recent_problems"]:
+        click.echo("recent problems:")
+        for row in data["recent_problems"]:
+            click.echo(f"  {row['business_key']} {row['state']}: {row['last_error']}")
+
+
+async def timeline_data(
+    learner_key: str, curriculum_key: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    [learner] = await select_learners((learner_key,), False, None)
+    query = Enrollment.filter(learner_id=learner.id).prefetch_related("cohort")
+    entries: list[dict[str, Any]] = []
+    for enrollment in await query.order_by("id"):
+        curriculum = await curriculum_of(enrollment.curriculum_id)  # type: ignore[attr-defined]
+        if curriculum_key and curriculum.id != curriculum_key:
+            continue
+        zone = learner_zone(learner.timezone, curriculum)
+        deliveries = await Delivery.filter(enrollment_id=enrollment.id).order_by("due_at")
+        first_sending = {d.step_id: d for d in deliveries if d.kind == "step"}
+        planned = plan_steps(
+            curriculum,
+            enrollment.anchor_at,
+            zone,
+            enrollment.id,
+            shift=timedelta(seconds=enrollment.shift_seconds),
+        )
+        rows: list[tuple[datetime, dict[str, Any]]] = []
+        for step in planned:
+            delivery = first_sending.get(step.step_id)
+            due = delivery.due_at if delivery else step.due_at
+            state = delivery.state.value if delivery else _planned_state(enrollment.state.value)
+            rows.append(
+                (
+                    due,
+                    _entry(
+                        curriculum.id, enrollment, step.step_id, "step", due, zone, state, delivery
+                    ),
+                )
+            )
+        for delivery in deliveries:
+            if delivery.kind != "step":
+                rows.append(
+                    (
+                        delivery.due_at,
+                        _entry(
+                            curriculum.id,
+                            enrollment,
+                            delivery.step_id or "",
+                            delivery.kind.value,
+                            delivery.due_at,
+                            zone,
+                            delivery.state.value,
+                            delivery,
+                        ),
+                    )
+                )
+        entries.extend(entry for _, entry in sorted(rows, key=lambda pair: pair[0]))
+    return entries
+
+
+def _planned_state(enrollment_state: str) -> str:
+    return "paused" if enrollment_state == "paused" else "planned"
+
+
+def _entry(
+    curriculum_id: str,
+    enrollment: Enrollment,
+    step_id: str,
+    kind: str,
+    due: datetime,
+    zone: Any,
+    state: str,
+    delivery: Delivery | None,
+) -> dict[str, Any]:
+    return {
+        "curriculum": curriculum_id,
+        "cohort": enrollment.cohort.name,
+        "step": step_id,
+        "kind": kind,
+        "due_utc": due.astimezone(UTC).isoformat(timespec="seconds"),
+        "due_local": local_iso(due, zone),
+        "state": state,
+        "channel": delivery.channel.value if delivery and delivery.channel else None,
+        "sent_at": delivery.sent_at.isoformat(timespec="seconds")
+        if delivery and delivery.sent_at
+        else None,
+        "error": delivery.last_error if delivery else None,
+    }
+
+
+@click.command("timeline")
+@click.argument("learner")
+@click.option("--curriculum", "curriculum_key", help="Only this curriculum's steps.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_app
+def timeline_cmd(app: AppContext, learner: str, curriculum_key: str | None, as_json: bool) -> None:
+    """Each step's due time for LEARNER (email or @handle), in UTC and in their local time."""
+    entries = with_db(
+        app.settings.database_url,
+        lambda: timeline_data(learner, curriculum_key, datetime.now(UTC)),
+    )
+    if as_json:
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo(f"{learner} is not enrolled in anything yet")
+        return
+    for entry in entries:
+        label = entry["step"] if entry["kind"] == "step" else f"{entry['step']} ({entry['kind']})"
+        extra = f"  {entry['error']}" if entry["error"] else ""
+        click.echo(
+            f"{entry['due_local']:<26} {entry['due_utc']:<26} {entry['state']:<10} "
+            f"{entry['cohort']} / {label}{extra}"
+        )
+
+
+COMMANDS: list[click.Command] = [status_cmd, timeline_cmd]

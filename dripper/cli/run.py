@@ -1,0 +1,89 @@
+"""`dripper run`: the dispatcher, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from dripper.channels.base import Channel
+from dripper.cli.app import AppContext, pass_app
+from dripper.clock import SystemClock
+from dripper.config import Settings
+from dripper.db import open_db, redact_url
+from dripper.models import Channel as ChannelName
+from dripper.runtime import build_channels, single_runner, worker_id
+from dripper.scheduler import Dispatcher
+from dripper.wake import WakeListener
+
+log = logging.getLogger("dripper.run")
+
+
+async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
+    channels: dict[ChannelName, Channel] = build_channels(settings)
+    started: list[Channel] = []
+    try:
+        for channel in channels.values():
+            await channel.start()
+            started.append(channel)
+        async with open_db(settings.database_url):
+            wake = asyncio.Event()
+            listener = WakeListener(settings.database_url, wake)
+            await listener.start()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            dispatcher = Dispatcher(
+                channels, SystemClock(), worker_id(), wake=wake, recover_all_on_start=recover_all
+            )
+            names = ", ".join(sorted(c.value for c in channels))
+            log.info("dispatching on %s from %s", names, redact_url(settings.database_url))
+            try:
+                if once:
+                    await dispatcher.run_until_idle()
+                else:
+                    await dispatcher.run(stop)
+            finally:
+                await listener.close()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            stats = dispatcher.stats
+            log.info(
+                "stopped: %d sent, %d failed, %d to retry, %d uncertain, %d skipped",
+                stats.sent,
+                stats.failed,
+                stats.retried,
+                stats.uncertain,
+                stats.skipped,
+            )
+    finally:
+        for channel in started:
+            await channel.close()
+
+
+@click.command("run")
+@click.option("--once", is_flag=True, help="Send everything due now, then exit (for cron jobs).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every delivery.")
+@pass_app
+def run_cmd(app: AppContext, once: bool, verbose: bool) -> None:
+    """Send every step when it is due, until SIGTERM or Ctrl-C (in-flight sends finish first).
+
+    Catches up after downtime: everything still valid is sent, anything past the curriculum's
+    expire_after is recorded as skipped. On SQLite one runner per database; on PostgreSQL run
+    as many workers as you like.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    settings = app.settings
+    with single_runner(settings.database_url) as sole:
+        asyncio.run(_run(settings, once, recover_all=sole))
+
+
+COMMANDS: list[click.Command] = [run_cmd]

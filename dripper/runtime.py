@@ -1,0 +1,84 @@
+"""What `dripper run` assembles: channels from the settings, the single-runner lock, the worker.
+
+Kept apart from the CLI so the demo and the benchmarks build the same thing in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from dripper.channels.base import Channel
+from dripper.channels.telegram import ChatPacer, TelegramChannel
+from dripper.config import Settings
+from dripper.errors import DripperError
+from dripper.models import Channel as ChannelName
+from dripper.ratelimit import TokenBucket
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def build_channels(settings: Settings, *, unlimited: bool = False) -> dict[ChannelName, Channel]:
+    """Every channel the settings configure; an error saying what to set when there is none."""
+    channels: dict[ChannelName, Channel] = {}
+    telegram = settings.telegram
+    if telegram.token is not None:
+        budget = None if unlimited else TokenBucket(telegram.messages_per_second, burst=1)
+        pacer = None if unlimited else ChatPacer(1.0)
+        channels[ChannelName.TELEGRAM] = TelegramChannel(
+            telegram.token.get_secret_value(), telegram.api_url, budget=budget, pacer=pacer
+        )
+    if settings.smtp.host:
+        from dripper.channels.email import EmailChannel
+
+        channels[ChannelName.EMAIL] = EmailChannel.from_settings(settings, unlimited=unlimited)
+    if not channels:
+        raise DripperError(
+            "no channel is configured, so nothing could be sent: set DRIPPER_TELEGRAM_TOKEN (or "
+            "[telegram] token_file) for Telegram, and/or [smtp] host and from_address "
+            "(DRIPPER_SMTP_HOST, DRIPPER_SMTP_FROM_ADDRESS) for email"
+        )
+    return channels
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    if not database_url.startswith("sqlite://") or ":memory:" in database_url:
+        return None
+    return Path(database_url.removeprefix("sqlite://").split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def single_runner(database_url: str) -> Iterator[bool]:
+    """On SQLite, only one `dripper run` per database: yields True when this process holds the
+    lock (so every claim in the database belongs to a dead process). PostgreSQL runs several
+    workers and yields False."""
+    path = sqlite_path(database_url)
+    if path is None:
+        yield False
+        return
+    lock_path = path.with_name(path.name + ".run.lock")
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise DripperError(
+                f"another `dripper run` ({holder}) is already using {path}; with SQLite one "
+                "runner per database (use PostgreSQL to run several workers)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
