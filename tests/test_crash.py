@@ -29,7 +29,7 @@ TOKEN = "777:CRASH-test"
 LEARNERS = 150
 STEPS = 4
 
-CURRICULUM = f"""\
+CURRICULUM = """\
 id: crash
 title: Crash test
 send_window:
@@ -149,8 +149,9 @@ async def test_kill_9_mid_batch_then_restart_sends_each_delivery_once(
     assert all(n <= 2 for n in received.values())
     # Only deliveries recorded uncertain may have arrived twice.
     assert all(by_text[text].uncertain for text in doubled)
+    uncertain = sum(d.uncertain for d in deliveries)
     print(
-        f"killed after {before_restart} of {total}; {sum(d.uncertain for d in deliveries)} recorded uncertain, {len(doubled)} arrived twice"
+        f"killed after {before_restart}/{total} sends: {uncertain} uncertain, {len(doubled)} twice"
     )
 
 
