@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dripper.cli.sandbox_smtp import smtp_cmd
+
 DEFAULT_TOKEN = "1000000001:SANDBOX-dripper-demo-token"
 
 
@@ -54,6 +56,9 @@ def telegram_cmd(host: str, port: int, tokens: tuple[str, ...], rate_limit: bool
 
 
 sandbox_group.add_command(telegram_cmd)
+
+
+sandbox_group.add_command(smtp_cmd)
 
 COMMANDS: list[click.Command] = [sandbox_group]
 
