@@ -35,6 +35,13 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
 
 
+@lru_cache(maxsize=256)
+def _tokens(markdown: str) -> tuple[Token, ...]:
+    """Parsed once per text: a message's Telegram HTML, email HTML and email text all come from
+    the same parse (parsing is most of the cost of rendering). Tokens are never mutated."""
+    return tuple(_parser().parse(markdown))
+
+
 def escape_markdown(value: str) -> str:
     """Backslash-escape Markdown punctuation so inserted data (a learner's name) stays literal."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", value)
@@ -78,7 +85,7 @@ def telegram_html(markdown: str) -> str:
     quote_depth = 0
     in_heading = False
     prefix = ""
-    for token in _parser().parse(markdown):
+    for token in _tokens(markdown):
         kind = token.type
         if kind in ("bullet_list_open", "ordered_list_open"):
             list_serial += not list_stack
@@ -134,5 +141,26 @@ def visible_length(telegram_markup: str) -> int:
 
 
 def plain_text(markdown: str) -> str:
-    """The Telegram rendering with its tags removed: for email text parts, previews and the TUI."""
+    """The Telegram rendering with its tags removed: for previews and the TUI."""
     return html.unescape(_TAG.sub("", telegram_html(markdown)))
+
+
+_LINK_TEXT = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.DOTALL)
+
+
+def email_text(markdown: str) -> str:
+    """Plain text for an email's text part: like `plain_text`, but a link keeps its address,
+    "label (https://...)", since a plain-text reader cannot click the label."""
+
+    def spell_out(match: re.Match[str]) -> str:
+        href, label = html.unescape(match.group(1)), match.group(2)
+        plain_label = html.unescape(_TAG.sub("", label))
+        return label if plain_label == href else f"{label} ({html.escape(href, quote=False)})"
+
+    return html.unescape(_TAG.sub("", _LINK_TEXT.sub(spell_out, telegram_html(markdown))))
+
+
+def html_fragment(markdown: str) -> str:
+    """Standard HTML (for email) from the same parse; raw HTML in the source stays escaped."""
+    parser = _parser()
+    return str(parser.renderer.render(list(_tokens(markdown)), parser.options, {}))

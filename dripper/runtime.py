@@ -21,6 +21,12 @@ from dripper.models import Channel as ChannelName
 from dripper.ratelimit import TokenBucket
 
 
+def signing_key(settings: Settings) -> bytes | None:
+    """The HMAC key for reply and unsubscribe tokens; email needs one, Telegram does not."""
+    key = settings.security.hmac_key
+    return key.get_secret_value().encode() if key is not None else None
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -38,7 +44,8 @@ def build_channels(settings: Settings, *, unlimited: bool = False) -> dict[Chann
     if settings.smtp.host:
         from dripper.channels.email import EmailChannel
 
-        channels[ChannelName.EMAIL] = EmailChannel.from_settings(settings, unlimited=unlimited)
+        limiter = TokenBucket(None) if unlimited else None
+        channels[ChannelName.EMAIL] = EmailChannel(settings.smtp, limiter=limiter)
     if not channels:
         raise DripperError(
             "no channel is configured, so nothing could be sent: set DRIPPER_TELEGRAM_TOKEN (or "

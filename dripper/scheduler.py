@@ -49,6 +49,7 @@ from dripper.store.outbox import (
     recover_claims,
     release,
 )
+from dripper.tokens import reply_token, unsubscribe_token
 from dripper.versions import curriculum_of
 
 log = logging.getLogger("dripper.scheduler")
@@ -134,6 +135,7 @@ class Dispatcher:
         *,
         wake: asyncio.Event | None = None,
         recover_all_on_start: bool = False,
+        signing_key: bytes | None = None,
     ) -> None:
         self.channels = dict(channels)
         self.clock = clock
@@ -142,6 +144,7 @@ class Dispatcher:
         self.wake = wake or asyncio.Event()
         self.stats = Stats()
         self._recover_all = recover_all_on_start
+        self._signing_key = signing_key
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[_Pending] = []
@@ -319,6 +322,10 @@ class Dispatcher:
         content = compose_step(
             curriculum, step, learner, course, row.id, reminder=row.kind == DeliveryKind.NUDGE
         )
+        reply, unsubscribe = "", ""
+        if self._signing_key is not None and row.enrollment_id is not None:
+            reply = reply_token(self._signing_key, row.learner_id, row.enrollment_id)
+            unsubscribe = unsubscribe_token(self._signing_key, row.learner_id)
         return Outbound(
             delivery_id=row.id,
             business_key=row.business_key,
@@ -326,6 +333,8 @@ class Dispatcher:
             telegram_chat_id=row.telegram_chat_id,
             email=row.email,
             learner_name=f"{row.first_name} {row.last_name}".strip(),
+            conversation_token=reply,
+            unsubscribe_token=unsubscribe,
         )
 
     def _classify(

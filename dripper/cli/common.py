@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -10,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from dripper import aio
 from dripper.db import open_db
 from dripper.errors import DripperError
 from dripper.timing import parse_duration
@@ -25,7 +25,7 @@ def with_db(url: str, work: Callable[[], Awaitable[T]]) -> T:
         async with open_db(url):
             return await work()
 
-    return asyncio.run(main())
+    return aio.run(main())
 
 
 def parse_local_time(text: str, zone: ZoneInfo) -> datetime:

@@ -9,13 +9,14 @@ import sys
 
 import click
 
+from dripper import aio
 from dripper.channels.base import Channel
 from dripper.cli.app import AppContext, pass_app
 from dripper.clock import SystemClock
 from dripper.config import Settings
 from dripper.db import open_db, redact_url
 from dripper.models import Channel as ChannelName
-from dripper.runtime import build_channels, single_runner, worker_id
+from dripper.runtime import build_channels, signing_key, single_runner, worker_id
 from dripper.scheduler import Dispatcher
 from dripper.wake import WakeListener
 
@@ -38,7 +39,12 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             dispatcher = Dispatcher(
-                channels, SystemClock(), worker_id(), wake=wake, recover_all_on_start=recover_all
+                channels,
+                SystemClock(),
+                worker_id(),
+                wake=wake,
+                recover_all_on_start=recover_all,
+                signing_key=signing_key(settings),
             )
             names = ", ".join(sorted(c.value for c in channels))
             log.info("dispatching on %s from %s", names, redact_url(settings.database_url))
@@ -83,7 +89,7 @@ def run_cmd(app: AppContext, once: bool, verbose: bool) -> None:
     )
     settings = app.settings
     with single_runner(settings.database_url) as sole:
-        asyncio.run(_run(settings, once, recover_all=sole))
+        aio.run(_run(settings, once, recover_all=sole))
 
 
 COMMANDS: list[click.Command] = [run_cmd]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -79,6 +79,33 @@ def _name_lines(tree: nodes.Template) -> dict[str, int]:
     return lines
 
 
+def simple_variables(text: str) -> list[tuple[str, str]] | None:
+    """The (root, attribute) outputs of a template made only of text and `{{ root.attr }}`
+    expressions, in order; None for anything else (filters, tests, control structures)."""
+    try:
+        tree = environment().parse(text)
+    except TemplateSyntaxError:
+        return None
+    uses: list[tuple[str, str]] = []
+    for node in tree.body:
+        if not isinstance(node, nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                continue
+            if (
+                isinstance(child, nodes.Getattr)
+                and isinstance(child.node, nodes.Name)
+                and child.node.name in ROOT_NAMES
+            ):
+                pair = (child.node.name, child.attr)
+                if pair not in uses:
+                    uses.append(pair)
+                continue
+            return None
+    return uses
+
+
 def check_template(text: str, attributes: Mapping[str, str]) -> list[TemplateIssue]:
     """Every syntax error and unknown variable in one template."""
     try:
@@ -107,9 +134,18 @@ def check_template(text: str, attributes: Mapping[str, str]) -> list[TemplateIss
     return issues
 
 
+@lru_cache(maxsize=4096)
+def _compiled(text: str) -> Template:
+    return environment().from_string(text)
+
+
 def render(text: str, context: Mapping[str, Any]) -> str:
-    """Render one template with the sandbox; raises jinja2 errors on misuse."""
-    return environment().from_string(text).render(context)
+    """Render one template with the sandbox; raises jinja2 errors on misuse.
+
+    Compiled templates are cached by their text: the dispatcher renders the same few templates
+    for every learner.
+    """
+    return _compiled(text).render(context)
 
 
 def sample_context(curriculum_id: str, title: str, attributes: Mapping[str, str]) -> dict[str, Any]:

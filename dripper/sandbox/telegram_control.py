@@ -33,6 +33,7 @@ _START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CONTROL_METHODS = (
     "create_bot",
     "create_user",
+    "populate",
     "start",
     "send_text",
     "send_photo",
@@ -51,6 +52,7 @@ CONTROL_METHODS = (
     "armed_faults",
     "clear_faults",
     "send_log",
+    "send_counts",
     "max_sends_in_window",
 )
 
@@ -93,6 +95,24 @@ class ControlApi:
         user = SandboxUser(user_id, first_name, last_name, username, language_code)
         self._users[user_id] = user
         return user.to_json()
+
+    def populate(self, token: str, first_user_id: int, count: int, first_name: str = "User") -> int:
+        """Create `count` users who have already started the bot (no updates are queued):
+        a large audience for benchmarks and the demo in one call."""
+        bot = self._bot(token)
+        for user_id in range(first_user_id, first_user_id + count):
+            user = SandboxUser(user_id, f"{first_name} {user_id}", None, None, None)
+            self._users[user_id] = user
+            bot.chats[user_id] = ChatState(user)
+        return count
+
+    def send_counts(self, token: str) -> dict[str, int]:
+        """How many messages each chat was sent (chat id as a JSON key), from the send log."""
+        counts: dict[str, int] = {}
+        for record in self._bot(token).send_log:
+            key = str(record.chat_id)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def deactivate(self, user_id: int) -> None:
         """The user deleted their account: sends to them get 403 "user is deactivated"."""

@@ -1,0 +1,1 @@
+"""`dripper bench ...`: measurements on this machine, each printed as one JSON line."""

@@ -1,0 +1,118 @@
+"""`dripper bench dispatch`: N deliveries due at once, sent through the real dispatcher.
+
+Provider limits are lifted (no 30/s budget, no per-chat pacing) so the figure is dripper's own
+ceiling. Time runs from "N deliveries are due and not yet in the outbox" to "all recorded": the
+planner's insert of N rows, the claims, the sends through python-telegram-bot (or SMTP), and the
+recording. `--baseline apscheduler` does the same N sends with APScheduler 3 and its SQLAlchemy
+job store on SQLite, one job per delivery, as a team would build it without dripper.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dripper import aio
+from dripper.bench.harness import (
+    BENCH_TOKEN,
+    control,
+    insert_learners,
+    one_step_curriculum,
+    peak_rss_mb,
+    percentile,
+    telegram_emulator_process,
+)
+from dripper.channels.base import Channel
+from dripper.channels.telegram import TelegramChannel
+from dripper.clock import SystemClock
+from dripper.db import connection, open_db
+from dripper.enrollment import enroll
+from dripper.models import Channel as ChannelName
+from dripper.models import Learner
+from dripper.scheduler import Dispatcher, DispatcherSettings
+from dripper.store.sql import as_datetime
+
+
+async def _prepare(n: int, now: datetime, channel: ChannelName) -> None:
+    await insert_learners(
+        n, now, telegram=channel is ChannelName.TELEGRAM, email=channel is ChannelName.EMAIL
+    )
+    learners = await Learner.all()
+    # The course ended a minute ago: the only step is due now.
+    await enroll(one_step_curriculum(), "bench", now - timedelta(minutes=1), learners, now)
+
+
+async def _dispatch(channels: dict[ChannelName, Channel], n: int) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    await _prepare(n, now, next(iter(channels)))
+    dispatcher = Dispatcher(channels, SystemClock(), "bench", DispatcherSettings())
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    await dispatcher.run_until_idle()
+    elapsed = time.perf_counter() - started
+    rows = await connection().execute_query_dict(
+        "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state"
+    )
+    states = {row["state"]: int(row["n"]) for row in rows}
+    # Every delivery became due when the run started: lag is how long after that it went out.
+    sent_rows = await connection().execute_query_dict(
+        "SELECT sent_at FROM delivery WHERE sent_at IS NOT NULL"
+    )
+    lags = [
+        ((as_datetime(row["sent_at"]) or started_at) - started_at).total_seconds()
+        for row in sent_rows
+    ]
+    return {
+        "elapsed_s": round(elapsed, 3),
+        "msgs_per_s": round(states.get("sent", 0) / elapsed, 1),
+        "lag_p50_s": round(percentile(lags, 0.5), 3),
+        "lag_p99_s": round(percentile(lags, 0.99), 3),
+        "sent": states.get("sent", 0),
+        "failed": states.get("failed", 0) + states.get("uncertain", 0),
+        "not_sent": n - states.get("sent", 0),
+    }
+
+
+async def bench_telegram(n: int, baseline: str | None) -> dict[str, Any]:
+    async with telegram_emulator_process() as emulator:
+        await control(emulator.url, "populate", token=BENCH_TOKEN, first_user_id=1, count=n)
+        api_url = f"{emulator.url}/bot"
+        result: dict[str, Any] = {"bench": "dispatch", "channel": "telegram", "n": n}
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            channel = TelegramChannel(BENCH_TOKEN, api_url, connections=256)
+            await channel.start()
+            try:
+                async with open_db(url):
+                    result.update(await _dispatch({ChannelName.TELEGRAM: channel}, n))
+            finally:
+                await channel.close()
+        counts = await control(emulator.url, "send_counts", token=BENCH_TOKEN)
+        result["duplicates"] = sum(max(0, c - 1) for c in counts.values())
+        result["received"] = sum(counts.values())
+        result["peak_rss_mb"] = peak_rss_mb()
+        if baseline == "apscheduler":
+            from dripper.bench.baseline import apscheduler_telegram
+
+            await control(emulator.url, "clear_faults", token=BENCH_TOKEN)
+            base = await apscheduler_telegram(n, api_url)
+            base_counts = await control(emulator.url, "send_counts", token=BENCH_TOKEN)
+            result["baseline"] = "apscheduler-3 sqlalchemy-sqlite job store"
+            result["baseline_msgs_per_s"] = base["msgs_per_s"]
+            result["baseline_add_s"] = base["add_s"]
+            result["baseline_fire_s"] = base["fire_s"]
+            result["baseline_sent"] = base["sent"]
+            result["baseline_received"] = sum(base_counts.values()) - result["received"]
+            result["ratio"] = round(result["msgs_per_s"] / max(base["msgs_per_s"], 0.001), 2)
+    return result
+
+
+def run_dispatch(channel: str, n: int, baseline: str | None) -> dict[str, Any]:
+    if channel == "telegram":
+        return aio.run(bench_telegram(n, baseline))
+    from dripper.bench.email import bench_email
+
+    return aio.run(bench_email(n, baseline))

@@ -1,0 +1,78 @@
+"""`dripper bench dispatch --channel email`: N deliveries through the dispatcher to an SMTP sink
+running in its own process (`dripper sandbox smtp`), over a few reused connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dripper.bench.harness import peak_rss_mb
+from dripper.channels.email import EmailChannel
+from dripper.config import SmtpSettings
+from dripper.db import open_db
+from dripper.models import Channel as ChannelName
+from dripper.ratelimit import TokenBucket
+
+
+async def _start_sink() -> tuple[asyncio.subprocess.Process, int]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dripper.sandbox.smtp",
+        "--port",
+        "0",
+        "--quiet",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    first = (await process.stdout.readline()).decode()
+    if not first.startswith("SMTP sandbox on "):
+        process.kill()
+        raise RuntimeError(f"the SMTP sandbox did not start: {first!r}")
+    return process, int(first.rsplit(":", 1)[1])
+
+
+async def _stop_sink(process: asyncio.subprocess.Process) -> dict[str, int]:
+    process.terminate()
+    out, _ = await process.communicate()
+    for line in reversed(out.decode().splitlines()):
+        if line.startswith("{"):
+            return dict(json.loads(line))
+    return {"received": -1, "duplicates": -1}
+
+
+async def bench_email(n: int, baseline: str | None, connections: int = 3) -> dict[str, Any]:
+    from dripper.bench.dispatch import _dispatch
+
+    if baseline is not None:
+        raise SystemExit("--baseline is measured for --channel telegram only")
+    process, port = await _start_sink()
+    result: dict[str, Any] = {"bench": "dispatch", "channel": "email", "n": n}
+    try:
+        settings = SmtpSettings(
+            host="127.0.0.1",
+            port=port,
+            security="none",
+            from_address="course@example.com",
+            from_name="Bench Course",
+            connections=connections,
+        )
+        channel = EmailChannel(settings, limiter=TokenBucket(None))
+        await channel.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                async with open_db(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"):
+                    result.update(await _dispatch({ChannelName.EMAIL: channel}, n))
+            finally:
+                await channel.close()
+    finally:
+        counts = await _stop_sink(process)
+    result["received"] = counts["received"]
+    result["duplicates"] = counts["duplicates"]
+    result["connections"] = connections
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result

@@ -1,0 +1,186 @@
+"""What every benchmark needs: sandbox servers in their own processes, a database of learners.
+
+The Bot API emulator (and the SMTP sink) run in child processes so that they do not share the
+dispatcher's core; the numbers are then what a real deployment talking to a fast provider sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import socket
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+
+from dripper.curriculum.checks import CheckResult, check_source
+from dripper.curriculum.source import parse_source
+from dripper.db import connection
+from dripper.store.sql import q, ts
+
+BENCH_TOKEN = "424242:BENCH-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass
+class ChildServer:
+    process: asyncio.subprocess.Process
+    url: str
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 10)
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+@contextlib.asynccontextmanager
+async def telegram_emulator_process() -> AsyncIterator[ChildServer]:
+    """`dripper sandbox telegram` in a child process, ready to answer."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dripper.cli.sandbox",
+        "telegram",
+        "--port",
+        str(port),
+        "--token",
+        BENCH_TOKEN,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    server = ChildServer(process, f"http://127.0.0.1:{port}")
+    try:
+        await _wait_ready(f"{server.url}/bot{BENCH_TOKEN}/getMe")
+        yield server
+    finally:
+        await server.stop()
+
+
+async def _wait_ready(url: str, seconds: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the sandbox at {url} did not start")
+            await asyncio.sleep(0.05)
+
+
+async def control(base_url: str, method: str, **arguments: Any) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{base_url}/_control/{method}", json=arguments) as response,
+    ):
+        body = json.loads(await response.read())
+        if not body.get("ok"):
+            raise RuntimeError(f"control {method} failed: {body}")
+        return body["result"]
+
+
+def one_step_curriculum() -> CheckResult:
+    """A curriculum whose single tip is due right at the anchor, with a personalised text."""
+    text = """\
+id: bench
+title: Benchmark
+send_window:
+  send_at: "* * * * *"
+  spread: 0m
+steps:
+  - id: tip
+    after: 0d
+    kind: tip
+    text: "Hi {{ learner.first_name }}, one **idea** for today: press `Ctrl+T`."
+"""
+    result = check_source(parse_source(text, "bench.yaml"))
+    assert result.curriculum is not None, result.problems
+    return result
+
+
+def many_step_curriculum(steps: int) -> CheckResult:
+    body = "".join(
+        f"""  - id: step-{n}
+    after: {n + 1}d
+    kind: tip
+    text: "Step {n} for {{{{ learner.first_name }}}}"
+"""
+        for n in range(steps)
+    )
+    text = f"""\
+id: bench-{steps}
+title: Benchmark with {steps} steps
+timezone: Europe/Berlin
+send_window:
+  send_at: "0 9 * * 1-5"
+  spread: 30m
+  quiet_hours: ["20:00-08:00"]
+steps:
+{body}"""
+    result = check_source(parse_source(text, "bench.yaml"))
+    assert result.curriculum is not None, result.problems
+    return result
+
+
+async def insert_learners(
+    count: int, now: datetime, *, telegram: bool = False, email: bool = False
+) -> None:
+    """N learners in one batch insert; chat ids are 1..N, addresses learnerN@example.com."""
+    conn = connection()
+    zones = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "UTC"]
+    rows = [
+        [
+            f"Learner{n}",
+            "",
+            f"learner{n}@example.com" if email else None,
+            n if telegram else None,
+            zones[n % len(zones)],
+            "{}",
+            "unknown",
+            "unknown",
+            0,
+            ts(conn, now),
+            ts(conn, now),
+        ]
+        for n in range(1, count + 1)
+    ]
+    sql = q(
+        conn,
+        "INSERT INTO learner (first_name, last_name, email, telegram_chat_id, timezone, "
+        "attributes, email_status, telegram_status, soft_bounces, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    for start in range(0, len(rows), 10_000):
+        await conn.execute_many(sql, rows[start : start + 10_000])

@@ -1,0 +1,56 @@
+"""`dripper bench ...`: benchmarks that print one JSON line each."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Measure dripper on this machine; each benchmark prints one JSON line."""
+
+
+@bench_group.command("dispatch")
+@click.option(
+    "--channel", type=click.Choice(["telegram", "email"]), default="telegram", show_default=True
+)
+@click.option(
+    "--n",
+    "count",
+    type=click.IntRange(1),
+    default=10_000,
+    show_default=True,
+    help="Deliveries due at once.",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["apscheduler"]),
+    help="Also run the same sends with APScheduler 3 (needs the bench extra).",
+)
+def dispatch_cmd(channel: str, count: int, baseline: str | None) -> None:
+    """N deliveries due at once, through the dispatcher to a local emulator or SMTP sink."""
+    from dripper.bench.dispatch import run_dispatch
+
+    click.echo(json.dumps(run_dispatch(channel, count, baseline)))
+
+
+@bench_group.command("enroll")
+@click.option(
+    "--n",
+    "count",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Learners to enroll.",
+)
+@click.option("--steps", type=click.IntRange(1, 200), default=30, show_default=True)
+def enroll_cmd(count: int, steps: int) -> None:
+    """Enroll N learners in a curriculum of --steps steps; then plan their first steps."""
+    from dripper.bench.enroll import run_enroll
+
+    click.echo(json.dumps(run_enroll(count, steps)))
+
+
+COMMANDS: list[click.Command] = [bench_group]
