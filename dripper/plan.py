@@ -60,6 +60,31 @@ def window_of(curriculum: Curriculum) -> SendWindow:
     return _window(curriculum)
 
 
+def due_times(
+    curriculum: Curriculum,
+    anchor: datetime,
+    tz: ZoneInfo,
+    enrollment_id: int,
+    shift: timedelta = timedelta(0),
+) -> list[datetime]:
+    """The due time of every step, in the curriculum's step order (the planner's fast path).
+
+    `shift` is the time the enrollment spent paused: every step moves later by that many calendar
+    days (rounded up) and lands on the first send slot of its new day (or its `at` time), so a
+    learner back from two weeks of holiday continues where they left off, with the same spacing.
+    """
+    window = _window(curriculum)
+    key = spread_key(enrollment_id)
+    dues = step_dues(anchor, [step.after for step in curriculum.steps], window, tz, key)
+    if shift > timedelta(0):
+        days = timedelta(days=math.ceil(shift / timedelta(days=1)))
+        dues = [
+            step_due(due, Offset(days, step.after.at), window, tz, key)
+            for step, due in zip(curriculum.steps, dues, strict=True)
+        ]
+    return dues
+
+
 def plan_steps(
     curriculum: Curriculum,
     anchor: datetime,
@@ -67,22 +92,9 @@ def plan_steps(
     enrollment_id: int,
     shift: timedelta = timedelta(0),
 ) -> list[PlannedStep]:
-    """Every step of the curriculum with its due time for one enrollment, earliest first.
-
-    `shift` is the time the enrollment spent paused: every step moves later by that many calendar
-    days (rounded up) and lands on the first send slot of its new day (or its `at` time), so a
-    learner back from two weeks of holiday continues where they left off, with the same spacing.
-    """
+    """Every step of the curriculum with its due time for one enrollment, earliest first."""
     window = _window(curriculum)
-    offsets = [step.after for step in curriculum.steps]
-    key = spread_key(enrollment_id)
-    dues = step_dues(anchor, offsets, window, tz, key)
-    if shift > timedelta(0):
-        days = timedelta(days=math.ceil(shift / timedelta(days=1)))
-        dues = [
-            step_due(due, Offset(days, step.after.at), window, tz, key)
-            for step, due in zip(curriculum.steps, dues, strict=True)
-        ]
+    dues = due_times(curriculum, anchor, tz, enrollment_id, shift)
     planned = [
         PlannedStep(step.id, due, expires_at(due, window))
         for step, due in zip(curriculum.steps, dues, strict=True)

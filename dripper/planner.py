@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from dripper.models import DeliveryKind
-from dripper.plan import learner_zone, plan_steps
+from dripper.plan import due_times, learner_zone, window_of
+from dripper.schedule import expires_at
 from dripper.store.outbox import NewDelivery, insert_in
 from dripper.store.planning import lock_due_enrollments, planned_steps, set_plan_due
 from dripper.versions import curriculum_of
@@ -37,34 +38,34 @@ async def plan_due(now: datetime, horizon: timedelta, batch: int = PLAN_BATCH) -
             updates: list[tuple[int, datetime | None]] = []
             for enrollment in enrollments:
                 curriculum = await curriculum_of(enrollment.curriculum_version_id, tx)
+                window = window_of(curriculum)
                 later: datetime | None = None
-                planned = plan_steps(
+                dues = due_times(
                     curriculum,
                     enrollment.anchor_at,
                     learner_zone(enrollment.timezone, curriculum),
                     enrollment.id,
                     timedelta(seconds=enrollment.shift_seconds),
                 )
-                for step in planned:
-                    if (enrollment.id, step.step_id) in done:
-                        continue
-                    if step.due_at <= until:
+                for step, due in zip(curriculum.steps, dues, strict=True):
+                    if due > until:
+                        if later is None or due < later:
+                            later = due
+                    elif (enrollment.id, step.id) not in done:
                         new.append(
                             NewDelivery(
-                                business_key=step_key(enrollment.id, step.step_id),
+                                business_key=step_key(enrollment.id, step.id),
                                 enrollment_id=enrollment.id,
                                 learner_id=enrollment.learner_id,
                                 kind=DeliveryKind.STEP.value,
-                                step_id=step.step_id,
+                                step_id=step.id,
                                 occurrence=0,
-                                channel_preference=curriculum.step(step.step_id).channel,
-                                due_at=step.due_at,
-                                expires_at=step.expires_at,
+                                channel_preference=step.channel,
+                                due_at=due,
+                                expires_at=expires_at(due, window),
                                 payload={},
                             )
                         )
-                    elif later is None or step.due_at < later:
-                        later = step.due_at
                 updates.append((enrollment.id, later))
             if new:
                 await insert_in(tx, new, now)
