@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from dripper.channels.base import Channel
-from dripper.channels.telegram import ChatPacer, TelegramChannel
+from dripper.channels.telegram import ChatPacer, TelegramChannel, telegram_budget
 from dripper.config import Settings
 from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
@@ -27,6 +29,49 @@ def signing_key(settings: Settings) -> bytes | None:
     return key.get_secret_value().encode() if key is not None else None
 
 
+class RedactSecrets(logging.Filter):
+    """Replaces every configured secret in a log line with "***", whatever logged it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if len(secret) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            message = record.getMessage()
+            redacted = message
+            for secret in self._secrets:
+                redacted = redacted.replace(secret, "***")
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(settings: Settings, *, verbose: bool) -> None:
+    """key=value lines on stderr, with every secret of `settings` redacted."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("aiosqlite", "tortoise", "httpx", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    secrets = [
+        value.get_secret_value()
+        for value in (
+            settings.telegram.token,
+            settings.smtp.password,
+            settings.imap.password,
+            settings.security.hmac_key,
+        )
+        if value is not None
+    ]
+    redact = RedactSecrets(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -36,8 +81,8 @@ def build_channels(settings: Settings, *, unlimited: bool = False) -> dict[Chann
     channels: dict[ChannelName, Channel] = {}
     telegram = settings.telegram
     if telegram.token is not None:
-        budget = None if unlimited else TokenBucket(telegram.messages_per_second, burst=1)
-        pacer = None if unlimited else ChatPacer(1.0)
+        budget = None if unlimited else telegram_budget(telegram.messages_per_second)
+        pacer = None if unlimited else ChatPacer()
         channels[ChannelName.TELEGRAM] = TelegramChannel(
             telegram.token.get_secret_value(), telegram.api_url, budget=budget, pacer=pacer
         )

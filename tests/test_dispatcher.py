@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -287,3 +288,115 @@ async def test_cohort_move_recomputes_unsent_steps(env: Env) -> None:
     await run_at(env, datetime(2026, 12, 18, 12, 0, tzinfo=UTC))  # the new one
     assert texts(env, learner.telegram_chat_id).count("Pick B") == 1
     assert texts(env, learner.telegram_chat_id).count("Hello Ann0 <&>") == 1
+
+
+@pytest.fixture
+async def pg_env(empty_pg_url: str) -> AsyncIterator[Env]:
+    from dripper.db import open_db
+
+    async with open_db(empty_pg_url):
+        emulator = TelegramEmulator(tokens=[TOKEN])
+        server = await start_server(emulator, port=0)
+        channel = TelegramChannel(TOKEN, server.api_url)
+        await channel.start()
+        try:
+            yield Env(emulator, channel, ManualClock(COURSE_END))
+        finally:
+            await channel.close()
+            await server.aclose()
+
+
+@pytest.mark.postgres
+async def test_the_same_drip_on_postgresql(pg_env: Env) -> None:
+    env = pg_env
+    learners = await learners_with_chats(env, 3)
+    await enroll(checked(), "dec", COURSE_END, learners, env.clock.now())
+    for moment in (
+        datetime(2026, 12, 7, 8, 15, tzinfo=UTC),
+        datetime(2026, 12, 7, 14, 15, tzinfo=UTC),
+        datetime(2026, 12, 7, 14, 15, tzinfo=UTC),
+    ):
+        await run_at(env, moment)
+    for learner in learners:
+        got = texts(env, learner.telegram_chat_id)
+        assert got == await expected_texts(learner, datetime(2026, 12, 7, 14, 15, tzinfo=UTC))
+    assert await Delivery.filter(state=DeliveryState.SENT).count() == 6
+
+
+async def test_telegram_budgets_hold_against_an_enforcing_server(db: None) -> None:
+    from dripper.channels.telegram import ChatPacer, telegram_budget
+
+    emulator = TelegramEmulator(tokens=[TOKEN], rate_limit=True, global_rate=30)
+    server = await start_server(emulator, port=0)
+    channel = TelegramChannel(TOKEN, server.api_url, budget=telegram_budget(30), pacer=ChatPacer())
+    await channel.start()
+    env = Env(emulator, channel, ManualClock(COURSE_END))
+    try:
+        learners = await learners_with_chats(env, 30)
+        await enroll(checked(), "dec", COURSE_END, learners, env.clock.now())
+        await run_at(env, datetime(2026, 12, 7, 23, 0, tzinfo=UTC))  # 2 steps due for each
+        assert await Delivery.filter(state=DeliveryState.SENT).count() == 60, (
+            await Delivery.exclude(state=DeliveryState.SENT).values(
+                "state", "last_error", "attempts"
+            )
+        )
+        assert emulator.max_sends_in_window(TOKEN, 1.0) <= 30
+        assert all(
+            emulator.max_sends_in_window(TOKEN, 1.0, chat_id=learner.telegram_chat_id) <= 1
+            for learner in learners
+        )
+    finally:
+        await channel.close()
+        await server.aclose()
+
+
+async def test_retry_after_pauses_the_bot_and_reschedules(env: Env) -> None:
+    from dripper.ratelimit import TokenBucket
+
+    budget = TokenBucket(1000, burst=10)
+    env.channel._budget = budget
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    env.emulator.inject_fault(TOKEN, "flood", method="sendMessage", times=1, retry_after=3)
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    await run_at(env, monday)
+    waiting = await Delivery.filter(state=DeliveryState.PENDING, kind="step")
+    assert len(waiting) == 1
+    assert waiting[0].available_at >= monday + timedelta(seconds=3)
+    assert waiting[0].last_error == "Telegram: flood control exceeded, retry after 3 s"
+    assert budget.paused_until is not None
+
+
+ANYTIME = (
+    CURRICULUM.replace('send_at: "0 9 * * 1-5"', 'send_at: "* * * * *"')
+    .replace("expire_after: 2d", "spread: 0m")
+    .replace("  spread: 10m\n", "")
+)
+
+
+async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env) -> None:
+    from dripper.clock import SystemClock
+    from dripper.wake import WakeListener, notify_wake
+
+    [learner] = await learners_with_chats(env, 1)
+    wake = asyncio.Event()
+    listener = WakeListener(db, wake)
+    await listener.start()
+    settings = DispatcherSettings(max_idle=timedelta(minutes=10))
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: env.channel}, SystemClock(), "w", settings, wake=wake
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        # Nothing to do: the dispatcher sleeps for up to ten minutes.
+        now = datetime.now(UTC)
+        await enroll(checked(ANYTIME), "now", now - timedelta(days=1), [learner], now)
+        assert notify_wake(db)  # as `dripper enroll` does from another process
+        await asyncio.wait_for(
+            env.emulator.wait_for_messages(TOKEN, learner.telegram_chat_id, 1), 10
+        )
+    finally:
+        stop.set()
+        await running
+        await listener.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 import click
 
@@ -16,7 +15,13 @@ from dripper.clock import SystemClock
 from dripper.config import Settings
 from dripper.db import open_db, redact_url
 from dripper.models import Channel as ChannelName
-from dripper.runtime import build_channels, signing_key, single_runner, worker_id
+from dripper.runtime import (
+    build_channels,
+    configure_logging,
+    signing_key,
+    single_runner,
+    worker_id,
+)
 from dripper.scheduler import Dispatcher
 from dripper.wake import WakeListener
 
@@ -82,12 +87,8 @@ def run_cmd(app: AppContext, once: bool, verbose: bool) -> None:
     expire_after is recorded as skipped. On SQLite one runner per database; on PostgreSQL run
     as many workers as you like.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     settings = app.settings
+    configure_logging(settings, verbose=verbose)
     with single_runner(settings.database_url) as sole:
         aio.run(_run(settings, once, recover_all=sole))
 

@@ -108,7 +108,9 @@ async def claim_due(now: datetime, limit: int, lease: timedelta, worker: str) ->
         )
     params = [CLAIMED, lease_until, worker, ts(conn, now), PENDING, ts(conn, now), limit]
     async with in_transaction() as tx:
-        _, rows = await tx.execute_query(q(conn, sql), params)
+        # execute_query_dict, not execute_query: Tortoise's asyncpg client drops the rows of
+        # an UPDATE ... RETURNING in execute_query.
+        rows = await tx.execute_query_dict(q(conn, sql), params)
     return sorted(int(row["id"]) for row in rows)
 
 
