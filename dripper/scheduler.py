@@ -76,6 +76,7 @@ class _Pending:
     outcome: Outcome
     nudges: list[NewDelivery] = field(default_factory=list)
     unreachable: tuple[int, str] | None = None
+    reached: tuple[int, str] | None = None
 
 
 class _Release(Exception):
@@ -357,6 +358,7 @@ class Dispatcher:
                     sent_at=now,
                 ),
                 nudges=self._nudges(row, curriculum, now),
+                reached=(row.learner_id, channel.value),
             )
         if kind is SendOutcome.UNREACHABLE:
             other = ChannelName.EMAIL if channel is ChannelName.TELEGRAM else ChannelName.TELEGRAM
@@ -447,12 +449,14 @@ class Dispatcher:
             outcomes = [p.outcome for p in batch]
             nudges = [n for p in batch for n in p.nudges]
             unreachable = [p.unreachable for p in batch if p.unreachable is not None]
+            reached = [p.reached for p in batch if p.reached is not None]
             await record(
                 outcomes,
                 self.worker_id,
                 self.clock.now(),
                 new_deliveries=nudges,
                 unreachable=unreachable,
+                reached=reached,
             )
             for outcome in outcomes:
                 self._count(outcome)

@@ -1,9 +1,20 @@
 """The `dripper` command line: the root group plus one module of subcommands per area."""
 
-from dripper.cli import bench, curricula, enroll, learners, report, run, sandbox, setup, storage
+from dripper.cli import (
+    bench,
+    curricula,
+    demo,
+    enroll,
+    learners,
+    report,
+    run,
+    sandbox,
+    setup,
+    storage,
+)
 from dripper.cli.app import main
 
-for _module in (setup, curricula, learners, enroll, run, report, storage, sandbox, bench):
+for _module in (demo, setup, curricula, learners, enroll, run, report, storage, sandbox, bench):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -179,10 +179,13 @@ async def record(
     *,
     new_deliveries: Sequence[NewDelivery] = (),
     unreachable: Iterable[tuple[int, str]] = (),
+    reached: Iterable[tuple[int, str]] = (),
 ) -> int:
     """Write outcomes in one transaction, only for claims this worker still holds.
 
-    Also inserts follow-up deliveries (nudges) and marks learners unreachable on a channel.
+    Also inserts follow-up deliveries (nudges) and marks learners unreachable on a channel, or
+    reachable after a first successful send. An outcome without an error keeps the previous
+    one, so a delivery that went out after a retry still tells what happened on the way.
     Returns how many outcomes were applied (a claim recovered by another worker is not).
     """
     if not outcomes and not new_deliveries:
@@ -192,7 +195,7 @@ async def record(
         conn,
         "UPDATE delivery SET state = ?, available_at = COALESCE(?, available_at), "
         "channel = COALESCE(?, channel), provider_message_id = COALESCE(?, provider_message_id), "
-        "sent_at = COALESCE(?, sent_at), last_error = ?, "
+        "sent_at = COALESCE(?, sent_at), last_error = COALESCE(?, last_error), "
         "uncertain = CASE WHEN ? THEN ? ELSE uncertain END, "
         "lease_until = NULL, claimed_by = NULL, updated_at = ? "
         "WHERE id = ? AND state = ? AND claimed_by = ?",
@@ -225,6 +228,12 @@ async def record(
             await tx.execute_query(
                 q(conn, f"UPDATE learner SET {column} = ?, updated_at = ? WHERE id = ?"),
                 ["unreachable", ts(conn, now), learner_id],
+            )
+        for learner_id, channel in set(reached):
+            column = "telegram_status" if channel == "telegram" else "email_status"
+            await tx.execute_query(
+                q(conn, f"UPDATE learner SET {column} = ? WHERE id = ? AND {column} = ?"),
+                ["ok", learner_id, "unknown"],
             )
     return len(rows)
 
