@@ -20,7 +20,6 @@ Outcomes:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -150,6 +149,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[_Pending] = []
         self._results_ready = asyncio.Event()
+        self._record_lock = asyncio.Lock()  # one writer: a batch is never half-recorded
+        self._closing = False
         self._capacity = asyncio.Event()
         self._send_slots = asyncio.Semaphore(self.settings.concurrency)
 
@@ -174,12 +175,12 @@ class Dispatcher:
             self._stopping = True
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._results_ready.set()
             stop_waiter.cancel()
-            await self._drain()
-            recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recorder
+            # Never cancel the recorder: a cancelled write would leave sent messages claimed,
+            # to be resent as uncertain after the next start. Let it write everything and end.
+            self._closing = True
+            self._results_ready.set()
+            await recorder
 
     async def _forward_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -434,7 +435,7 @@ class Dispatcher:
     # ---- recording -----------------------------------------------------------------------
 
     async def _record_loop(self) -> None:
-        while True:
+        while not (self._closing and not self._results):
             await self._results_ready.wait()
             self._results_ready.clear()
             if len(self._results) < self.settings.record_batch and self._tasks:
@@ -443,6 +444,11 @@ class Dispatcher:
             await self._drain()
 
     async def _drain(self) -> None:
+        """Record every outcome collected so far; when it returns, all of them are written."""
+        async with self._record_lock:
+            await self._write_results()
+
+    async def _write_results(self) -> None:
         while self._results:
             batch = self._results[: self.settings.record_batch]
             del self._results[: len(batch)]

@@ -108,6 +108,8 @@ def dispatcher(env: Env) -> Dispatcher:
 async def run_at(env: Env, moment: datetime) -> None:
     await env.clock.set(moment)
     await dispatcher(env).run_until_idle()
+    # Whatever was sent is recorded before the dispatcher returns: no claim is left behind.
+    assert await Delivery.filter(state=DeliveryState.CLAIMED).count() == 0
 
 
 def texts(env: Env, chat_id: int | None) -> list[str]:
