@@ -315,3 +315,22 @@ class ChannelCursor(Model):
     class Meta:
         table = "channel_cursor"
         unique_together = (("channel", "account"),)
+
+
+class Invite(Model):
+    """A single-use Telegram start link for one learner: the signed token carries this row's id.
+
+    The first chat that opens the link is recorded in `used_by_chat_id` and binds the learner.
+    The same chat opening it again is harmless, any other chat is refused.
+    """
+
+    id = fields.IntField(primary_key=True)
+    learner: fields.ForeignKeyRelation[Learner] = fields.ForeignKeyField(
+        "models.Learner", related_name="invites", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    used_at = fields.DatetimeField(null=True)
+    used_by_chat_id = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "invite"

@@ -49,6 +49,7 @@ EXPECTED_TABLES = {
     "message",
     "quiz_answer",
     "channel_cursor",
+    "invite",
     MIGRATIONS_TABLE,
 }
 

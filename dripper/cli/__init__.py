@@ -5,6 +5,7 @@ from dripper.cli import (
     curricula,
     demo,
     enroll,
+    invites,
     learners,
     report,
     run,
@@ -14,7 +15,19 @@ from dripper.cli import (
 )
 from dripper.cli.app import main
 
-for _module in (demo, setup, curricula, learners, enroll, run, report, storage, sandbox, bench):
+for _module in (
+    demo,
+    setup,
+    curricula,
+    learners,
+    enroll,
+    invites,
+    run,
+    report,
+    storage,
+    sandbox,
+    bench,
+):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from dripper import aio
+
 
 @click.group("bench")
 def bench_group() -> None:
@@ -51,6 +53,31 @@ def enroll_cmd(count: int, steps: int) -> None:
     from dripper.bench.enroll import run_enroll
 
     click.echo(json.dumps(run_enroll(count, steps)))
+
+
+@bench_group.command("ingest")
+@click.option(
+    "--channel", type=click.Choice(["telegram", "email"]), default="telegram", show_default=True
+)
+@click.option(
+    "--n",
+    "count",
+    type=click.IntRange(1),
+    default=5_000,
+    show_default=True,
+    help="Learner messages to receive.",
+)
+def ingest_cmd(channel: str, count: int) -> None:
+    """N learner replies from the Bot API emulator (getUpdates) or a local Dovecot (IMAP) into
+    stored inbox messages."""
+    if channel == "telegram":
+        from dripper.bench.ingest import run_ingest
+
+        click.echo(json.dumps(run_ingest("telegram", count)))
+    else:
+        from dripper.bench.ingest_email import run_ingest_email
+
+        click.echo(json.dumps(aio.run(run_ingest_email(count))))
 
 
 COMMANDS: list[click.Command] = [bench_group]

@@ -10,10 +10,12 @@ import click
 
 from dripper import aio
 from dripper.channels.base import Channel
+from dripper.channels.telegram import TelegramChannel
 from dripper.cli.app import AppContext, pass_app
 from dripper.clock import SystemClock
 from dripper.config import Settings
 from dripper.db import open_db, redact_url
+from dripper.inbound.telegram import TelegramPoller
 from dripper.models import Channel as ChannelName
 from dripper.runtime import (
     build_channels,
@@ -43,25 +45,45 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
+            clock = SystemClock()
             dispatcher = Dispatcher(
                 channels,
-                SystemClock(),
+                clock,
                 worker_id(),
                 wake=wake,
                 recover_all_on_start=recover_all,
                 signing_key=signing_key(settings),
             )
+            telegram = channels.get(ChannelName.TELEGRAM)
+            poller = (
+                TelegramPoller(
+                    telegram.bot, signing_key=signing_key(settings), now=clock.now, wake=wake
+                )
+                if isinstance(telegram, TelegramChannel)
+                else None
+            )
             names = ", ".join(sorted(c.value for c in channels))
             log.info("dispatching on %s from %s", names, redact_url(settings.database_url))
+            receiving: asyncio.Task[None] | None = None
             try:
                 if once:
+                    if poller is not None:
+                        await poller.run_until_idle()
                     await dispatcher.run_until_idle()
                 else:
+                    if poller is not None:
+                        receiving = asyncio.create_task(poller.run(stop))
+                        # A poller that must give up (409 Conflict) stops the whole run.
+                        receiving.add_done_callback(lambda _: stop.set())
                     await dispatcher.run(stop)
             finally:
+                if receiving is not None:
+                    await asyncio.wait({receiving})
                 await listener.close()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+            if receiving is not None:
+                receiving.result()
             stats = dispatcher.stats
             log.info(
                 "stopped: %d sent, %d failed, %d to retry, %d uncertain, %d skipped",

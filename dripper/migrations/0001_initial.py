@@ -365,6 +365,36 @@ class Migration(migrations.Migration):
             bases=["Model"],
         ),
         ops.CreateModel(
+            name="Invite",
+            fields=[
+                (
+                    "id",
+                    fields.IntField(generated=True, primary_key=True, unique=True, db_index=True),
+                ),
+                (
+                    "learner",
+                    fields.ForeignKeyField(
+                        "models.Learner",
+                        source_field="learner_id",
+                        db_constraint=True,
+                        to_field="id",
+                        related_name="invites",
+                        on_delete=OnDelete.CASCADE,
+                    ),
+                ),
+                ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ("used_at", fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ("used_by_chat_id", fields.BigIntField(null=True)),
+            ],
+            options={
+                "table": "invite",
+                "app": "models",
+                "pk_attr": "id",
+                "table_description": "A single-use Telegram start link for one learner: the signed token carries this row's id.",
+            },
+            bases=["Model"],
+        ),
+        ops.CreateModel(
             name="QuizAnswer",
             fields=[
                 (

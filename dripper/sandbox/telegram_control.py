@@ -40,6 +40,8 @@ CONTROL_METHODS = (
     "send_voice",
     "send_document",
     "press_button",
+    "queue_texts",
+    "push_update",
     "block",
     "unblock",
     "deactivate",
@@ -226,6 +228,20 @@ class ControlApi:
             "data": callback_data,
         }
         return bot.push_update("callback_query", query)
+
+    def queue_texts(
+        self, token: str, first_user_id: int, count: int, text: str = "Message {user_id}"
+    ) -> int:
+        """Users `first_user_id`..+count-1 (see `populate`) each write `text` (with `{user_id}`
+        replaced) to the bot: `count` updates queued in one call, for benchmarks."""
+        for user_id in range(first_user_id, first_user_id + count):
+            self.send_text(token, user_id, text.replace("{user_id}", str(user_id)))
+        return count
+
+    def push_update(self, token: str, kind: str, payload: JSONDict) -> JSONDict:
+        """Queue an update of any type with any content, as Telegram could send (or a newer Bot
+        API, or a broken proxy): for testing receivers against the unexpected."""
+        return self._bot(token).push_update(kind, payload)
 
     def block(self, token: str, user_id: int) -> JSONDict:
         """The user blocks the bot: sends fail with 403; a my_chat_member update says so."""

@@ -1,0 +1,1 @@
+"""Receiving: what learners send back, stored raw first, then classified and filed."""
