@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -115,6 +116,15 @@ def tortoise_config(url: str) -> dict[str, Any]:
 TORTOISE_ORM = tortoise_config("sqlite://:memory:")
 
 
+_current_url: contextvars.ContextVar[str] = contextvars.ContextVar("dripper_database_url")
+
+
+def database_key() -> str:
+    """Which database is open in this context: for caches of rows that never change (a stored
+    curriculum version), so that two databases in one process never share entries."""
+    return _current_url.get("")
+
+
 def connection() -> BaseDBAsyncClient:
     """The open database's Tortoise client, for raw SQL; only inside `open_db`."""
     return require_context().db()
@@ -147,7 +157,11 @@ async def open_db(url: str, *, auto_migrate: bool = True) -> AsyncIterator[None]
                 f"the database {redact_url(url)} was migrated by a newer dripper "
                 f"(unknown migrations: {', '.join(unknown)}): upgrade dripper"
             )
-        yield
+        token = _current_url.set(url)
+        try:
+            yield
+        finally:
+            _current_url.reset(token)
 
 
 async def migrate(url: str, *, progress: ProgressCallback | None = None) -> list[str]:

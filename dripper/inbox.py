@@ -28,11 +28,10 @@ from dripper.models import (
     ConversationStatus,
     DeliveryKind,
     DeliveryState,
-    Enrollment,
     Message,
     MessageDirection,
 )
-from dripper.store.sql import q, ts
+from dripper.store.sql import in_list, json_param, q, ts
 from dripper.versions import curriculum_of
 
 PROMPT_KINDS = ("question", "quiz", "checkin")
@@ -44,52 +43,6 @@ class AnsweredPrompt:
     step_id: str
     occurrence: int
     delivery_id: int
-
-
-async def latest_prompt(learner_id: int) -> AnsweredPrompt | None:
-    """The prompt most recently delivered to the learner, across all their enrollments."""
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT d.id, d.enrollment_id, d.step_id, d.occurrence, e.curriculum_id "
-            "FROM delivery d JOIN enrollment e ON e.id = d.enrollment_id "
-            "WHERE d.learner_id = ? AND d.state = ? AND d.kind IN (?, ?, ?) "
-            "ORDER BY d.sent_at DESC, d.id DESC LIMIT 20",
-        ),
-        [
-            learner_id,
-            DeliveryState.SENT.value,
-            DeliveryKind.STEP.value,
-            DeliveryKind.NUDGE.value,
-            DeliveryKind.REASK.value,
-        ],
-    )
-    for row in rows:
-        curriculum = await curriculum_of(int(row["curriculum_id"]))
-        try:
-            step = curriculum.step(str(row["step_id"]))
-        except KeyError:
-            continue
-        if getattr(step, "kind", "") in PROMPT_KINDS:
-            return AnsweredPrompt(
-                int(row["enrollment_id"]),
-                str(row["step_id"]),
-                int(row["occurrence"]),
-                int(row["id"]),
-            )
-    return None
-
-
-async def conversation_for(learner_id: int, enrollment_id: int | None) -> Conversation:
-    """The conversation of an enrollment (or the learner's own, without one), created once."""
-    if enrollment_id is not None:
-        found = await Conversation.get_or_none(enrollment_id=enrollment_id)
-        if found is not None:
-            return found
-        return await Conversation.create(learner_id=learner_id, enrollment_id=enrollment_id)
-    found = await Conversation.filter(learner_id=learner_id, enrollment_id=None).first()
-    return found or await Conversation.create(learner_id=learner_id)
 
 
 async def cancel_nudges(
@@ -117,6 +70,20 @@ async def cancel_nudges(
     return int(count)
 
 
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A learner's message to file, as a receiver hands it over."""
+
+    learner_id: int
+    channel: Channel
+    body: str
+    raw_body: str | None = None
+    attachments: tuple[dict[str, Any], ...] = ()
+    inbound_id: int | None = None
+    flags: tuple[str, ...] = ()
+    answers: AnsweredPrompt | None = None
+
+
 async def record_learner_message(
     learner_id: int,
     channel: Channel,
@@ -133,32 +100,160 @@ async def record_learner_message(
 
     `answers` overrides the guess (an email reply carries the conversation in its token).
     """
-    prompt = answers or await latest_prompt(learner_id)
-    enrollment_id = prompt.enrollment_id if prompt else None
-    if enrollment_id is None:
-        latest = await Enrollment.filter(learner_id=learner_id).order_by("-created_at").first()
-        enrollment_id = latest.id if latest else None
+    [message_id] = await record_learner_messages(
+        [
+            IncomingMessage(
+                learner_id,
+                channel,
+                body,
+                raw_body,
+                tuple(attachments),
+                inbound_id,
+                tuple(flags),
+                answers,
+            )
+        ],
+        now,
+    )
+    return await Message.get(id=message_id)
+
+
+async def record_learner_messages(items: Sequence[IncomingMessage], now: datetime) -> list[int]:
+    """File many messages in one transaction (receivers hand over a whole round of updates);
+    returns the new message ids in order. Same rules as `record_learner_message`."""
+    if not items:
+        return []
+    prompts = await _latest_prompts({i.learner_id for i in items if i.answers is None})
+    fallback = await _latest_enrollments(
+        {i.learner_id for i in items if i.answers is None and i.learner_id not in prompts}
+    )
+    ids: list[int] = []
+    placed = []
+    for item in items:
+        prompt = item.answers or prompts.get(item.learner_id)
+        enrollment_id = prompt.enrollment_id if prompt else fallback.get(item.learner_id)
+        placed.append((item, prompt, enrollment_id))
     async with in_transaction() as tx:
-        conversation = await conversation_for(learner_id, enrollment_id)
-        message = await Message.create(
-            conversation_id=conversation.id,
-            direction=MessageDirection.INBOUND,
-            channel=channel,
-            body=body,
-            raw_body=raw_body,
-            attachments=list(attachments),
-            step_id=prompt.step_id if prompt else None,
-            inbound_id=inbound_id,
-            flags=list(flags),
-            created_at=now,
+        conversations = await _conversation_ids(
+            tx, {(item.learner_id, enrollment_id) for item, _, enrollment_id in placed}
         )
-        conversation.last_message_at = now
-        if conversation.status in (ConversationStatus.CLOSED, ConversationStatus.SNOOZED):
-            conversation.status = ConversationStatus.OPEN
-            conversation.snoozed_until = None
-        if conversation.status is ConversationStatus.WAITING:
-            conversation.status = ConversationStatus.OPEN
-        await conversation.save()
-        if prompt is not None:
-            await cancel_nudges(prompt.enrollment_id, prompt.step_id, now, tx)
-    return message
+        touched: dict[int, None] = {}
+        nudged: dict[tuple[int, str], None] = {}
+        for item, prompt, enrollment_id in placed:
+            conversation_id = conversations[(item.learner_id, enrollment_id)]
+            rows = await tx.execute_query_dict(
+                q(
+                    tx,
+                    "INSERT INTO message (conversation_id, direction, channel, body, raw_body, "
+                    "attachments, step_id, inbound_id, flags, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                ),
+                [
+                    conversation_id,
+                    MessageDirection.INBOUND.value,
+                    item.channel.value,
+                    item.body,
+                    item.raw_body,
+                    json_param(tx, list(item.attachments)),
+                    prompt.step_id if prompt else None,
+                    item.inbound_id,
+                    json_param(tx, list(item.flags)),
+                    ts(tx, now),
+                ],
+            )
+            ids.append(int(rows[0]["id"]))
+            touched[conversation_id] = None
+            if prompt is not None:
+                nudged[(prompt.enrollment_id, prompt.step_id)] = None
+        # A learner's message reopens a closed, snoozed or waiting conversation.
+        await tx.execute_many(
+            q(
+                tx,
+                "UPDATE conversation SET last_message_at = ?, status = ?, snoozed_until = NULL "
+                "WHERE id = ?",
+            ),
+            [[ts(tx, now), ConversationStatus.OPEN.value, cid] for cid in touched],
+        )
+        for enrollment_id, step_id in nudged:
+            await cancel_nudges(enrollment_id, step_id, now, tx)
+    return ids
+
+
+async def _latest_prompts(learner_ids: set[int]) -> dict[int, AnsweredPrompt]:
+    """The latest delivered prompt of each learner, with one query for all of them."""
+    if not learner_ids:
+        return {}
+    conn = connection()
+    rows = await conn.execute_query_dict(
+        q(
+            conn,
+            "SELECT d.id, d.learner_id, d.enrollment_id, d.step_id, d.occurrence, "
+            "e.curriculum_id FROM delivery d JOIN enrollment e ON e.id = d.enrollment_id "
+            "WHERE d.state = ? AND d.kind IN (?, ?, ?) AND d.learner_id IN "
+            + in_list(conn, len(learner_ids))
+            + " ORDER BY d.learner_id, d.sent_at DESC, d.id DESC",
+        ),
+        [
+            DeliveryState.SENT.value,
+            DeliveryKind.STEP.value,
+            DeliveryKind.NUDGE.value,
+            DeliveryKind.REASK.value,
+            *sorted(learner_ids),
+        ],
+    )
+    found: dict[int, AnsweredPrompt] = {}
+    for row in rows:
+        learner_id = int(row["learner_id"])
+        if learner_id in found:
+            continue
+        curriculum = await curriculum_of(int(row["curriculum_id"]))
+        try:
+            step = curriculum.step(str(row["step_id"]))
+        except KeyError:
+            continue
+        if getattr(step, "kind", "") in PROMPT_KINDS:
+            found[learner_id] = AnsweredPrompt(
+                int(row["enrollment_id"]),
+                str(row["step_id"]),
+                int(row["occurrence"]),
+                int(row["id"]),
+            )
+    return found
+
+
+async def _latest_enrollments(learner_ids: set[int]) -> dict[int, int]:
+    if not learner_ids:
+        return {}
+    conn = connection()
+    rows = await conn.execute_query_dict(
+        q(
+            conn,
+            "SELECT learner_id, MAX(id) AS id FROM enrollment WHERE learner_id IN "
+            + in_list(conn, len(learner_ids))
+            + " GROUP BY learner_id",
+        ),
+        sorted(learner_ids),
+    )
+    return {int(row["learner_id"]): int(row["id"]) for row in rows}
+
+
+async def _conversation_ids(
+    tx: BaseDBAsyncClient, wanted: set[tuple[int, int | None]]
+) -> dict[tuple[int, int | None], int]:
+    """The conversation of each (learner, enrollment) pair, created where missing."""
+    found: dict[tuple[int, int | None], int] = {}
+    enrollments = sorted({e for _, e in wanted if e is not None})
+    if enrollments:
+        for conversation in await Conversation.filter(enrollment_id__in=enrollments).using_db(tx):
+            found[(conversation.learner_id, conversation.enrollment_id)] = conversation.id  # type: ignore[attr-defined]
+    loose = sorted({learner for learner, e in wanted if e is None})
+    if loose:
+        query = Conversation.filter(learner_id__in=loose, enrollment_id=None).using_db(tx)
+        for conversation in await query.order_by("id"):
+            found.setdefault((conversation.learner_id, None), conversation.id)  # type: ignore[attr-defined]
+    for learner_id, enrollment_id in sorted(wanted - set(found), key=str):
+        created = await Conversation.create(
+            learner_id=learner_id, enrollment_id=enrollment_id, using_db=tx
+        )
+        found[(learner_id, enrollment_id)] = created.id
+    return found

@@ -13,11 +13,13 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from dripper.curriculum import CheckResult, Curriculum, check_paths
 from dripper.curriculum.checks import check_source
 from dripper.curriculum.source import parse_source
+from dripper.db import database_key
 from dripper.errors import DripperError
 from dripper.hints import did_you_mean
 from dripper.models import CurriculumVersion
 
-_parsed: dict[int, Curriculum] = {}
+# Stored versions never change: parsed once per process, per database.
+_parsed: dict[tuple[str, int], Curriculum] = {}
 
 
 async def store_version(result: CheckResult) -> CurriculumVersion:
@@ -33,7 +35,7 @@ async def store_version(result: CheckResult) -> CurriculumVersion:
             "source_path": result.path,
         },
     )
-    _parsed[version.id] = curriculum
+    _parsed[(database_key(), version.id)] = curriculum
     return version
 
 
@@ -42,7 +44,7 @@ async def curriculum_of(version_id: int, using: BaseDBAsyncClient | None = None)
 
     Inside a transaction pass it as `using`: on SQLite another query would wait for it forever.
     """
-    cached = _parsed.get(version_id)
+    cached = _parsed.get((database_key(), version_id))
     if cached is not None:
         return cached
     version = await CurriculumVersion.get(id=version_id, using_db=using)
@@ -51,7 +53,7 @@ async def curriculum_of(version_id: int, using: BaseDBAsyncClient | None = None)
         # Stored versions passed check when stored; a newer dripper may be stricter.
         problems = "; ".join(str(p) for p in result.problems[:3])
         raise DripperError(f"stored curriculum version {version_id} no longer loads: {problems}")
-    _parsed[version_id] = result.curriculum
+    _parsed[(database_key(), version_id)] = result.curriculum
     return result.curriculum
 
 

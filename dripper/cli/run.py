@@ -15,6 +15,7 @@ from dripper.cli.app import AppContext, pass_app
 from dripper.clock import SystemClock
 from dripper.config import Settings
 from dripper.db import open_db, redact_url
+from dripper.imap_poller import ImapPoller
 from dripper.inbound.telegram import TelegramPoller
 from dripper.models import Channel as ChannelName
 from dripper.runtime import (
@@ -62,23 +63,35 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
                 if isinstance(telegram, TelegramChannel)
                 else None
             )
+            mail_poller = ImapPoller.from_settings(settings) if settings.imap.host else None
+            if mail_poller is not None:
+                await mail_poller.connect()  # a wrong [imap] setting fails here, named
             names = ", ".join(sorted(c.value for c in channels))
             log.info("dispatching on %s from %s", names, redact_url(settings.database_url))
             receiving: asyncio.Task[None] | None = None
+            reading: asyncio.Task[None] | None = None
             try:
                 if once:
                     if poller is not None:
                         await poller.run_until_idle()
+                    if mail_poller is not None:
+                        await mail_poller.poll_once()
                     await dispatcher.run_until_idle()
                 else:
                     if poller is not None:
                         receiving = asyncio.create_task(poller.run(stop))
                         # A poller that must give up (409 Conflict) stops the whole run.
                         receiving.add_done_callback(lambda _: stop.set())
+                    if mail_poller is not None:
+                        reading = asyncio.create_task(mail_poller.run(stop))
                     await dispatcher.run(stop)
             finally:
                 if receiving is not None:
                     await asyncio.wait({receiving})
+                if reading is not None:
+                    await asyncio.wait({reading})
+                if mail_poller is not None:
+                    await mail_poller.close()
                 await listener.close()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)

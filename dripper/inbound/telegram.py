@@ -47,6 +47,7 @@ from dripper.db import connection
 from dripper.errors import DripperError
 from dripper.inbound.telegram_actions import Batch, TelegramActions
 from dripper.inbound.telegram_events import ALLOWED_UPDATES, Event, classify
+from dripper.inbox import record_learner_messages
 from dripper.models import Channel, InboundState
 from dripper.store.sql import in_list, json_param, q, ts
 
@@ -325,6 +326,7 @@ class TelegramPoller:
                     flags[item_id] = await self._process_one(item_id, event, batch)
 
         await asyncio.gather(*(one_chat(items) for items in by_chat.values()))
+        await record_learner_messages(batch.to_file, self._now())
         await batch.save()
         await self._mark([(item_id, flags[item_id]) for item_id in ids])
 

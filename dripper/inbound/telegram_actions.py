@@ -47,7 +47,7 @@ from dripper.inbound.telegram_events import (
     MemberChange,
     Tap,
 )
-from dripper.inbox import AnsweredPrompt, record_learner_message
+from dripper.inbox import AnsweredPrompt, IncomingMessage, record_learner_message
 from dripper.invites import Redeemed, redeem
 from dripper.models import (
     Channel,
@@ -106,6 +106,8 @@ class Batch:
         self.filed = filed
         self._learners = learners
         self._reachable: set[int] = set()
+        # Learner messages are filed together at the end of the round, in one transaction.
+        self.to_file: list[IncomingMessage] = []
 
     @classmethod
     async def load(cls, filed: set[int], chat_ids: Sequence[int]) -> Batch:
@@ -373,14 +375,15 @@ class TelegramActions:
         batch.reachable(learner)
         if inbound_id in batch.filed:
             return None
-        await record_learner_message(
-            learner.id,
-            Channel.TELEGRAM,
-            message.body,
-            self._now(),
-            attachments=message.attachments,
-            inbound_id=inbound_id,
-            flags=["edited"] if message.edited else [],
+        batch.to_file.append(
+            IncomingMessage(
+                learner.id,
+                Channel.TELEGRAM,
+                message.body,
+                attachments=tuple(message.attachments),
+                inbound_id=inbound_id,
+                flags=("edited",) if message.edited else (),
+            )
         )
         batch.filed.add(inbound_id)
         return None
