@@ -13,6 +13,7 @@ snoozed conversation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +27,10 @@ from dripper.models import (
     Channel,
     Conversation,
     ConversationStatus,
+    Delivery,
     DeliveryKind,
     DeliveryState,
+    InboundItem,
     Message,
     MessageDirection,
 )
@@ -257,3 +260,107 @@ async def _conversation_ids(
         )
         found[(learner_id, enrollment_id)] = created.id
     return found
+
+
+async def reply_to_learner(
+    conversation_id: int,
+    body: str,
+    now: datetime,
+    *,
+    author_id: int | None = None,
+    answering: int | None = None,
+) -> Message:
+    """A trainer's answer: kept in the conversation and queued as a delivery, so it goes out
+    through the dispatcher on the channel of the message it answers (the latest learner message
+    unless `answering` names one). Two trainers answering at once both get their reply kept."""
+    conversation = await Conversation.get(id=conversation_id)
+    query = Message.filter(conversation_id=conversation_id, direction=MessageDirection.INBOUND)
+    if answering is not None:
+        query = query.filter(id=answering)
+    answered = await query.order_by("-created_at", "-id").first()
+    channel = answered.channel if answered is not None else None
+    async with in_transaction() as tx:
+        message = await Message.create(
+            conversation_id=conversation_id,
+            direction=MessageDirection.OUTBOUND,
+            channel=channel,
+            author_id=author_id,
+            body=body,
+            step_id=answered.step_id if answered else None,
+            in_reply_to_id=answered.id if answered else None,
+            created_at=now,
+            using_db=tx,
+        )
+        delivery = await Delivery.create(
+            business_key=f"reply:{message.id}",
+            enrollment_id=conversation.enrollment_id,  # type: ignore[attr-defined]
+            learner_id=conversation.learner_id,  # type: ignore[attr-defined]
+            kind=DeliveryKind.REPLY,
+            step_id=message.step_id,
+            channel_preference=channel.value if channel else "any",
+            due_at=now,
+            available_at=now,
+            payload={"message_id": message.id},
+            using_db=tx,
+        )
+        message.delivery_id = delivery.id
+        await message.save(using_db=tx, update_fields=["delivery_id"])
+        await (
+            Conversation.filter(id=conversation_id)
+            .using_db(tx)
+            .update(status=ConversationStatus.WAITING, last_message_at=now)
+        )
+    return message
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    """What sending a trainer's reply needs: its text, and the email thread it continues."""
+
+    body: str
+    subject: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+_HEADER = re.compile(
+    rb"(?im)^(message-id|subject|references|in-reply-to):[ \t]*(.*(?:\r?\n[ \t].*)*)"
+)
+
+
+async def reply_context(message_id: int, default_subject: str) -> ReplyContext:
+    """The reply's body, and, when it answers an email, that email's Message-ID, References and
+    Subject, read from the raw message as it arrived (a mail client threads on them)."""
+    message = await Message.get(id=message_id)
+    in_reply_to = None
+    references: tuple[str, ...] = ()
+    subject = default_subject
+    if message.in_reply_to_id is not None:  # type: ignore[attr-defined]
+        answered = await Message.get(id=message.in_reply_to_id)  # type: ignore[attr-defined]
+        if answered.inbound_id is not None and answered.channel is Channel.EMAIL:  # type: ignore[attr-defined]
+            item = await InboundItem.get(id=answered.inbound_id)  # type: ignore[attr-defined]
+            headers = _headers(bytes(item.payload))
+            in_reply_to = headers.get("message-id")
+            references = tuple(headers.get("references", "").split())
+            if headers.get("subject"):
+                subject = headers["subject"]
+    return ReplyContext(message.body, subject, in_reply_to, references)
+
+
+def _headers(raw: bytes) -> dict[str, str]:
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found: dict[str, str] = {}
+    for match in _HEADER.finditer(head):
+        name = match.group(1).decode("ascii").lower()
+        value = re.sub(rb"\r?\n[ \t]+", b" ", match.group(2)).decode("utf-8", "replace").strip()
+        found.setdefault(name, _decode_words(value) if name == "subject" else value)
+    return found
+
+
+def _decode_words(value: str) -> str:
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError):
+        return value

@@ -30,9 +30,10 @@ from typing import Any
 from dripper.channels.base import Channel, Outbound, SendResult
 from dripper.channels.base import Outcome as SendOutcome
 from dripper.clock import Clock
-from dripper.compose import CourseView, LearnerView, compose_step
+from dripper.compose import CourseView, LearnerView, compose_reply, compose_step
 from dripper.curriculum import Curriculum
 from dripper.enrollment import resume_due
+from dripper.inbox import reply_context
 from dripper.models import Channel as ChannelName
 from dripper.models import DeliveryKind, DeliveryState
 from dripper.plan import learner_zone, plan_nudge, window_of
@@ -253,9 +254,10 @@ class Dispatcher:
 
     async def _deliver(self, row: ClaimedDelivery) -> _Pending:
         now = self.clock.now()
-        if row.enrollment_state == "paused":
+        drip = row.kind != DeliveryKind.REPLY  # a pause holds the drip, not a trainer's answer
+        if drip and row.enrollment_state == "paused":
             return _Pending(Outcome(row.id, DeliveryState.HELD, last_error="enrollment paused"))
-        if row.enrollment_state in ("cancelled", "completed"):
+        if drip and row.enrollment_state in ("cancelled", "completed"):
             return _Pending(Outcome(row.id, DeliveryState.CANCELLED, last_error="enrollment ended"))
         if row.opted_out:
             return _Pending(
@@ -276,7 +278,10 @@ class Dispatcher:
         curriculum = (
             await curriculum_of(row.curriculum_version_id) if row.curriculum_version_id else None
         )
-        outbound = self._outbound(row, curriculum)
+        if row.kind == DeliveryKind.REPLY:
+            outbound: Outbound | None = await self._reply_outbound(row, curriculum)
+        else:
+            outbound = self._outbound(row, curriculum)
         if outbound is None:
             return _Pending(
                 Outcome(
@@ -304,6 +309,37 @@ class Dispatcher:
             )
         )
 
+    async def _reply_outbound(
+        self, row: ClaimedDelivery, curriculum: Curriculum | None
+    ) -> Outbound | None:
+        """A trainer's answer from the inbox, threaded under the message it answers."""
+        message_id = row.payload.get("message_id")
+        if not isinstance(message_id, int):
+            return None
+        context = await reply_context(message_id, curriculum.title if curriculum else "Your course")
+        return Outbound(
+            delivery_id=row.id,
+            business_key=row.business_key,
+            content=compose_reply(context.body, context.subject),
+            telegram_chat_id=row.telegram_chat_id,
+            email=row.email,
+            learner_name=f"{row.first_name} {row.last_name}".strip(),
+            conversation_token=self._reply_token(row),
+            in_reply_to=context.in_reply_to,
+            references=context.references,
+            unsubscribe_token=self._unsubscribe_token(row),
+        )
+
+    def _reply_token(self, row: ClaimedDelivery) -> str:
+        if self._signing_key is None or row.enrollment_id is None:
+            return ""
+        return reply_token(self._signing_key, row.learner_id, row.enrollment_id)
+
+    def _unsubscribe_token(self, row: ClaimedDelivery) -> str:
+        if self._signing_key is None:
+            return ""
+        return unsubscribe_token(self._signing_key, row.learner_id)
+
     def _outbound(self, row: ClaimedDelivery, curriculum: Curriculum | None) -> Outbound | None:
         if curriculum is None or row.step_id is None:
             return None  # trainer replies arrive with the inbox
@@ -324,10 +360,6 @@ class Dispatcher:
         content = compose_step(
             curriculum, step, learner, course, row.id, reminder=row.kind == DeliveryKind.NUDGE
         )
-        reply, unsubscribe = "", ""
-        if self._signing_key is not None and row.enrollment_id is not None:
-            reply = reply_token(self._signing_key, row.learner_id, row.enrollment_id)
-            unsubscribe = unsubscribe_token(self._signing_key, row.learner_id)
         return Outbound(
             delivery_id=row.id,
             business_key=row.business_key,
@@ -335,8 +367,8 @@ class Dispatcher:
             telegram_chat_id=row.telegram_chat_id,
             email=row.email,
             learner_name=f"{row.first_name} {row.last_name}".strip(),
-            conversation_token=reply,
-            unsubscribe_token=unsubscribe,
+            conversation_token=self._reply_token(row),
+            unsubscribe_token=self._unsubscribe_token(row),
         )
 
     def _classify(
@@ -409,6 +441,8 @@ class Dispatcher:
     ) -> list[NewDelivery]:
         if curriculum is None or row.step_id is None or row.enrollment_id is None:
             return []
+        if row.kind not in (DeliveryKind.STEP, DeliveryKind.NUDGE, DeliveryKind.REASK):
+            return []  # a trainer's reply is not a prompt to remind about
         number = int(row.payload.get("reminder", 0)) + 1
         step = curriculum.step(row.step_id)
         tz = learner_zone(row.timezone, curriculum)
