@@ -190,3 +190,16 @@ def test_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     assert stream.filter(record)
     assert "SECRET" not in record.getMessage()
     assert "https://api/bot***/x" in record.getMessage()
+
+
+def test_run_with_an_unreachable_smtp_server_names_the_setting(workdir: Path) -> None:
+    env = {
+        "DRIPPER_SMTP_HOST": "127.0.0.1",
+        "DRIPPER_SMTP_PORT": "9",
+        "DRIPPER_SMTP_SECURITY": "none",
+        "DRIPPER_SMTP_FROM_ADDRESS": "course@example.com",
+    }
+    result = CliRunner(env=env).invoke(main, ["run", "--once"])
+    assert result.exit_code == 1
+    assert "cannot reach the SMTP server 127.0.0.1:9" in result.output
+    assert "DRIPPER_SMTP_HOST" in result.output
