@@ -10,10 +10,10 @@ Relative paths (`curricula_dir`, a relative `sqlite://` path in `database_url`, 
 resolved against the directory of the TOML file when they come from it, and against the current
 directory when they come from the environment. The resolved paths and URL are always absolute.
 
-Secrets (the bot token, the SMTP and IMAP passwords, the HMAC key) are never read from the TOML
-file itself: set the variable, or name a file holding the secret (`token_file = "/run/secrets/x"`
-in the file, or the `*_FILE` variable). A secret written in the TOML file is refused. Secrets are
-kept as `SecretStr`, so repr(), str() and JSON show `**********`.
+Secrets (the bot token, the webhook secret, the SMTP and IMAP passwords, the HMAC key) are never
+read from the TOML file itself: set the variable, or name a file holding the secret
+(`token_file = "/run/secrets/x"` in the file, or the `*_FILE` variable). A secret written in the
+TOML file is refused. Secrets are kept as `SecretStr`, so repr(), str() and JSON show `**********`.
 
 Environment variables (top-level keys are DRIPPER_<KEY>, keys of a [section] are
 DRIPPER_<SECTION>_<KEY>; secrets are the exception, named for what they are):
@@ -30,6 +30,10 @@ DRIPPER_TELEGRAM_TOKEN             telegram.token (secret)          (none)
 DRIPPER_TELEGRAM_TOKEN_FILE        telegram.token_file              (none)
 DRIPPER_TELEGRAM_ALLOW_PAID_BROADCAST  telegram.allow_paid_broadcast  false
 DRIPPER_TELEGRAM_MESSAGES_PER_SECOND   telegram.messages_per_second   30
+DRIPPER_TELEGRAM_WEBHOOK_URL       telegram.webhook_url             (none: long polling)
+DRIPPER_TELEGRAM_WEBHOOK_LISTEN    telegram.webhook_listen          127.0.0.1:8443
+DRIPPER_TELEGRAM_WEBHOOK_SECRET    telegram.webhook_secret (secret) (none)
+DRIPPER_TELEGRAM_WEBHOOK_SECRET_FILE  telegram.webhook_secret_file  (none)
 DRIPPER_SMTP_HOST                  smtp.host                        (none)
 DRIPPER_SMTP_PORT                  smtp.port                        587 / 465 (tls) / 25 (none)
 DRIPPER_SMTP_SECURITY              smtp.security                    starttls
@@ -52,9 +56,12 @@ DRIPPER_HMAC_KEY_FILE              security.hmac_key_file           (none)
 =================================  ===============================  ==========================
 
 `<dir>` is the directory of the TOML file, or the current directory when there is none. When
-`port` is not set, it follows `security`. A variable that starts with DRIPPER_TELEGRAM_,
-DRIPPER_SMTP_, DRIPPER_IMAP_ or DRIPPER_SECURITY_ but is not in this table is an error (a typo
-would otherwise be ignored silently); other DRIPPER_* variables are left to their owners.
+`port` is not set, it follows `security`. With `telegram.webhook_url` set, `dripper run` receives
+through a webhook (served on `webhook_listen`, behind your HTTPS proxy) instead of long polling;
+it then needs `webhook_secret`, which Telegram sends back with every update. A variable that
+starts with DRIPPER_TELEGRAM_, DRIPPER_SMTP_, DRIPPER_IMAP_ or DRIPPER_SECURITY_ but is not in
+this table is an error (a typo would otherwise be ignored silently); other DRIPPER_* variables
+are left to their owners.
 """
 
 from __future__ import annotations
@@ -88,6 +95,9 @@ ENV_PREFIX = "DRIPPER_"
 FREE_TELEGRAM_RATE = 30  # messages per second Telegram allows a bot without paid broadcasts
 
 _EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+# Telegram's rule for setWebhook's secret_token.
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 class _Section(BaseModel):
@@ -95,13 +105,64 @@ class _Section(BaseModel):
 
 
 class TelegramSettings(_Section):
-    """The bot: where the Bot API is, its token and how fast it may send."""
+    """The bot: where the Bot API is, its token, how fast it may send and how it receives
+    (long polling, or a webhook when `webhook_url` is set)."""
 
     api_url: str = "https://api.telegram.org/bot"
     token: SecretStr | None = None
     allow_paid_broadcast: bool = False
     # Telegram allows ~30 msg/s per bot; paid broadcasts up to 1000 msg/s.
     messages_per_second: float = Field(default=30, gt=0, le=1000, allow_inf_nan=False)
+    # The public HTTPS URL Telegram posts updates to; unset: dripper polls with getUpdates.
+    webhook_url: str | None = None
+    # host:port the webhook server listens on (a reverse proxy forwards webhook_url to it).
+    webhook_listen: str = "127.0.0.1:8443"
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Telegram posts only to HTTPS; plain http is for the local sandbox.
+        loopback = value.startswith(tuple(f"http://{host}" for host in _LOOPBACK_HOSTS))
+        if not value.startswith("https://") and not loopback:
+            raise ValueError("expected the public https:// URL Telegram should post updates to")
+        return value
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError('expected host:port to listen on, such as "127.0.0.1:8443"')
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not WEBHOOK_SECRET_RE.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "the webhook secret must be 1 to 256 characters A-Z, a-z, 0-9, _ or - "
+                "(Telegram's rule); generate one with: python -c \"import secrets; "
+                'print(secrets.token_urlsafe(32))"'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> TelegramSettings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError(
+                "webhook_url needs a webhook secret, so that only Telegram can post updates: set "
+                "DRIPPER_TELEGRAM_WEBHOOK_SECRET or [telegram] webhook_secret_file"
+            )
+        return self
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        """`webhook_listen` split into host and port ("[::1]:8443" gives "::1")."""
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("api_url")
     @classmethod
@@ -299,6 +360,7 @@ class _Secret:
 
 _SECRETS = (
     _Secret("telegram", "token", "DRIPPER_TELEGRAM_TOKEN"),
+    _Secret("telegram", "webhook_secret", "DRIPPER_TELEGRAM_WEBHOOK_SECRET"),
     _Secret("smtp", "password", "DRIPPER_SMTP_PASSWORD"),
     _Secret("imap", "password", "DRIPPER_IMAP_PASSWORD"),
     _Secret("security", "hmac_key", "DRIPPER_HMAC_KEY"),

@@ -61,6 +61,7 @@ def configure_logging(settings: Settings, *, verbose: bool) -> None:
         value.get_secret_value()
         for value in (
             settings.telegram.token,
+            settings.telegram.webhook_secret,
             settings.smtp.password,
             settings.imap.password,
             settings.security.hmac_key,

@@ -226,6 +226,13 @@ def test_config_file_not_utf8(tmp_path: Path) -> None:
 SECRET_CASES = [
     # (section, key in the file that is refused, env var, file key, setting)
     ("telegram", "token", "DRIPPER_TELEGRAM_TOKEN", "token_file", "telegram.token"),
+    (
+        "telegram",
+        "webhook_secret",
+        "DRIPPER_TELEGRAM_WEBHOOK_SECRET",
+        "webhook_secret_file",
+        "telegram.webhook_secret",
+    ),
     ("smtp", "password", "DRIPPER_SMTP_PASSWORD", "password_file", "smtp.password"),
     ("imap", "password", "DRIPPER_IMAP_PASSWORD", "password_file", "imap.password"),
     ("security", "hmac_key", "DRIPPER_HMAC_KEY", "hmac_key_file", "security.hmac_key"),
@@ -354,7 +361,7 @@ def test_every_environment_variable_is_documented() -> None:
 
 def test_init_template_mentions_every_key() -> None:
     for loc in ENV_VARS.values():
-        if loc[-1] in {"token", "password", "hmac_key"}:
+        if loc[-1] in {"token", "password", "hmac_key", "webhook_secret"}:
             assert f"# {loc[-1]} =" not in CONFIG_TEMPLATE
         else:
             assert f"# {loc[-1]} =" in CONFIG_TEMPLATE, loc

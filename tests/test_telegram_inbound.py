@@ -778,7 +778,6 @@ async def test_the_bot_username_comes_from_get_me(env: Env) -> None:
 
 
 def test_qr_codes_for_the_terminal() -> None:
-    pytest.importorskip("segno")
     from dripper.cli.invites import _qr
 
     art = _qr("https://t.me/drip_bot?start=abcdefghijklmnopqrst")

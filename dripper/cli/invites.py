@@ -85,10 +85,8 @@ async def cohort_invites(cohort_name: str, key: bytes, bot_username: str) -> Inv
 
 
 def _qr(link: str) -> str:
-    try:
-        import segno  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError:
-        raise DripperError("--qr needs the segno package: pip install segno") from None
+    import segno  # type: ignore[import-untyped,unused-ignore]
+
     out = io.StringIO()
     segno.make(link, error="m").terminal(out=out, compact=True)
     return out.getvalue()
@@ -105,7 +103,7 @@ def _qr(link: str) -> str:
 @click.option(
     "--bot-username", help="The bot's @username (default: asked from Telegram with the token)."
 )
-@click.option("--qr", is_flag=True, help="Print a QR code for each link (needs segno).")
+@click.option("--qr", is_flag=True, help="Also print each link as a QR code in the terminal.")
 @pass_app
 def invites_cmd(
     app: AppContext, cohort_name: str, csv_path: Path | None, bot_username: str | None, qr: bool

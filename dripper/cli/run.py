@@ -17,6 +17,7 @@ from dripper.config import Settings
 from dripper.db import open_db, redact_url
 from dripper.imap_poller import ImapPoller
 from dripper.inbound.telegram import TelegramPoller
+from dripper.inbound.telegram_webhook import TelegramWebhook
 from dripper.models import Channel as ChannelName
 from dripper.runtime import (
     build_channels,
@@ -63,6 +64,7 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
                 if isinstance(telegram, TelegramChannel)
                 else None
             )
+            webhook = _webhook(settings, poller)
             mail_poller = ImapPoller.from_settings(settings) if settings.imap.host else None
             if mail_poller is not None:
                 await mail_poller.connect()  # a wrong [imap] setting fails here, named
@@ -72,13 +74,18 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
             reading: asyncio.Task[None] | None = None
             try:
                 if once:
-                    if poller is not None:
+                    if webhook is not None and poller is not None:
+                        await poller.process_pending()  # Telegram posts; nothing to fetch
+                    elif poller is not None:
                         await poller.run_until_idle()
                     if mail_poller is not None:
                         await mail_poller.poll_once()
                     await dispatcher.run_until_idle()
                 else:
-                    if poller is not None:
+                    if webhook is not None:
+                        receiving = asyncio.create_task(webhook.run(stop))
+                        receiving.add_done_callback(lambda _: stop.set())
+                    elif poller is not None:
                         receiving = asyncio.create_task(poller.run(stop))
                         # A poller that must give up (409 Conflict) stops the whole run.
                         receiving.add_done_callback(lambda _: stop.set())
@@ -109,6 +116,21 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
     finally:
         for channel in started:
             await channel.close()
+
+
+def _webhook(settings: Settings, poller: TelegramPoller | None) -> TelegramWebhook | None:
+    """Webhook mode when [telegram] webhook_url is set, else None (long polling)."""
+    telegram = settings.telegram
+    if poller is None or telegram.webhook_url is None or telegram.webhook_secret is None:
+        return None
+    host, port = telegram.listen_host_port
+    return TelegramWebhook(
+        poller,
+        url=telegram.webhook_url,
+        secret=telegram.webhook_secret.get_secret_value(),
+        host=host,
+        port=port,
+    )
 
 
 @click.command("run")

@@ -26,6 +26,7 @@ CONFIG_TEMPLATE = """\
 #   SMTP password  DRIPPER_SMTP_PASSWORD   or [smtp] password_file (DRIPPER_SMTP_PASSWORD_FILE)
 #   IMAP password  DRIPPER_IMAP_PASSWORD   or [imap] password_file (DRIPPER_IMAP_PASSWORD_FILE)
 #   HMAC key       DRIPPER_HMAC_KEY        or [security] hmac_key_file (DRIPPER_HMAC_KEY_FILE)
+#   webhook secret DRIPPER_TELEGRAM_WEBHOOK_SECRET or [telegram] webhook_secret_file
 #
 # Relative paths are relative to the directory of this file.
 
@@ -52,6 +53,12 @@ CONFIG_TEMPLATE = """\
 # Stars) allow up to 1000: more than 30 needs allow_paid_broadcast = true.
 # allow_paid_broadcast = false
 # messages_per_second = 30
+# Updates come by long polling unless a webhook URL is set: Telegram then POSTs them to that
+# public HTTPS address, which must reach webhook_listen (e.g. through a reverse proxy). The
+# secret Telegram sends along comes from DRIPPER_TELEGRAM_WEBHOOK_SECRET or this file.
+# webhook_url = "https://example.com/telegram"
+# webhook_listen = "127.0.0.1:8443"
+# webhook_secret_file = "/run/secrets/dripper_webhook_secret"
 
 [smtp]
 # Outgoing mail server for drips and trainer replies.

@@ -82,7 +82,9 @@ class PollStats:
 def conflict_error(exc: Conflict) -> DripperError:
     webhook = "webhook" in exc.message.lower()
     hint = (
-        "a webhook is set for this bot: remove it (deleteWebhook) or give dripper its own bot"
+        "a webhook is set for this bot (dripper never deletes one: it may be another "
+        "program's): to receive through it set [telegram] webhook_url and webhook_secret; to "
+        "poll instead remove it with the Bot API call deleteWebhook; or give dripper its own bot"
         if webhook
         else "another `dripper run`, or another program or bot instance, is polling with this "
         "token: stop it, or create a separate bot for dripper with @BotFather"
