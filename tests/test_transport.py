@@ -1,4 +1,5 @@
-"""The aiohttp PTB transport against the Bot API emulator served on loopback."""
+"""Our PTB transports (aiohttp, and the lean HTTP/1.1 one) against the Bot API emulator on
+loopback: every behaviour is checked through both."""
 
 from __future__ import annotations
 
@@ -22,17 +23,26 @@ from telegram.error import (
     TimedOut,
 )
 
-from dripper.channels.transport import AiohttpRequest
+from dripper.channels.transport import AiohttpRequest, FastRequest
 from dripper.sandbox import FaultKind, RunningServer, TelegramEmulator, start_server
 
 os.environ["PTB_TIMEDELTA"] = "1"
 
 TOKEN = "5550001:transport-test"
+_TRANSPORT: type[AiohttpRequest] = AiohttpRequest
 LEARNER = 77
 
 
+@pytest.fixture(params=[AiohttpRequest, FastRequest], ids=["aiohttp", "http1"])
+def transport(request: pytest.FixtureRequest) -> type[AiohttpRequest]:
+    cls: type[AiohttpRequest] = request.param
+    return cls
+
+
 @pytest.fixture
-async def server() -> AsyncIterator[RunningServer]:
+async def server(transport: type[AiohttpRequest]) -> AsyncIterator[RunningServer]:
+    global _TRANSPORT
+    _TRANSPORT = transport
     emulator = TelegramEmulator([TOKEN])
     emulator.create_user(LEARNER, "Grace", "Hopper")
     emulator.start(TOKEN, LEARNER)
@@ -45,7 +55,7 @@ def _bot(server: RunningServer, **options: float) -> telegram.Bot:
     return telegram.Bot(
         TOKEN,
         base_url=server.api_url,
-        request=AiohttpRequest(**options),  # type: ignore[arg-type]
+        request=_TRANSPORT(**options),  # type: ignore[arg-type]
         get_updates_request=AiohttpRequest(),
     )
 

@@ -35,7 +35,7 @@ from telegram.error import (
 from telegram.warnings import PTBUserWarning
 
 from dripper.channels.base import Outbound, Outcome, SendResult
-from dripper.channels.transport import AiohttpRequest, ConnectionLost, NotSent
+from dripper.channels.transport import AiohttpRequest, ConnectionLost, FastRequest, NotSent
 from dripper.compose import Button
 from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
@@ -198,7 +198,7 @@ class TelegramChannel:
         self.bot = Bot(
             token,
             base_url=api_url,
-            request=AiohttpRequest(connection_pool_size=connections, read_timeout=read_timeout),
+            request=FastRequest(connection_pool_size=connections, read_timeout=read_timeout),
             get_updates_request=AiohttpRequest(connection_pool_size=2, read_timeout=read_timeout),
         )
 

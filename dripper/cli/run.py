@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -114,8 +115,10 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
                 stats.skipped,
             )
     finally:
-        for channel in started:
-            await channel.close()
+        for channel in channels.values():
+            # Also a channel whose start failed: it may hold half-open connections.
+            with contextlib.suppress(Exception):
+                await channel.close()
 
 
 def _webhook(settings: Settings, poller: TelegramPoller | None) -> TelegramWebhook | None:
