@@ -9,6 +9,7 @@ job store on SQLite, one job per delivery, as a team would build it without drip
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from dripper.channels.telegram import TelegramChannel
 from dripper.clock import SystemClock
 from dripper.db import connection, open_db
 from dripper.enrollment import enroll
+from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
 from dripper.models import Learner
 from dripper.scheduler import Dispatcher, DispatcherSettings
@@ -77,6 +79,8 @@ async def _dispatch(channels: dict[ChannelName, Channel], n: int) -> dict[str, A
 
 
 async def bench_telegram(n: int, baseline: str | None) -> dict[str, Any]:
+    if baseline == "apscheduler":
+        _require_baseline_packages()
     async with telegram_emulator_process() as emulator:
         await control(emulator.url, "populate", token=BENCH_TOKEN, first_user_id=1, count=n)
         api_url = f"{emulator.url}/bot"
@@ -113,6 +117,15 @@ async def bench_telegram(n: int, baseline: str | None) -> dict[str, Any]:
             result["baseline_received"] = sum(base_counts.values()) - result["received"]
             result["ratio"] = round(result["msgs_per_s"] / max(base["msgs_per_s"], 0.001), 2)
     return result
+
+
+def _require_baseline_packages() -> None:
+    missing = [m for m in ("apscheduler", "sqlalchemy") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DripperError(
+            f"the APScheduler baseline needs the bench extra ({', '.join(missing)} "
+            "missing): pip install -e '.[bench]'"
+        )
 
 
 def run_dispatch(channel: str, n: int, baseline: str | None) -> dict[str, Any]:

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from dripper import aio
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+channel_option = click.option(
+    "--channel", type=click.Choice(["telegram", "email"]), default="telegram", show_default=True
+)
+
+
+def count_option(default: int, help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--n", "count", type=click.IntRange(1), default=default, show_default=True, help=help_text
+    )
 
 
 @click.group("bench")
@@ -15,17 +29,8 @@ def bench_group() -> None:
 
 
 @bench_group.command("dispatch")
-@click.option(
-    "--channel", type=click.Choice(["telegram", "email"]), default="telegram", show_default=True
-)
-@click.option(
-    "--n",
-    "count",
-    type=click.IntRange(1),
-    default=10_000,
-    show_default=True,
-    help="Deliveries due at once.",
-)
+@channel_option
+@count_option(10_000, "Deliveries due at once.")
 @click.option(
     "--baseline",
     type=click.Choice(["apscheduler"]),
@@ -56,17 +61,8 @@ def enroll_cmd(count: int, steps: int) -> None:
 
 
 @bench_group.command("ingest")
-@click.option(
-    "--channel", type=click.Choice(["telegram", "email"]), default="telegram", show_default=True
-)
-@click.option(
-    "--n",
-    "count",
-    type=click.IntRange(1),
-    default=5_000,
-    show_default=True,
-    help="Learner messages to receive.",
-)
+@channel_option
+@count_option(5_000, "Learner messages to receive.")
 def ingest_cmd(channel: str, count: int) -> None:
     """N learner replies from the Bot API emulator (getUpdates) or a local Dovecot (IMAP) into
     stored inbox messages."""
