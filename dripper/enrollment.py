@@ -272,6 +272,12 @@ async def replan_unsent(
 ) -> int:
     """Recompute the due times of an enrollment's queued first sendings and point the planner
     at it again; returns how many queued deliveries moved."""
+    # The enrollment row first: on PostgreSQL this waits for a planner that holds it, so the
+    # deliveries read below include whatever that planner has just inserted.
+    await tx.execute_query(
+        q(tx, "UPDATE enrollment SET anchor_at = ?, plan_due_at = ? WHERE id = ?"),
+        [ts(tx, anchor), ts(tx, now), enrollment_id],
+    )
     due_by_step = {
         p.step_id: p
         for p in plan_steps(
@@ -309,10 +315,6 @@ async def replan_unsent(
             ),
             updates,
         )
-    await tx.execute_query(
-        q(tx, "UPDATE enrollment SET anchor_at = ?, plan_due_at = ? WHERE id = ?"),
-        [ts(tx, anchor), ts(tx, now), enrollment_id],
-    )
     return len(updates)
 
 

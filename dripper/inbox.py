@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -273,6 +273,7 @@ async def reply_to_learner(
     """A trainer's answer: kept in the conversation and queued as a delivery, so it goes out
     through the dispatcher on the channel of the message it answers (the latest learner message
     unless `answering` names one). Two trainers answering at once both get their reply kept."""
+    now = now.astimezone(UTC)  # the outbox compares times as UTC text on SQLite
     conversation = await Conversation.get(id=conversation_id)
     query = Message.filter(conversation_id=conversation_id, direction=MessageDirection.INBOUND)
     if answering is not None:

@@ -6,10 +6,12 @@ only sees one short transaction per batch of enrollments.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
+from dripper.errors import DripperError
 from dripper.models import DeliveryKind
 from dripper.plan import due_times, learner_zone, window_of
 from dripper.schedule import expires_at
@@ -18,6 +20,7 @@ from dripper.store.planning import lock_due_enrollments, planned_steps, set_plan
 from dripper.versions import curriculum_of
 
 PLAN_BATCH = 500
+log = logging.getLogger("dripper.planner")
 
 
 def step_key(enrollment_id: int, step_id: str, occurrence: int = 0) -> str:
@@ -37,7 +40,13 @@ async def plan_due(now: datetime, horizon: timedelta, batch: int = PLAN_BATCH) -
             new: list[NewDelivery] = []
             updates: list[tuple[int, datetime | None]] = []
             for enrollment in enrollments:
-                curriculum = await curriculum_of(enrollment.curriculum_version_id, tx)
+                try:
+                    curriculum = await curriculum_of(enrollment.curriculum_version_id, tx)
+                except DripperError:
+                    # One unreadable stored version must not stop every other learner's drip.
+                    log.exception("enrollment %d: curriculum not loadable", enrollment.id)
+                    updates.append((enrollment.id, until + timedelta(hours=1)))
+                    continue
                 window = window_of(curriculum)
                 later: datetime | None = None
                 dues = due_times(

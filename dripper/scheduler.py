@@ -20,6 +20,7 @@ Outcomes:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ from dripper.store.outbox import (
     record,
     recover_claims,
     release,
+    renew_leases,
 )
 from dripper.tokens import reply_token, unsubscribe_token
 from dripper.versions import curriculum_of
@@ -169,9 +171,22 @@ class Dispatcher:
             )
         recorder = asyncio.create_task(self._record_loop())
         stop_waiter = asyncio.create_task(self._forward_stop(stop))
+        failures = 0
         try:
             while not stop.is_set():
-                await self._cycle(stop)
+                try:
+                    await self._cycle(stop)
+                    failures = 0
+                except Exception:
+                    # A database hiccup (a lock held by another process, a dropped connection)
+                    # must not end `dripper run`; tests and benchmarks want to see it, though.
+                    if getattr(self, "_idle_stop", None) is not None:
+                        raise
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    log.exception("dispatch cycle failed; trying again in %.1f s", delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
         finally:
             self._stopping = True
             if self._tasks:
@@ -198,10 +213,12 @@ class Dispatcher:
 
     async def _cycle(self, stop: asyncio.Event) -> None:
         now = self.clock.now()
-        await recover_claims(now)
+        if self._tasks:
+            await renew_leases(self.worker_id, now, self.settings.lease)
+        await recover_claims(now, except_worker=self.worker_id)
         await resume_due(now)
         await plan_due(now, self.settings.horizon)
-        room = self.settings.max_in_flight - len(self._tasks)
+        room = self.settings.max_in_flight - len(self._tasks) - len(self._results)
         if room < min(self.settings.batch_size, self.settings.max_in_flight) // 2:
             self._capacity.clear()
             await self._capacity.wait()
@@ -210,7 +227,11 @@ class Dispatcher:
             now, min(room, self.settings.batch_size), self.settings.lease, self.worker_id
         )
         if ids:
-            for row in await load_claimed(ids):
+            rows = await load_claimed(ids)
+            unknown = set(ids) - {row.id for row in rows}
+            if unknown:  # vanished between claim and load (a learner deleted): give them back
+                await release(sorted(unknown), self.worker_id, now)
+            for row in rows:
                 task = asyncio.create_task(self._send_one(row))
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
@@ -224,11 +245,11 @@ class Dispatcher:
             await self._drain()
             idle_stop.set()
             return
+        self.wake.clear()  # before looking: work enqueued from here on wakes the sleep below
         upcoming = await next_wake(now, self.settings.horizon)
         until = now + self.settings.max_idle
         if upcoming is not None and upcoming < until:
             until = max(upcoming, now)
-        self.wake.clear()
         if not stop.is_set():
             await self.clock.sleep_until(until, self.wake)
 
@@ -469,13 +490,27 @@ class Dispatcher:
     # ---- recording -----------------------------------------------------------------------
 
     async def _record_loop(self) -> None:
+        failures = 0
         while not (self._closing and not self._results):
             await self._results_ready.wait()
             self._results_ready.clear()
             if len(self._results) < self.settings.record_batch and self._tasks:
                 # Let outcomes that are about to arrive share the transaction.
                 await asyncio.sleep(0.02)
-            await self._drain()
+            try:
+                await self._drain()
+                failures = 0
+            except Exception:
+                # The outcomes stay queued (claiming pauses while they pile up); after a few
+                # minutes of failures while stopping, the leases let a restart recover them.
+                failures += 1
+                if self._closing and failures > 8:
+                    log.error("giving up recording %d outcomes", len(self._results))
+                    return
+                delay = min(30.0, 0.25 * 2**failures)
+                log.exception("recording outcomes failed; trying again in %.1f s", delay)
+                await asyncio.sleep(delay)
+                self._results_ready.set()
 
     async def _drain(self) -> None:
         """Record every outcome collected so far; when it returns, all of them are written."""
@@ -485,7 +520,6 @@ class Dispatcher:
     async def _write_results(self) -> None:
         while self._results:
             batch = self._results[: self.settings.record_batch]
-            del self._results[: len(batch)]
             outcomes = [p.outcome for p in batch]
             nudges = [n for p in batch for n in p.nudges]
             unreachable = [p.unreachable for p in batch if p.unreachable is not None]
@@ -498,6 +532,8 @@ class Dispatcher:
                 unreachable=unreachable,
                 reached=reached,
             )
+            # Only once written: a failed write keeps them queued for the next try.
+            del self._results[: len(batch)]
             for outcome in outcomes:
                 self._count(outcome)
 

@@ -384,3 +384,56 @@ async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env)
         stop.set()
         await running
         await listener.close()
+
+
+async def test_a_failed_record_is_retried_and_nothing_is_sent_twice(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dripper.scheduler as scheduler
+
+    learners = await learners_with_chats(env, 3)
+    now = datetime.now(UTC)
+    await enroll(checked(ANYTIME), "now", now - timedelta(days=1), learners, now)
+    real_record = scheduler.record
+    failures = {"left": 1}
+
+    async def flaky_record(*args: Any, **kwargs: Any) -> int:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError("database is locked (injected)")
+        return await real_record(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler, "record", flaky_record)
+    from dripper.clock import SystemClock
+
+    dispatcher = Dispatcher({Channel.TELEGRAM: env.channel}, SystemClock(), "w")
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    deadline = asyncio.get_running_loop().time() + 20
+    while await Delivery.filter(state=DeliveryState.SENT, kind="step").count() < 3:
+        assert asyncio.get_running_loop().time() < deadline, "outcomes were never recorded"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await running
+    assert failures["left"] == 0
+    assert await Delivery.filter(state=DeliveryState.CLAIMED).count() == 0
+    for learner in learners:
+        assert len(texts(env, learner.telegram_chat_id)) == 1
+
+
+async def test_a_live_workers_claims_are_renewed_not_recovered(env: Env) -> None:
+    from dripper.planner import plan_due
+    from dripper.store.outbox import claim_due, recover_claims, renew_leases
+
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    await env.clock.set(datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    await plan_due(env.clock.now(), timedelta(minutes=10))
+    lease = timedelta(seconds=60)
+    assert len(await claim_due(env.clock.now(), 10, lease, "alive")) == 2
+    await env.clock.advance(timedelta(seconds=90))  # waiting behind a rate limit
+    assert await recover_claims(env.clock.now(), except_worker="alive") == (0, 0)
+    await renew_leases("alive", env.clock.now(), lease)
+    assert await recover_claims(env.clock.now()) == (0, 0)  # nobody else may take them
+    await env.clock.advance(timedelta(seconds=90))
+    assert await recover_claims(env.clock.now()) == (2, 0)  # the worker really is gone

@@ -82,6 +82,10 @@ class _Connection(asyncio.Protocol):
         except TimeoutError:
             self.transport.close()
             raise AnswerLost("no answer within the read timeout") from None
+        except BaseException:
+            # A broken answer or a cancelled call leaves the connection in an unknown state.
+            self.transport.close()
+            raise
 
     def close(self) -> None:
         if self.transport is not None:

@@ -14,7 +14,7 @@ import re
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Opt in to PTB's future behaviour (RetryAfter.retry_after as a timedelta) instead of a
@@ -265,11 +265,14 @@ class TelegramChannel:
             return SendResult.sent(f"{chat_id}:{last['message_id']}")
         except TelegramError as exc:
             result = self.classify(exc)
+            if result.error and self.bot.token in result.error:
+                # Some transport errors quote the URL, and the URL holds the token.
+                result = replace(result, error=result.error.replace(self.bot.token, "***"))
+            if result.retry_after and self._budget is not None:
+                self._budget.pause(result.retry_after)
             if sent_any and result.outcome is not Outcome.SENT:
                 # Part of a split message went out: retrying would repeat it.
                 return SendResult(Outcome.UNCERTAIN, error=f"partly sent: {result.error}")
-            if result.retry_after and self._budget is not None:
-                self._budget.pause(result.retry_after)
             return result
 
     @staticmethod

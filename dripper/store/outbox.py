@@ -301,7 +301,20 @@ async def release(ids: Sequence[int], worker: str, now: datetime) -> None:
         await tx.execute_query(sql, [PENDING, ts(conn, now), CLAIMED, worker, *ids])
 
 
-async def recover_claims(now: datetime, *, expired_only: bool = True) -> tuple[int, int]:
+async def renew_leases(worker: str, now: datetime, lease: timedelta) -> None:
+    """Extend the leases of this worker's claims: its sends may wait long behind a rate limit
+    or a 429 pause, and must not look abandoned to another worker meanwhile."""
+    conn = connection()
+    async with in_transaction() as tx:
+        await tx.execute_query(
+            q(conn, "UPDATE delivery SET lease_until = ? WHERE state = ? AND claimed_by = ?"),
+            [ts(conn, now + lease), CLAIMED, worker],
+        )
+
+
+async def recover_claims(
+    now: datetime, *, expired_only: bool = True, except_worker: str | None = None
+) -> tuple[int, int]:
     """Claims whose worker died: the send may or may not have happened, so they are uncertain.
 
     A first unknown outcome is retried once (state pending, flagged uncertain); a second one is
@@ -311,6 +324,9 @@ async def recover_claims(now: datetime, *, expired_only: bool = True) -> tuple[i
     conn = connection()
     condition = "state = ?" + (" AND lease_until < ?" if expired_only else "")
     params: list[Any] = [CLAIMED] + ([ts(conn, now)] if expired_only else [])
+    if except_worker is not None:  # a live worker's own claims are in flight, not abandoned
+        condition += " AND claimed_by <> ?"
+        params.append(except_worker)
     yes, no = (True, False) if is_postgres(conn) else (1, 0)
     note = "the worker stopped before recording the outcome; it may have been delivered"
     async with in_transaction() as tx:
