@@ -248,8 +248,18 @@ async def _reschedule_held(
 
 
 async def resume_due(now: datetime) -> int:
-    """Resume enrollments whose pause had an end (`/pause 7d`) that has come."""
+    """Resume enrollments whose pause had an end (`/pause 7d`) that has come, and give back
+    any delivery recorded as held after its enrollment was already resumed (a send claimed
+    just before the resume)."""
     conn = connection()
+    await conn.execute_query(
+        q(
+            conn,
+            "UPDATE delivery SET state = ? WHERE state = ? AND enrollment_id IN "
+            "(SELECT id FROM enrollment WHERE state = ?)",
+        ),
+        [DeliveryState.PENDING.value, DeliveryState.HELD.value, "active"],
+    )
     rows = await conn.execute_query_dict(
         q(
             conn,

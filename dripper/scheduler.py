@@ -26,7 +26,6 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from dripper.channels.base import Channel, Outbound, SendResult
 from dripper.channels.base import Outcome as SendOutcome
@@ -93,7 +92,6 @@ class Stats:
     uncertain: int = 0
     skipped: int = 0
     other: int = 0
-    lags: list[float] = field(default_factory=list)
 
 
 def backoff(attempts: int, delivery_id: int, base: timedelta, cap: timedelta) -> timedelta:
@@ -402,7 +400,6 @@ class Dispatcher:
         now = self.clock.now()
         kind = result.outcome
         if kind is SendOutcome.SENT:
-            self.stats.lags.append((now - row.due_at).total_seconds())
             return _Pending(
                 Outcome(
                     row.id,
@@ -560,19 +557,3 @@ def _human(delta: timedelta) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
     return f"{seconds // 60}m {seconds % 60}s"
-
-
-def summarize(stats: Stats) -> dict[str, Any]:
-    lags = sorted(stats.lags)
-
-    def pct(p: float) -> float:
-        if not lags:
-            return 0.0
-        return lags[min(len(lags) - 1, int(p * (len(lags) - 1) + 0.5))]
-
-    return {
-        "sent": stats.sent,
-        "failed": stats.failed,
-        "lag_p50_s": pct(0.5),
-        "lag_p99_s": pct(0.99),
-    }
