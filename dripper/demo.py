@@ -5,7 +5,9 @@ shipped example curricula, simulated learners in different time zones, and an ac
 that plays six weeks of drip in well under a minute. Everything goes through the same code as
 production: the planner, the dispatcher, python-telegram-bot over the aiohttp transport,
 aiosmtplib. One learner blocks the bot half-way (the drip continues by email), one address
-bounces (the learner is marked unreachable and the drip continues on Telegram).
+bounces (the learner is marked unreachable and the drip continues on Telegram). The Telegram
+learners tap answers under quizzes and check-ins and write back to questions; at the end the
+trainer answers one of them and the answer is shown arriving in that learner's chat.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from dripper.config import SmtpSettings
 from dripper.curriculum import check_paths
 from dripper.db import connection, open_db
 from dripper.enrollment import enroll
+from dripper.inbound.telegram import TelegramPoller
+from dripper.inbox import reply_to_learner
 from dripper.models import Channel as ChannelName
-from dripper.models import Learner
+from dripper.models import Conversation, Learner, Message, MessageDirection
 from dripper.ratelimit import TokenBucket
 from dripper.sandbox import TelegramEmulator, start_server
 from dripper.sandbox.smtp import SmtpSink
@@ -85,6 +89,52 @@ async def _learners(emulator: TelegramEmulator) -> list[Learner]:
     return out
 
 
+class SimulatedLearners:
+    """The Telegram learners of the demo act: they tap an answer under every quiz and check-in
+    (not always the right one) and write back to every other question, once each."""
+
+    def __init__(self, emulator: TelegramEmulator) -> None:
+        self._emulator = emulator
+        self._handled: set[tuple[int, int]] = set()
+        self.actions = Counter[str]()
+
+    def act(self, blocked: set[int]) -> None:
+        for person in LEARNERS:
+            chat = person.telegram_id
+            if chat is None or chat in blocked:
+                continue
+            for message in self._emulator.messages(DEMO_TOKEN, chat):
+                key = (chat, int(message["message_id"]))
+                if key in self._handled:
+                    continue
+                self._handled.add(key)
+                markup = message.get("reply_markup") or {}
+                buttons = [b for row in markup.get("inline_keyboard", []) for b in row]
+                choices = [b["callback_data"] for b in buttons if b["callback_data"][:2] == "a:"]
+                text = str(message.get("text") or message.get("caption") or "")
+                if choices:
+                    pick = choices[(chat + key[1]) % len(choices)]
+                    self._emulator.press_button(DEMO_TOKEN, chat, key[1], pick)
+                    self.actions["quiz and check-in taps"] += 1
+                elif "?" in text and not text.startswith("A gentle"):
+                    reply = REPLIES[(chat + key[1]) % len(REPLIES)].format(name=person.first_name)
+                    self._emulator.send_text(DEMO_TOKEN, chat, reply)
+                    self.actions["written replies"] += 1
+
+
+def _verdict(correct: object) -> str:
+    """A quiz answer's correctness as stored by SQLite (0/1) or PostgreSQL (bool)."""
+    return "check-in" if correct is None else ("right" if correct else "wrong")
+
+
+REPLIES = (
+    "I rebuilt our weekly report as a table, {name} here. The totals row is magic!",
+    "Not yet, to be honest. How do I start when the data has blank rows?",
+    "Tried it in Monday's meeting: people actually listened <3 & asked questions.",
+    "Quick question: does this also work on a Mac? ⌘ instead of Ctrl?",
+)
+
+
 async def _summary(emulator: TelegramEmulator, sink: SmtpSink) -> dict[str, Any]:
     conn = connection()
     by_state = await conn.execute_query_dict(
@@ -104,12 +154,51 @@ async def _summary(emulator: TelegramEmulator, sink: SmtpSink) -> dict[str, Any]
         if person.telegram_id is not None:
             chats[person.first_name] = len(emulator.messages(DEMO_TOKEN, person.telegram_id))
     mails = Counter(received.rcpt_tos[0] for received in sink.messages)
+    inbox = await conn.execute_query_dict(
+        "SELECT direction, COUNT(*) AS n FROM message GROUP BY direction ORDER BY direction"
+    )
+    quizzes = await conn.execute_query_dict(
+        "SELECT correct, COUNT(*) AS n FROM quiz_answer GROUP BY correct ORDER BY correct"
+    )
     return {
+        "inbox_messages": {row["direction"]: row["n"] for row in inbox},
+        "quiz_answers": {_verdict(row["correct"]): row["n"] for row in quizzes},
         "deliveries": [dict(row) for row in by_state],
         "telegram_messages_per_learner": dict(chats),
         "emails_per_address": dict(mails),
         "reachability": [dict(row) for row in reach],
         "notes": [dict(row) for row in problems],
+    }
+
+
+async def _trainer_answers(
+    emulator: TelegramEmulator,
+    channels: dict[ChannelName, Channel],
+    clock: ManualClock,
+    settings: DispatcherSettings,
+) -> dict[str, Any]:
+    """The trainer answers the first question a learner wrote on Telegram; the answer goes out
+    through the dispatcher and is shown arriving in that learner's chat."""
+    question = (
+        await Message.filter(direction=MessageDirection.INBOUND, channel=ChannelName.TELEGRAM)
+        .filter(body__contains="?")
+        .order_by("id")
+        .first()
+    )
+    if question is None:
+        return {"sent": False}
+    conversation = await Conversation.get(id=question.conversation_id)  # type: ignore[attr-defined]
+    learner = await Learner.get(id=conversation.learner_id)  # type: ignore[attr-defined]
+    text = f"Good question, {learner.first_name}! I'll show you in our follow-up call on Friday."
+    await reply_to_learner(conversation.id, text, clock.now())
+    await Dispatcher(channels, clock, "demo", settings).run_until_idle()
+    chat = learner.telegram_chat_id or 0
+    arrived = any(m.get("text") == text for m in emulator.messages(DEMO_TOKEN, chat))
+    return {
+        "learner": learner.first_name,
+        "question": question.body,
+        "answer": text,
+        "arrived_in_chat": arrived,
     }
 
 
@@ -157,16 +246,26 @@ async def run_demo(
                 dispatcher_settings = DispatcherSettings(
                     backoff_base=timedelta(minutes=5), no_channel_retry=timedelta(hours=6)
                 )
+                poller = TelegramPoller(telegram.bot, now=clock.now)
+                simulated = SimulatedLearners(emulator)
+                blocked: set[int] = set()
                 for hour in range(DAYS * 24):
                     moment = COURSE_END + timedelta(hours=hour)
                     await clock.set(moment)
                     if hour == 7 * 24:
                         emulator.block(DEMO_TOKEN, BLOCKS_THE_BOT)
+                        blocked.add(BLOCKS_THE_BOT)
                     dispatcher = Dispatcher(channels, clock, "demo", dispatcher_settings)
                     await dispatcher.run_until_idle()
+                    simulated.act(blocked)
+                    await poller.run_until_idle()
                     if on_day is not None and hour % 24 == 0:
                         on_day(hour // 24, moment)
-                return await _summary(emulator, sink)
+                answer = await _trainer_answers(emulator, channels, clock, dispatcher_settings)
+                summary = await _summary(emulator, sink)
+                summary["learner_actions"] = dict(simulated.actions)
+                summary["trainer_answer"] = answer
+                return summary
     finally:
         await telegram.close()
         await email.close()

@@ -56,6 +56,20 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None) -> None:
         "Emails per address: "
         + ", ".join(f"{address} {n}" for address, n in summary["emails_per_address"].items())
     )
+    actions = summary["learner_actions"]
+    click.echo(
+        f"\nLearners on Telegram tapped {actions.get('quiz and check-in taps', 0)} answers and "
+        f"wrote {actions.get('written replies', 0)} replies; the inbox holds "
+        f"{summary['inbox_messages'].get('in', 0)} learner messages."
+    )
+    click.echo("Quiz answers: " + ", ".join(f"{n} {k}" for k, n in summary["quiz_answers"].items()))
+    answer = summary["trainer_answer"]
+    if answer.get("arrived_in_chat"):
+        click.echo(
+            f"\n{answer['learner']} asked: {answer['question']}\n"
+            f"The trainer answered: {answer['answer']}\n"
+            f"... and it arrived in {answer['learner']}'s Telegram chat."
+        )
     click.echo("\nReachability at the end:")
     for row in summary["reachability"]:
         click.echo(
