@@ -28,6 +28,7 @@ from dripper.runtime import (
     worker_id,
 )
 from dripper.scheduler import Dispatcher
+from dripper.singleton import run_exclusively
 from dripper.wake import WakeListener
 
 log = logging.getLogger("dripper.run")
@@ -87,11 +88,26 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
                         receiving = asyncio.create_task(webhook.run(stop))
                         receiving.add_done_callback(lambda _: stop.set())
                     elif poller is not None:
-                        receiving = asyncio.create_task(poller.run(stop))
+                        # One poller per bot token across all workers (PostgreSQL).
+                        receiving = asyncio.create_task(
+                            run_exclusively(
+                                f"telegram:{poller.account}",
+                                settings.database_url,
+                                poller.run,
+                                stop,
+                            )
+                        )
                         # A poller that must give up (409 Conflict) stops the whole run.
                         receiving.add_done_callback(lambda _: stop.set())
                     if mail_poller is not None:
-                        reading = asyncio.create_task(mail_poller.run(stop))
+                        reading = asyncio.create_task(
+                            run_exclusively(
+                                f"imap:{mail_poller.account}",
+                                settings.database_url,
+                                mail_poller.run,
+                                stop,
+                            )
+                        )
                     await dispatcher.run(stop)
             finally:
                 if receiving is not None:
