@@ -143,6 +143,7 @@ class Dispatcher:
         self.worker_id = worker_id
         self.settings = settings or DispatcherSettings()
         self.wake = wake or asyncio.Event()
+        self.idle = asyncio.Event()  # set while sleeping with nothing to do (tests wait on it)
         self.stats = Stats()
         self._recover_all = recover_all_on_start
         self._signing_key = signing_key
@@ -249,7 +250,9 @@ class Dispatcher:
         if upcoming is not None and upcoming < until:
             until = max(upcoming, now)
         if not stop.is_set():
+            self.idle.set()
             await self.clock.sleep_until(until, self.wake)
+            self.idle.clear()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -1,8 +1,10 @@
-"""Wake an idle `dripper run` when new work is enqueued by another process on this machine.
+"""Wake idle `dripper run` workers when another process enqueues work.
 
-SQLite has no LISTEN/NOTIFY, so a running dispatcher listens on a Unix datagram socket named
-after its database file; `notify_wake(url)` sends it one byte. Losing a wake-up costs only
-latency: the dispatcher also wakes at its next known due time and at least every `max_idle`.
+PostgreSQL: every worker LISTENs on the `dripper_wake` channel; `notify_wake(url)` sends a
+NOTIFY, so a trainer's reply or a new enrollment reaches every worker at once. SQLite has no
+LISTEN/NOTIFY: the one runner listens on a Unix datagram socket named after its database file
+and `notify_wake(url)` sends it one byte. Losing a wake-up costs only latency: a worker also
+wakes at its next known due time and at least every `max_idle`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def wake_socket_path(database_url: str) -> Path | None:
@@ -24,8 +27,32 @@ def wake_socket_path(database_url: str) -> Path | None:
     return Path(tempfile.gettempdir()) / f"dripper-wake-{digest}.sock"
 
 
+PG_CHANNEL = "dripper_wake"
+
+
+def _is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgres://", "postgresql://"))
+
+
+async def _pg_notify(database_url: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    connection = await asyncpg.connect(database_url.split("?", 1)[0], timeout=10)
+    try:
+        await connection.execute(f"NOTIFY {PG_CHANNEL}")
+    finally:
+        await connection.close()
+
+
 def notify_wake(database_url: str) -> bool:
-    """Tell a dispatcher on this database that there is new work; False when none listens."""
+    """Tell the dispatchers on this database that there is new work (from a CLI command, outside
+    any event loop); False when none could be told."""
+    if _is_postgres(database_url):
+        try:
+            asyncio.run(_pg_notify(database_url))
+        except (OSError, TimeoutError, RuntimeError):
+            return False
+        return True
     path = wake_socket_path(database_url)
     if path is None or not path.exists():
         return False
@@ -50,11 +77,19 @@ class WakeListener:
     """Sets `event` whenever another process calls `notify_wake` for the same database."""
 
     def __init__(self, database_url: str, event: asyncio.Event) -> None:
+        self._url = database_url
         self._path = wake_socket_path(database_url)
         self._event = event
         self._transport: asyncio.DatagramTransport | None = None
+        self._pg: Any = None
 
     async def start(self) -> None:
+        if _is_postgres(self._url):
+            import asyncpg
+
+            self._pg = await asyncpg.connect(self._url.split("?", 1)[0], timeout=10)
+            await self._pg.add_listener(PG_CHANNEL, lambda *_: self._event.set())
+            return
         if self._path is None:
             return
         with contextlib.suppress(FileNotFoundError):
@@ -68,6 +103,10 @@ class WakeListener:
         self._transport = transport
 
     async def close(self) -> None:
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                await self._pg.close()
+            self._pg = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None

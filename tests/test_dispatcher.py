@@ -374,6 +374,7 @@ async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env)
     running = asyncio.create_task(dispatcher.run(stop))
     try:
         # Nothing to do: the dispatcher sleeps for up to ten minutes.
+        await asyncio.wait_for(dispatcher.idle.wait(), 10)  # asleep, nothing to do
         now = datetime.now(UTC)
         await enroll(checked(ANYTIME), "now", now - timedelta(days=1), [learner], now)
         assert notify_wake(db)  # as `dripper enroll` does from another process
@@ -437,3 +438,42 @@ async def test_a_live_workers_claims_are_renewed_not_recovered(env: Env) -> None
     assert await recover_claims(env.clock.now()) == (0, 0)  # nobody else may take them
     await env.clock.advance(timedelta(seconds=90))
     assert await recover_claims(env.clock.now()) == (2, 0)  # the worker really is gone
+
+
+@pytest.fixture
+async def pg_url_and_env(empty_pg_url: str) -> AsyncIterator[tuple[str, Env]]:
+    from dripper.db import open_db
+
+    async with open_db(empty_pg_url), served(TelegramEmulator(tokens=[TOKEN])) as ready:
+        yield empty_pg_url, ready
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_worker_wakes_on_notify(pg_url_and_env: tuple[str, Env]) -> None:
+    from dripper.clock import SystemClock
+    from dripper.wake import WakeListener, notify_wake
+
+    url, env = pg_url_and_env
+    [learner] = await learners_with_chats(env, 1)
+    wake = asyncio.Event()
+    listener = WakeListener(url, wake)
+    await listener.start()
+    settings = DispatcherSettings(max_idle=timedelta(minutes=10))
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: env.channel}, SystemClock(), "w", settings, wake=wake
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.wait_for(dispatcher.idle.wait(), 10)  # asleep, nothing to do
+        now = datetime.now(UTC)
+        await enroll(checked(ANYTIME), "now", now - timedelta(days=1), [learner], now)
+        # As `dripper enroll` does from another process: a NOTIFY on the database.
+        assert await asyncio.to_thread(notify_wake, url)
+        await asyncio.wait_for(
+            env.emulator.wait_for_messages(TOKEN, learner.telegram_chat_id, 1), 10
+        )
+    finally:
+        stop.set()
+        await running
+        await listener.close()
