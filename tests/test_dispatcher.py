@@ -358,13 +358,15 @@ ANYTIME = (
 )
 
 
-async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env) -> None:
+async def assert_enqueued_work_wakes_an_idle_dispatcher(url: str, env: Env) -> None:
+    """A dispatcher asleep for up to ten minutes sends new work at once when notified, as
+    `dripper enroll` notifies from another process."""
     from dripper.clock import SystemClock
     from dripper.wake import WakeListener, notify_wake
 
     [learner] = await learners_with_chats(env, 1)
     wake = asyncio.Event()
-    listener = WakeListener(db, wake)
+    listener = WakeListener(url, wake)
     await listener.start()
     settings = DispatcherSettings(max_idle=timedelta(minutes=10))
     dispatcher = Dispatcher(
@@ -373,11 +375,10 @@ async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env)
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run(stop))
     try:
-        # Nothing to do: the dispatcher sleeps for up to ten minutes.
         await asyncio.wait_for(dispatcher.idle.wait(), 10)  # asleep, nothing to do
         now = datetime.now(UTC)
         await enroll(checked(ANYTIME), "now", now - timedelta(days=1), [learner], now)
-        assert notify_wake(db)  # as `dripper enroll` does from another process
+        assert await asyncio.to_thread(notify_wake, url)  # its own thread, like a CLI process
         await asyncio.wait_for(
             env.emulator.wait_for_messages(TOKEN, learner.telegram_chat_id, 1), 10
         )
@@ -385,6 +386,10 @@ async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env)
         stop.set()
         await running
         await listener.close()
+
+
+async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env) -> None:
+    await assert_enqueued_work_wakes_an_idle_dispatcher(db, env)
 
 
 async def test_a_failed_record_is_retried_and_nothing_is_sent_twice(
@@ -450,30 +455,4 @@ async def pg_url_and_env(empty_pg_url: str) -> AsyncIterator[tuple[str, Env]]:
 
 @pytest.mark.postgres
 async def test_a_postgresql_worker_wakes_on_notify(pg_url_and_env: tuple[str, Env]) -> None:
-    from dripper.clock import SystemClock
-    from dripper.wake import WakeListener, notify_wake
-
-    url, env = pg_url_and_env
-    [learner] = await learners_with_chats(env, 1)
-    wake = asyncio.Event()
-    listener = WakeListener(url, wake)
-    await listener.start()
-    settings = DispatcherSettings(max_idle=timedelta(minutes=10))
-    dispatcher = Dispatcher(
-        {Channel.TELEGRAM: env.channel}, SystemClock(), "w", settings, wake=wake
-    )
-    stop = asyncio.Event()
-    running = asyncio.create_task(dispatcher.run(stop))
-    try:
-        await asyncio.wait_for(dispatcher.idle.wait(), 10)  # asleep, nothing to do
-        now = datetime.now(UTC)
-        await enroll(checked(ANYTIME), "now", now - timedelta(days=1), [learner], now)
-        # As `dripper enroll` does from another process: a NOTIFY on the database.
-        assert await asyncio.to_thread(notify_wake, url)
-        await asyncio.wait_for(
-            env.emulator.wait_for_messages(TOKEN, learner.telegram_chat_id, 1), 10
-        )
-    finally:
-        stop.set()
-        await running
-        await listener.close()
+    await assert_enqueued_work_wakes_an_idle_dispatcher(*pg_url_and_env)

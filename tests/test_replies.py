@@ -102,6 +102,18 @@ async def smtp(db: str) -> AsyncIterator[tuple[SmtpSink, EmailChannel]]:
         await sink.stop()
 
 
+async def _learner_wrote(
+    emulator: TelegramEmulator, channel: TelegramChannel, chat: int, name: str, text: str
+) -> tuple[Learner, Conversation]:
+    """A learner in the course writes to the bot; the poller files it in their conversation."""
+    emulator.create_user(chat, name)
+    emulator.start(TOKEN, chat)
+    learner = await _learner_in_course(telegram_chat_id=chat)
+    emulator.send_text(TOKEN, chat, text)
+    await TelegramPoller(channel.bot, now=lambda: NOW).run_until_idle()
+    return learner, await Conversation.get(learner_id=learner.id)
+
+
 async def _dispatch(channels: dict[Channel, object]) -> None:
     dispatcher = Dispatcher(channels, ManualClock(NOW), "replies")  # type: ignore[arg-type]
     await dispatcher.run_until_idle()
@@ -111,12 +123,9 @@ async def test_a_telegram_message_is_answered_in_the_learners_chat(
     telegram: tuple[TelegramEmulator, TelegramChannel],
 ) -> None:
     emulator, channel = telegram
-    emulator.create_user(42, "Zoë")
-    emulator.start(TOKEN, 42)
-    learner = await _learner_in_course(telegram_chat_id=42)
-    emulator.send_text(TOKEN, 42, "Is <b> & 👋 allowed in pivot names?")
-    await TelegramPoller(channel.bot, now=lambda: NOW).run_until_idle()
-    conversation = await Conversation.get(learner_id=learner.id)
+    _, conversation = await _learner_wrote(
+        emulator, channel, 42, "Zoë", "Is <b> & 👋 allowed in pivot names?"
+    )
 
     await reply_to_learner(conversation.id, "Yes, **any** text works, even <b> & 👋.", NOW)
     await _dispatch({Channel.TELEGRAM: channel})
@@ -164,12 +173,7 @@ async def test_two_trainers_answering_at_once_both_reach_the_learner(
     telegram: tuple[TelegramEmulator, TelegramChannel],
 ) -> None:
     emulator, channel = telegram
-    emulator.create_user(7, "Ana")
-    emulator.start(TOKEN, 7)
-    learner = await _learner_in_course(telegram_chat_id=7)
-    emulator.send_text(TOKEN, 7, "Help?")
-    await TelegramPoller(channel.bot, now=lambda: NOW).run_until_idle()
-    conversation = await Conversation.get(learner_id=learner.id)
+    _, conversation = await _learner_wrote(emulator, channel, 7, "Ana", "Help?")
     await reply_to_learner(conversation.id, "From Anna: sure!", NOW)
     await reply_to_learner(conversation.id, "From Ben: happy to help.", NOW)
     await _dispatch({Channel.TELEGRAM: channel})
@@ -184,14 +188,11 @@ async def test_a_paused_learner_still_gets_the_trainers_answer(
     telegram: tuple[TelegramEmulator, TelegramChannel],
 ) -> None:
     emulator, channel = telegram
-    emulator.create_user(9, "Liam")
-    emulator.start(TOKEN, 9)
-    learner = await _learner_in_course(telegram_chat_id=9)
-    emulator.send_text(TOKEN, 9, "I'm off for two weeks, one last question")
-    await TelegramPoller(channel.bot, now=lambda: NOW).run_until_idle()
+    learner, conversation = await _learner_wrote(
+        emulator, channel, 9, "Liam", "I'm off for two weeks, one last question"
+    )
     enrollment = await Enrollment.get(learner_id=learner.id)
     await pause([enrollment.id], "learner", NOW)
-    conversation = await Conversation.get(learner_id=learner.id)
     await reply_to_learner(conversation.id, "Enjoy the break!", NOW)
     await _dispatch({Channel.TELEGRAM: channel})
     assert emulator.messages(TOKEN, 9)[-1]["text"] == "Enjoy the break!"
