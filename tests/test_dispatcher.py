@@ -17,8 +17,9 @@ from dripper.curriculum.checks import CheckResult, check_source
 from dripper.curriculum.source import parse_source
 from dripper.enrollment import enroll, move_cohort, pause, resume
 from dripper.models import Channel, Delivery, DeliveryState, Enrollment, Learner
-from dripper.sandbox import TelegramEmulator, start_server
+from dripper.sandbox import TelegramEmulator
 from dripper.scheduler import Dispatcher, DispatcherSettings
+from tests.sandboxes import telegram_sandbox
 
 TOKEN = "123456:TEST-token"
 COURSE_END = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)  # a Friday
@@ -65,15 +66,8 @@ class Env:
 
 @contextlib.asynccontextmanager
 async def served(emulator: TelegramEmulator, **channel_options: Any) -> AsyncIterator[Env]:
-    """The emulator on a loopback port and a started Telegram channel pointed at it."""
-    server = await start_server(emulator, port=0)
-    channel = TelegramChannel(TOKEN, server.api_url, **channel_options)
-    await channel.start()
-    try:
-        yield Env(emulator, channel, ManualClock(COURSE_END))
-    finally:
-        await channel.close()
-        await server.aclose()
+    async with telegram_sandbox(TOKEN, emulator, **channel_options) as sandbox:
+        yield Env(sandbox.emulator, sandbox.channel, ManualClock(COURSE_END))
 
 
 @pytest.fixture

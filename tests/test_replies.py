@@ -33,9 +33,10 @@ from dripper.models import (
     MessageDirection,
 )
 from dripper.ratelimit import TokenBucket
-from dripper.sandbox import TelegramEmulator, start_server
+from dripper.sandbox import TelegramEmulator
 from dripper.sandbox.smtp import SmtpSink
 from dripper.scheduler import Dispatcher
+from tests.sandboxes import telegram_sandbox
 
 TOKEN = "31337:REPLY-test"
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -70,15 +71,8 @@ async def _learner_in_course(**fields: object) -> Learner:
 
 @pytest.fixture
 async def telegram(db: str) -> AsyncIterator[tuple[TelegramEmulator, TelegramChannel]]:
-    emulator = TelegramEmulator(tokens=[TOKEN])
-    server = await start_server(emulator, port=0)
-    channel = TelegramChannel(TOKEN, server.api_url)
-    await channel.start()
-    try:
-        yield emulator, channel
-    finally:
-        await channel.close()
-        await server.aclose()
+    async with telegram_sandbox(TOKEN) as sandbox:
+        yield sandbox.emulator, sandbox.channel
 
 
 @pytest.fixture

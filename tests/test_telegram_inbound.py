@@ -52,8 +52,9 @@ from dripper.models import (
     QuizAnswer,
     Reachability,
 )
-from dripper.sandbox import TelegramEmulator, start_server
+from dripper.sandbox import TelegramEmulator
 from dripper.scheduler import Dispatcher, DispatcherSettings
+from tests.sandboxes import telegram_sandbox
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
 os.environ["PTB_TIMEDELTA"] = "1"
@@ -138,17 +139,10 @@ class Env:
 
 @pytest.fixture
 async def env(db: str) -> AsyncIterator[Env]:
-    emulator = TelegramEmulator(tokens=[TOKEN])
-    server = await start_server(emulator, port=0)
-    channel = TelegramChannel(TOKEN, server.api_url)
-    await channel.start()
-    clock = ManualClock(COURSE_END)
-    poller = TelegramPoller(channel.bot, signing_key=KEY, now=clock.now)
-    try:
-        yield Env(emulator, channel, clock, poller, server.api_url)
-    finally:
-        await channel.close()
-        await server.aclose()
+    async with telegram_sandbox(TOKEN) as sandbox:
+        clock = ManualClock(COURSE_END)
+        poller = TelegramPoller(sandbox.channel.bot, signing_key=KEY, now=clock.now)
+        yield Env(sandbox.emulator, sandbox.channel, clock, poller, sandbox.api_url)
 
 
 async def bound_learner(env: Env, user_id: int = ANN, name: str = "Ann") -> Learner:

@@ -13,8 +13,9 @@ from dripper.channels.base import Outbound, Outcome
 from dripper.channels.telegram import TelegramChannel, split_html
 from dripper.compose import Button, Content
 from dripper.render import telegram_html, visible_length
-from dripper.sandbox import TelegramEmulator, start_server
+from dripper.sandbox import TelegramEmulator
 from dripper.sandbox.telegram_html import parse_html, utf16_len
+from tests.sandboxes import telegram_sandbox
 
 os.environ["PTB_TIMEDELTA"] = "1"
 
@@ -108,15 +109,8 @@ def test_split_property(markdown: str, limit: int) -> None:
 
 @pytest.fixture
 async def channel() -> AsyncIterator[tuple[TelegramEmulator, TelegramChannel]]:
-    emulator = TelegramEmulator(tokens=[TOKEN])
-    server = await start_server(emulator, port=0)
-    channel = TelegramChannel(TOKEN, server.api_url)
-    await channel.start()
-    try:
-        yield emulator, channel
-    finally:
-        await channel.close()
-        await server.aclose()
+    async with telegram_sandbox(TOKEN) as sandbox:
+        yield sandbox.emulator, sandbox.channel
 
 
 async def test_a_long_tip_arrives_as_three_messages_with_the_keyboard_on_the_last(

@@ -19,7 +19,8 @@ from dripper.inbound.telegram import TelegramPoller
 from dripper.inbound.telegram_webhook import SECRET_HEADER, TelegramWebhook
 from dripper.invites import invite_token, invites_for
 from dripper.models import InboundItem, InboundState, Learner, Message, Reachability
-from dripper.sandbox import TelegramEmulator, start_server
+from dripper.sandbox import TelegramEmulator
+from tests.sandboxes import telegram_sandbox
 from tests.test_telegram_inbound import ANN, COURSE_END, KEY, TOKEN, eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
@@ -45,26 +46,21 @@ class Hook:
 
 @pytest.fixture
 async def hook(db: str) -> AsyncIterator[Hook]:
-    emulator = TelegramEmulator(tokens=[TOKEN])
-    server = await start_server(emulator, port=0)
-    channel = TelegramChannel(TOKEN, server.api_url)
-    await channel.start()
-    clock = ManualClock(COURSE_END)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/telegram/hook"
-    poller = TelegramPoller(channel.bot, signing_key=KEY, now=clock.now)
-    webhook = TelegramWebhook(poller, url=url, secret=SECRET, port=port)
-    stop = asyncio.Event()
-    task = asyncio.create_task(webhook.run(stop))
-    try:
-        await eventually(lambda: emulator.webhook_info(TOKEN).get("url") == url)
-        yield Hook(emulator, channel, webhook, url, stop)
-    finally:
-        stop.set()
-        async with asyncio.timeout(10):
-            await task
-        await channel.close()
-        await server.aclose()
+    async with telegram_sandbox(TOKEN) as sandbox:
+        clock = ManualClock(COURSE_END)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/telegram/hook"
+        poller = TelegramPoller(sandbox.channel.bot, signing_key=KEY, now=clock.now)
+        webhook = TelegramWebhook(poller, url=url, secret=SECRET, port=port)
+        stop = asyncio.Event()
+        task = asyncio.create_task(webhook.run(stop))
+        try:
+            await eventually(lambda: sandbox.emulator.webhook_info(TOKEN).get("url") == url)
+            yield Hook(sandbox.emulator, sandbox.channel, webhook, url, stop)
+        finally:
+            stop.set()
+            async with asyncio.timeout(10):
+                await task
 
 
 async def test_a_learners_text_is_filed_via_the_webhook(hook: Hook) -> None:
