@@ -19,12 +19,12 @@ from tortoise.transactions import in_transaction
 
 from dripper.db import connection
 from dripper.models import Invite, Learner, Reachability
+from dripper.store.outbox import release_waiting_for_chat
 from dripper.store.sql import q, ts
 from dripper.tokens import sign, verify
 
 INVITE = "invite"
 # The dispatcher's reason for a delivery waiting on a learner who has no chat yet (scheduler.py).
-_WAITING_FOR_START = "waiting for the learner to start the bot%"
 
 
 def invite_token(key: bytes, invite_id: int) -> str:
@@ -109,19 +109,5 @@ async def redeem(key: bytes, token: str, chat_id: int, now: datetime) -> Redempt
             using_db=tx,
             update_fields=["telegram_chat_id", "telegram_status", "opted_out_at", "updated_at"],
         )
-        await tx.execute_query(
-            q(
-                conn,
-                "UPDATE delivery SET available_at = ?, updated_at = ? WHERE learner_id = ? "
-                "AND state = ? AND available_at > ? AND last_error LIKE ?",
-            ),
-            [
-                ts(conn, now),
-                ts(conn, now),
-                learner.id,
-                "pending",
-                ts(conn, now),
-                _WAITING_FOR_START,
-            ],
-        )
+        await release_waiting_for_chat(tx, learner.id, now)
     return Redemption(Redeemed.BOUND, learner)

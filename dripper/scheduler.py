@@ -39,6 +39,7 @@ from dripper.models import DeliveryKind, DeliveryState
 from dripper.plan import learner_zone, plan_nudge, window_of
 from dripper.planner import plan_due
 from dripper.store.outbox import (
+    WAITING_FOR_CHAT,
     ClaimedDelivery,
     NewDelivery,
     Outcome,
@@ -321,7 +322,7 @@ class Dispatcher:
         if not may_start_bot or row.attempts >= self.settings.max_attempts:
             reason = "no reachable channel: Telegram blocked or not started, and no working email"
             return _Pending(Outcome(row.id, DeliveryState.FAILED, last_error=reason))
-        reason = "waiting for the learner to start the bot (send them their invite link)"
+        reason = WAITING_FOR_CHAT
         return _Pending(
             Outcome(
                 row.id,

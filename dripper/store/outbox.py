@@ -22,6 +22,9 @@ from dripper.store.sql import as_datetime, as_json, in_list, is_postgres, json_p
 
 PENDING = DeliveryState.PENDING.value
 CLAIMED = DeliveryState.CLAIMED.value
+# Why a delivery waits for a learner with no usable channel yet (recorded by the dispatcher,
+# looked for when the learner connects their Telegram).
+WAITING_FOR_CHAT = "waiting for the learner to start the bot (send them their invite link)"
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,19 @@ async def insert_in(
             ]
             for d in deliveries
         ],
+    )
+
+
+async def release_waiting_for_chat(tx: BaseDBAsyncClient, learner_id: int, now: datetime) -> None:
+    """The learner just connected their Telegram: what waited for that goes out now instead of
+    at its next hourly retry."""
+    await tx.execute_query(
+        q(
+            tx,
+            "UPDATE delivery SET available_at = ?, updated_at = ? WHERE learner_id = ? "
+            "AND state = ? AND available_at > ? AND last_error = ?",
+        ),
+        [ts(tx, now), ts(tx, now), learner_id, PENDING, ts(tx, now), WAITING_FOR_CHAT],
     )
 
 
