@@ -222,6 +222,11 @@ ERROR_CASES = [
         id="caption-over-1024-after-rendering",
     ),
     pytest.param(
+        VALID.replace("options: [A, B, C]", "options: [A, B, '{{ learner.first_name }}']"),
+        ["c.yaml:20:21: option text is shown as written: templates are not allowed"],
+        id="option-templates-refused",
+    ),
+    pytest.param(
         VALID.replace("retire_after: 2", "retire_after: 2\n    max_reminders: 3"),
         ["c.yaml:24:20: max_reminders needs remind_after"],
         id="reminders-need-remind-after",

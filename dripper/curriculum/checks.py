@@ -340,11 +340,6 @@ def _template_texts(raw: Mapping[str, Any]) -> Iterator[tuple[list[str | int], s
         value = raw.get(name)
         if isinstance(value, str):
             yield [name], value
-    for name in ("options", "buttons"):
-        values = raw.get(name)
-        for index, value in enumerate(values if isinstance(values, list) else []):
-            if isinstance(value, str):
-                yield [name, index], value
     link = raw.get("link")
     if isinstance(link, dict) and isinstance(link.get("label"), str):
         yield ["link", "label"], link["label"]
@@ -407,6 +402,11 @@ def _choices_problems(
         if choice in seen:
             yield source.problem([*loc, index], f"duplicate {what[:-1]} {choice!r}")
         seen.add(choice)
+        if "{{" in choice or "{%" in choice:
+            # Answers are matched, shown and counted by their exact text on every channel.
+            yield source.problem(
+                [*loc, index], f"{what[:-1]} text is shown as written: templates are not allowed"
+            )
         if len(choice) > MAX_OPTION_LENGTH:
             yield source.problem(
                 [*loc, index],
