@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -42,7 +42,6 @@ class Content:
     buttons: tuple[tuple[Button, ...], ...] = ()
     options: tuple[str, ...] = ()  # numbered choices for email replies
     multiple: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def telegram_html(self) -> str:
