@@ -206,7 +206,11 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        indexes = (("state", "available_at"), ("enrollment_id", "step_id"))
+        indexes = (
+            ("state", "available_at"),
+            ("enrollment_id", "step_id"),
+            ("learner_id", "state", "sent_at"),
+        )
 
 
 class Conversation(Model):
@@ -226,12 +230,49 @@ class Conversation(Model):
     assignee: fields.ForeignKeyNullableRelation[Trainer] = fields.ForeignKeyField(
         "models.Trainer", related_name="assigned", null=True, on_delete=fields.SET_NULL
     )
-    labels: fields.Field[list[str]] = fields.JSONField(default=list)
     last_message_at = fields.DatetimeField(null=True, db_index=True)
+    # The newest message, and the newest learner message: the inbox list shows a preview of the
+    # first and compares the second with each trainer's read mark, without scanning messages.
+    last_message_id = fields.IntField(null=True)
+    last_inbound_id = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Every change (a message, a status, an assignment) moves this, so an open dashboard notices
+    # another process's work by asking for the newest value. Null only on rows from before it.
+    updated_at = fields.DatetimeField(auto_now=True, null=True, db_index=True)
 
     class Meta:
         table = "conversation"
+
+
+class ConversationLabel(Model):
+    """A label a trainer put on a conversation, such as "question" or "follow-up"."""
+
+    id = fields.IntField(primary_key=True)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="label_links", on_delete=fields.CASCADE
+    )
+    label = fields.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        table = "conversation_label"
+        unique_together = (("conversation", "label"),)
+
+
+class ReadMark(Model):
+    """How far one trainer has read one conversation: unread means a newer learner message."""
+
+    id = fields.IntField(primary_key=True)
+    trainer: fields.ForeignKeyRelation[Trainer] = fields.ForeignKeyField(
+        "models.Trainer", related_name="read_marks", on_delete=fields.CASCADE
+    )
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="read_marks", on_delete=fields.CASCADE
+    )
+    last_read_message_id = fields.IntField(default=0)
+
+    class Meta:
+        table = "read_mark"
+        unique_together = (("trainer", "conversation"),)
 
 
 class InboundItem(Model):
@@ -282,6 +323,7 @@ class Message(Model):
 
     class Meta:
         table = "message"
+        indexes = (("conversation_id", "id"), ("inbound_id",))
 
 
 class QuizAnswer(Model):
@@ -334,3 +376,17 @@ class Invite(Model):
 
     class Meta:
         table = "invite"
+
+
+class RateBucket(Model):
+    """A send budget shared by every worker: the next free slot of one bot token or one chat.
+
+    Times are Unix seconds, so that reserving slots is one arithmetic UPDATE in SQL.
+    """
+
+    key = fields.CharField(max_length=200, primary_key=True)
+    next_at = fields.FloatField(default=0.0)  # the earliest time the next send may start
+    paused_until = fields.FloatField(default=0.0)  # a 429 retry_after pause for everyone
+
+    class Meta:
+        table = "rate_bucket"

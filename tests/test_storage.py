@@ -37,7 +37,11 @@ from dripper.errors import DripperError
 from dripper.models import Channel, Delivery, DeliveryKind, Learner, Trainer
 
 INITIAL = "0001_initial"
+ALL_MIGRATIONS = ["0001_initial", "0002_inbox_and_budget"]
 EXPECTED_TABLES = {
+    "conversation_label",
+    "read_mark",
+    "rate_bucket",
     "trainer",
     "learner",
     "curriculum_version",
@@ -85,7 +89,7 @@ async def test_empty_database_is_migrated_on_first_use(empty_url: str) -> None:
 
 
 async def test_migrate_is_idempotent(empty_url: str) -> None:
-    assert await migrate(empty_url) == [INITIAL]
+    assert await migrate(empty_url) == ALL_MIGRATIONS
     assert await migrate(empty_url) == []
     async with open_db(empty_url):
         assert await _tables() == EXPECTED_TABLES
@@ -94,7 +98,9 @@ async def test_migrate_is_idempotent(empty_url: str) -> None:
 async def test_migrate_reports_progress(sqlite_url: str) -> None:
     events: list[tuple[str, str]] = []
     await migrate(sqlite_url, progress=lambda event, _app, name: events.append((event, name)))
-    assert events == [("apply_start", INITIAL), ("apply_done", INITIAL)]
+    assert events == [
+        (kind, name) for name in ALL_MIGRATIONS for kind in ("apply_start", "apply_done")
+    ]
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_busy_timeout(db: str) -> None:
@@ -187,21 +193,62 @@ async def _record_migrations_as_applied(url: str) -> None:
 
 
 @pytest.fixture
+def initial_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrations package with only 0001, as the first released dripper had."""
+    package = f"dripper_initial_migrations_{tmp_path.name.replace('-', '_')}"
+    target = tmp_path / "pkgs" / package
+    target.mkdir(parents=True)
+    (target / "__init__.py").write_text("")
+    source = Path(dripper.migrations.__file__).parent / f"{INITIAL}.py"
+    shutil.copy(source, target / f"{INITIAL}.py")
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    return package
+
+
+async def test_a_database_of_the_first_release_upgrades_and_keeps_its_rows(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch, initial_migrations: str
+) -> None:
+    with monkeypatch.context() as older:
+        older.setattr(dripper.db, "MIGRATIONS_MODULE", initial_migrations)
+        assert await migrate(empty_url) == [INITIAL]
+        async with TortoiseContext() as ctx:
+            await ctx.init(config=tortoise_config(empty_url))
+            await ctx.db().execute_script(
+                "INSERT INTO learner (first_name, last_name, attributes, email_status, "
+                "telegram_status, soft_bounces, created_at, updated_at) VALUES ('Ada', '', '{}', "
+                "'unknown', 'unknown', 0, '2026-01-01 00:00:00+00:00', "
+                "'2026-01-01 00:00:00+00:00');"
+                "INSERT INTO conversation (learner_id, status, labels, created_at) VALUES "
+                "(1, 'open', '[]', '2026-01-01 00:00:00+00:00')"
+            )
+    assert await migrate(empty_url) == ALL_MIGRATIONS[1:]
+    async with open_db(empty_url):
+        assert await _tables() == EXPECTED_TABLES
+        [row] = await connection().execute_query_dict(
+            "SELECT c.status, c.updated_at, l.first_name FROM conversation c "
+            "JOIN learner l ON l.id = c.learner_id"
+        )
+        assert (row["status"], row["first_name"]) == ("open", "Ada")
+        assert row["updated_at"] is not None
+
+
+@pytest.fixture
 def newer_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A migrations package with the real 0001 plus a 0002, as a newer dripper would bring."""
     package = f"dripper_test_migrations_{tmp_path.name.replace('-', '_')}"
     target = tmp_path / "pkgs" / package
     target.mkdir(parents=True)
     (target / "__init__.py").write_text("")
-    source = Path(dripper.migrations.__file__).parent / f"{INITIAL}.py"
-    shutil.copy(source, target / f"{INITIAL}.py")
-    (target / "0002_later.py").write_text(
+    source = Path(dripper.migrations.__file__).parent
+    for name in ALL_MIGRATIONS:
+        shutil.copy(source / f"{name}.py", target / f"{name}.py")
+    (target / "0099_later.py").write_text(
         textwrap.dedent(
             f"""
             from tortoise import migrations
 
             class Migration(migrations.Migration):
-                dependencies = [("models", "{INITIAL}")]
+                dependencies = [("models", "{ALL_MIGRATIONS[-1]}")]
                 operations = []
             """
         )
@@ -216,14 +263,14 @@ async def test_pending_migration_refuses_to_open_until_migrate(
 ) -> None:
     with monkeypatch.context() as older:
         older.setattr(dripper.db, "MIGRATIONS_MODULE", "dripper.migrations")
-        assert await migrate(sqlite_url) == [INITIAL]
+        assert await migrate(sqlite_url) == ALL_MIGRATIONS
     with pytest.raises(DripperError) as excinfo:
         async with open_db(sqlite_url):
             pytest.fail("a database with pending migrations was opened")
     message = str(excinfo.value)
-    assert "0002_later" in message
+    assert "0099_later" in message
     assert "dripper migrate" in message
-    assert await migrate(sqlite_url) == ["0002_later"]
+    assert await migrate(sqlite_url) == ["0099_later"]
     async with open_db(sqlite_url):
         assert await Trainer.all().count() == 0
 
@@ -387,7 +434,7 @@ def _invoke_migrate(url: str) -> Any:
 def test_migrate_command_applies_then_reports_up_to_date(sqlite_url: str) -> None:
     first = _invoke_migrate(sqlite_url)
     assert first.exit_code == 0, first.output
-    assert f"applied {INITIAL}" in first.output
+    assert all(f"applied {name}" in first.output for name in ALL_MIGRATIONS)
     second = _invoke_migrate(sqlite_url)
     assert second.exit_code == 0, second.output
     assert "database is up to date" in second.output
