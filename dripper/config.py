@@ -25,6 +25,7 @@ DRIPPER_DATABASE_URL               database_url                     sqlite:///<d
 DRIPPER_CURRICULA_DIR              curricula_dir                    <dir>/curricula
 DRIPPER_TIMEZONE                   timezone                         UTC
 DRIPPER_TRAINER                    trainer                          (none)
+DRIPPER_CANNED_REPLIES             canned_replies                   <dir>/canned-replies.yaml
 DRIPPER_TELEGRAM_API_URL           telegram.api_url                 https://api.telegram.org/bot
 DRIPPER_TELEGRAM_TOKEN             telegram.token (secret)          (none)
 DRIPPER_TELEGRAM_TOKEN_FILE        telegram.token_file              (none)
@@ -246,6 +247,10 @@ def _default_curricula_dir() -> Path:
     return Path.cwd() / "curricula"
 
 
+def _default_canned_replies() -> Path:
+    return Path.cwd() / "canned-replies.yaml"
+
+
 class Settings(_Section):
     """The effective configuration. Build it with `load_settings()`."""
 
@@ -253,6 +258,7 @@ class Settings(_Section):
     curricula_dir: Path = Field(default_factory=_default_curricula_dir)
     timezone: str = "UTC"
     trainer: str | None = Field(default=None, min_length=1, max_length=64)
+    canned_replies: Path = Field(default_factory=_default_canned_replies)
     telegram: TelegramSettings = TelegramSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
@@ -340,7 +346,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "imap": ImapSettings,
     "security": SecuritySettings,
 }
-_TOP_LEVEL_KEYS = ("database_url", "curricula_dir", "timezone", "trainer")
+_TOP_LEVEL_KEYS = ("database_url", "curricula_dir", "timezone", "trainer", "canned_replies")
 
 
 @dataclass(frozen=True)
@@ -632,6 +638,11 @@ def _resolve_paths(
         origin = origins.get(("curricula_dir",))
         directory = origin.base_dir if origin else base_dir
         data["curricula_dir"] = (directory / Path(curricula).expanduser()).resolve()
+    canned = data.get("canned_replies", "canned-replies.yaml")
+    if isinstance(canned, str):
+        origin = origins.get(("canned_replies",))
+        directory = origin.base_dir if origin else base_dir
+        data["canned_replies"] = (directory / Path(canned).expanduser()).resolve()
 
 
 def absolute_sqlite_url(url: str, base_dir: Path) -> str:

@@ -92,3 +92,10 @@ def empty_pg_url() -> Iterator[str]:
     name = _create_pg_database()
     yield _with_database(PG_MAINTENANCE_URL, name)
     _drop_pg_database(name)
+
+
+@pytest.fixture
+async def pg_db(empty_pg_url: str) -> AsyncIterator[str]:
+    """An open, migrated PostgreSQL database of this test's own; yields its URL."""
+    async with open_db(empty_pg_url):
+        yield empty_pg_url

@@ -44,6 +44,9 @@ CONFIG_TEMPLATE = """\
 # Your trainer handle: who answers inbox conversations from this keyboard.
 # trainer = "anna"
 
+# The team's canned replies for the inbox (a YAML list of id, title, text), relative to this file.
+# canned_replies = "canned-replies.yaml"
+
 [telegram]
 # The Bot API endpoint; point it at a local Bot API server or the sandbox for tests.
 # api_url = "https://api.telegram.org/bot"

@@ -1,7 +1,7 @@
-"""The shared inbox, core: where a learner's message lands and which drip step it answers.
+"""Filing learner messages: which conversation a message lands in and which drip step it answers.
 
-No UI code and no channel code: the Telegram and email receivers call `record_learner_message`
-after they have stored the raw item, and the TUI reads conversations and messages.
+The Telegram and email receivers call `record_learner_messages` after they have stored the raw
+item.
 
 One conversation per learner enrollment. A message is filed under the enrollment whose prompt
 (question, quiz or check-in) was delivered to the learner most recently, and linked to that step;
@@ -13,10 +13,9 @@ snoozed conversation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -27,10 +26,8 @@ from dripper.models import (
     Channel,
     Conversation,
     ConversationStatus,
-    Delivery,
     DeliveryKind,
     DeliveryState,
-    InboundItem,
     Message,
     MessageDirection,
 )
@@ -140,7 +137,7 @@ async def record_learner_messages(items: Sequence[IncomingMessage], now: datetim
         conversations = await _conversation_ids(
             tx, {(item.learner_id, enrollment_id) for item, _, enrollment_id in placed}
         )
-        touched: dict[int, None] = {}
+        touched: dict[int, int] = {}  # conversation -> its newest new message
         nudged: dict[tuple[int, str], None] = {}
         for item, prompt, enrollment_id in placed:
             conversation_id = conversations[(item.learner_id, enrollment_id)]
@@ -165,17 +162,20 @@ async def record_learner_messages(items: Sequence[IncomingMessage], now: datetim
                 ],
             )
             ids.append(int(rows[0]["id"]))
-            touched[conversation_id] = None
+            touched[conversation_id] = ids[-1]
             if prompt is not None:
                 nudged[(prompt.enrollment_id, prompt.step_id)] = None
         # A learner's message reopens a closed, snoozed or waiting conversation.
         await tx.execute_many(
             q(
                 tx,
-                "UPDATE conversation SET last_message_at = ?, status = ?, snoozed_until = NULL "
-                "WHERE id = ?",
+                "UPDATE conversation SET last_message_at = ?, status = ?, snoozed_until = NULL, "
+                "last_message_id = ?, last_inbound_id = ?, updated_at = ? WHERE id = ?",
             ),
-            [[ts(tx, now), ConversationStatus.OPEN.value, cid] for cid in touched],
+            [
+                [ts(tx, now), ConversationStatus.OPEN.value, newest, newest, ts(tx, now), cid]
+                for cid, newest in touched.items()
+            ],
         )
         for enrollment_id, step_id in nudged:
             await cancel_nudges(enrollment_id, step_id, now, tx)
@@ -260,108 +260,3 @@ async def _conversation_ids(
         )
         found[(learner_id, enrollment_id)] = created.id
     return found
-
-
-async def reply_to_learner(
-    conversation_id: int,
-    body: str,
-    now: datetime,
-    *,
-    author_id: int | None = None,
-    answering: int | None = None,
-) -> Message:
-    """A trainer's answer: kept in the conversation and queued as a delivery, so it goes out
-    through the dispatcher on the channel of the message it answers (the latest learner message
-    unless `answering` names one). Two trainers answering at once both get their reply kept."""
-    now = now.astimezone(UTC)  # the outbox compares times as UTC text on SQLite
-    conversation = await Conversation.get(id=conversation_id)
-    query = Message.filter(conversation_id=conversation_id, direction=MessageDirection.INBOUND)
-    if answering is not None:
-        query = query.filter(id=answering)
-    answered = await query.order_by("-created_at", "-id").first()
-    channel = answered.channel if answered is not None else None
-    async with in_transaction() as tx:
-        message = await Message.create(
-            conversation_id=conversation_id,
-            direction=MessageDirection.OUTBOUND,
-            channel=channel,
-            author_id=author_id,
-            body=body,
-            step_id=answered.step_id if answered else None,
-            in_reply_to_id=answered.id if answered else None,
-            created_at=now,
-            using_db=tx,
-        )
-        delivery = await Delivery.create(
-            business_key=f"reply:{message.id}",
-            enrollment_id=conversation.enrollment_id,  # type: ignore[attr-defined]
-            learner_id=conversation.learner_id,  # type: ignore[attr-defined]
-            kind=DeliveryKind.REPLY,
-            step_id=message.step_id,
-            channel_preference=channel.value if channel else "any",
-            due_at=now,
-            available_at=now,
-            payload={"message_id": message.id},
-            using_db=tx,
-        )
-        message.delivery_id = delivery.id
-        await message.save(using_db=tx, update_fields=["delivery_id"])
-        await (
-            Conversation.filter(id=conversation_id)
-            .using_db(tx)
-            .update(status=ConversationStatus.WAITING, last_message_at=now)
-        )
-    return message
-
-
-@dataclass(frozen=True)
-class ReplyContext:
-    """What sending a trainer's reply needs: its text, and the email thread it continues."""
-
-    body: str
-    subject: str
-    in_reply_to: str | None
-    references: tuple[str, ...]
-
-
-_HEADER = re.compile(
-    rb"(?im)^(message-id|subject|references|in-reply-to):[ \t]*(.*(?:\r?\n[ \t].*)*)"
-)
-
-
-async def reply_context(message_id: int, default_subject: str) -> ReplyContext:
-    """The reply's body, and, when it answers an email, that email's Message-ID, References and
-    Subject, read from the raw message as it arrived (a mail client threads on them)."""
-    message = await Message.get(id=message_id)
-    in_reply_to = None
-    references: tuple[str, ...] = ()
-    subject = default_subject
-    if message.in_reply_to_id is not None:  # type: ignore[attr-defined]
-        answered = await Message.get(id=message.in_reply_to_id)  # type: ignore[attr-defined]
-        if answered.inbound_id is not None and answered.channel is Channel.EMAIL:  # type: ignore[attr-defined]
-            item = await InboundItem.get(id=answered.inbound_id)  # type: ignore[attr-defined]
-            headers = _headers(bytes(item.payload))
-            in_reply_to = headers.get("message-id")
-            references = tuple(headers.get("references", "").split())
-            if headers.get("subject"):
-                subject = headers["subject"]
-    return ReplyContext(message.body, subject, in_reply_to, references)
-
-
-def _headers(raw: bytes) -> dict[str, str]:
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    found: dict[str, str] = {}
-    for match in _HEADER.finditer(head):
-        name = match.group(1).decode("ascii").lower()
-        value = re.sub(rb"\r?\n[ \t]+", b" ", match.group(2)).decode("utf-8", "replace").strip()
-        found.setdefault(name, _decode_words(value) if name == "subject" else value)
-    return found
-
-
-def _decode_words(value: str) -> str:
-    from email.header import decode_header, make_header
-
-    try:
-        return str(make_header(decode_header(value)))
-    except (ValueError, LookupError):
-        return value

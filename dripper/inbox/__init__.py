@@ -1,0 +1,110 @@
+"""The shared inbox: learner messages filed by conversation, and the trainers' work on them.
+
+No UI code and no channel code. One conversation per learner enrollment; statuses open /
+waiting on the learner / closed / snoozed until a time (a learner message reopens); assignment
+to a trainer; unread state per trainer; internal notes; labels; canned replies; search; and for
+every message the drip step it answers. Trainer replies become outbound deliveries that go out
+through the dispatcher on the learner's own channel.
+
+- `filing`: where a learner's message lands (receivers call it)
+- `replies`: trainer replies and notes
+- `workflow`: trainers, assignment, status, snooze, labels, read marks
+- `views`: the list with its folders and filters, one thread, the learner panel, search
+- `canned`: the team's canned replies file
+"""
+
+from dripper.inbox.canned import CannedRepliesError, CannedReply, load_canned_replies
+from dripper.inbox.filing import (
+    PROMPT_KINDS,
+    AnsweredPrompt,
+    IncomingMessage,
+    cancel_nudges,
+    record_learner_message,
+    record_learner_messages,
+)
+from dripper.inbox.replies import (
+    EmptyMessageError,
+    ReplyContext,
+    add_note,
+    reply_context,
+    reply_to_learner,
+)
+from dripper.inbox.views import (
+    ConversationRow,
+    EntryKind,
+    Folder,
+    InboxQuery,
+    LearnerPanel,
+    MessageHit,
+    ThreadEntry,
+    change_stamp,
+    cohort_names,
+    count_conversations,
+    learner_panel,
+    list_conversations,
+    search_messages,
+    thread,
+    unread_count,
+)
+from dripper.inbox.workflow import (
+    InboxError,
+    add_label,
+    assign,
+    close,
+    ensure_trainer,
+    known_labels,
+    mark_read,
+    mark_unread,
+    remove_label,
+    reopen,
+    snooze,
+    trainer_handle,
+    trainers,
+    wait_on_learner,
+)
+
+__all__ = [
+    "PROMPT_KINDS",
+    "AnsweredPrompt",
+    "CannedRepliesError",
+    "CannedReply",
+    "ConversationRow",
+    "EmptyMessageError",
+    "EntryKind",
+    "Folder",
+    "InboxError",
+    "InboxQuery",
+    "IncomingMessage",
+    "LearnerPanel",
+    "MessageHit",
+    "ReplyContext",
+    "ThreadEntry",
+    "add_label",
+    "add_note",
+    "assign",
+    "cancel_nudges",
+    "change_stamp",
+    "close",
+    "cohort_names",
+    "count_conversations",
+    "ensure_trainer",
+    "known_labels",
+    "learner_panel",
+    "list_conversations",
+    "load_canned_replies",
+    "mark_read",
+    "mark_unread",
+    "record_learner_message",
+    "record_learner_messages",
+    "remove_label",
+    "reopen",
+    "reply_context",
+    "reply_to_learner",
+    "search_messages",
+    "snooze",
+    "thread",
+    "trainer_handle",
+    "trainers",
+    "unread_count",
+    "wait_on_learner",
+]

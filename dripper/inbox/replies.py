@@ -1,0 +1,199 @@
+"""Trainer replies and notes: kept in the conversation, replies queued for the dispatcher.
+
+A reply is a Message and an outbound REPLY Delivery written in one transaction, so it goes out
+through the same dispatcher, rate limits and retries as the drip, on the channel of the learner
+message it answers. Notes are Messages that are never sent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from dripper.models import (
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Delivery,
+    DeliveryKind,
+    InboundItem,
+    Message,
+    MessageDirection,
+)
+from dripper.store.sql import q, ts
+
+
+class EmptyMessageError(ValueError):
+    """A reply or note with nothing but white space in it."""
+
+
+async def reply_to_learner(
+    conversation_id: int,
+    body: str,
+    now: datetime,
+    *,
+    author_id: int | None = None,
+    answering: int | None = None,
+) -> Message:
+    """A trainer's answer: kept in the conversation and queued as a delivery, so it goes out
+    through the dispatcher on the channel of the message it answers (the latest learner message
+    unless `answering` names one). Two trainers answering at once both get their reply kept.
+
+    The caller wakes the dispatcher (`dripper.wake.notify_wake`) so the reply leaves at once.
+    """
+    body = _checked(body)
+    now = now.astimezone(UTC)  # the outbox compares times as UTC text on SQLite
+    conversation = await Conversation.get(id=conversation_id)
+    query = Message.filter(conversation_id=conversation_id, direction=MessageDirection.INBOUND)
+    if answering is not None:
+        query = query.filter(id=answering)
+    answered = await query.order_by("-created_at", "-id").first()
+    channel = answered.channel if answered is not None else None
+    async with in_transaction() as tx:
+        message = await Message.create(
+            conversation_id=conversation_id,
+            direction=MessageDirection.OUTBOUND,
+            channel=channel,
+            author_id=author_id,
+            body=body,
+            step_id=answered.step_id if answered else None,
+            in_reply_to_id=answered.id if answered else None,
+            created_at=now,
+            using_db=tx,
+        )
+        delivery = await Delivery.create(
+            business_key=f"reply:{message.id}",
+            enrollment_id=conversation.enrollment_id,  # type: ignore[attr-defined]
+            learner_id=conversation.learner_id,  # type: ignore[attr-defined]
+            kind=DeliveryKind.REPLY,
+            step_id=message.step_id,
+            channel_preference=channel.value if channel else "any",
+            due_at=now,
+            available_at=now,
+            payload={"message_id": message.id},
+            using_db=tx,
+        )
+        message.delivery_id = delivery.id
+        await message.save(using_db=tx, update_fields=["delivery_id"])
+        await _touch(tx, conversation_id, message.id, now, ConversationStatus.WAITING)
+        if author_id is not None:
+            await mark_read_in(tx, conversation_id, author_id)
+    return message
+
+
+async def add_note(conversation_id: int, body: str, now: datetime, *, author_id: int) -> Message:
+    """An internal note for the other trainers; never sent to the learner."""
+    body = _checked(body)
+    now = now.astimezone(UTC)
+    async with in_transaction() as tx:
+        message = await Message.create(
+            conversation_id=conversation_id,
+            direction=MessageDirection.NOTE,
+            author_id=author_id,
+            body=body,
+            created_at=now,
+            using_db=tx,
+        )
+        await _touch(tx, conversation_id, message.id, now, None)
+    return message
+
+
+def _checked(body: str) -> str:
+    body = body.strip("\n")
+    if not body.strip():
+        raise EmptyMessageError("the message is empty")
+    return body
+
+
+async def _touch(
+    tx: BaseDBAsyncClient,
+    conversation_id: int,
+    message_id: int,
+    now: datetime,
+    status: ConversationStatus | None,
+) -> None:
+    sets = "last_message_at = ?, last_message_id = ?, updated_at = ?"
+    values: list[object] = [ts(tx, now), message_id, ts(tx, now)]
+    if status is not None:
+        sets += ", status = ?, snoozed_until = NULL"
+        values.append(status.value)
+    await tx.execute_query(
+        q(tx, f"UPDATE conversation SET {sets} WHERE id = ?"), [*values, conversation_id]
+    )
+
+
+async def mark_read_in(tx: BaseDBAsyncClient, conversation_id: int, trainer_id: int) -> None:
+    """The trainer has seen everything in the conversation up to now."""
+    rows = await tx.execute_query_dict(
+        q(tx, "SELECT COALESCE(last_message_id, 0) AS newest FROM conversation WHERE id = ?"),
+        [conversation_id],
+    )
+    newest = int(rows[0]["newest"]) if rows else 0
+    await tx.execute_query(
+        q(
+            tx,
+            "INSERT INTO read_mark (trainer_id, conversation_id, last_read_message_id) "
+            "VALUES (?, ?, ?) ON CONFLICT (trainer_id, conversation_id) DO UPDATE SET "
+            "last_read_message_id = CASE WHEN read_mark.last_read_message_id > "
+            "excluded.last_read_message_id THEN read_mark.last_read_message_id "
+            "ELSE excluded.last_read_message_id END",
+        ),
+        [trainer_id, conversation_id, newest],
+    )
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    """What sending a trainer's reply needs: its text, and the email thread it continues."""
+
+    body: str
+    subject: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+_HEADER = re.compile(
+    rb"(?im)^(message-id|subject|references|in-reply-to):[ \t]*(.*(?:\r?\n[ \t].*)*)"
+)
+
+
+async def reply_context(message_id: int, default_subject: str) -> ReplyContext:
+    """The reply's body, and, when it answers an email, that email's Message-ID, References and
+    Subject, read from the raw message as it arrived (a mail client threads on them)."""
+    message = await Message.get(id=message_id)
+    in_reply_to = None
+    references: tuple[str, ...] = ()
+    subject = default_subject
+    if message.in_reply_to_id is not None:  # type: ignore[attr-defined]
+        answered = await Message.get(id=message.in_reply_to_id)  # type: ignore[attr-defined]
+        if answered.inbound_id is not None and answered.channel is Channel.EMAIL:  # type: ignore[attr-defined]
+            item = await InboundItem.get(id=answered.inbound_id)  # type: ignore[attr-defined]
+            headers = _headers(bytes(item.payload))
+            in_reply_to = headers.get("message-id")
+            references = tuple(headers.get("references", "").split())
+            if headers.get("subject"):
+                subject = headers["subject"]
+    return ReplyContext(message.body, subject, in_reply_to, references)
+
+
+def _headers(raw: bytes) -> dict[str, str]:
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found: dict[str, str] = {}
+    for match in _HEADER.finditer(head):
+        name = match.group(1).decode("ascii").lower()
+        value = re.sub(rb"\r?\n[ \t]+", b" ", match.group(2)).decode("utf-8", "replace").strip()
+        found.setdefault(name, _decode_words(value) if name == "subject" else value)
+    return found
+
+
+def _decode_words(value: str) -> str:
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError):
+        return value
