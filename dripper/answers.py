@@ -140,12 +140,14 @@ async def _insert_answer(
     stored_correct: bool | int | None = correct
     if correct is not None and not is_postgres(tx):
         stored_correct = int(correct)
-    count, _ = await tx.execute_query(
+    # RETURNING, not the row count: Tortoise's asyncpg client reads the count of an INSERT
+    # from the wrong field of the status ("INSERT 0 1") and always says 0.
+    inserted = await tx.execute_query_dict(
         q(
             tx,
             "INSERT INTO quiz_answer (enrollment_id, step_id, occurrence, choices, correct, "
             "channel, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (enrollment_id, step_id, occurrence) DO NOTHING",
+            "ON CONFLICT (enrollment_id, step_id, occurrence) DO NOTHING RETURNING id",
         ),
         [
             enrollment_id,
@@ -157,7 +159,7 @@ async def _insert_answer(
             ts(tx, now),
         ],
     )
-    return bool(count)
+    return bool(inserted)
 
 
 async def _first_answer(

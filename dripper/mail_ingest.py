@@ -142,7 +142,7 @@ def _too_large_attachments(note: str | None) -> list[dict[str, Any]] | None:
 _INSERT_ITEM = (
     "INSERT INTO inbound_item (channel, account, external_id, payload, state, error, "
     "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (channel, account, external_id) DO NOTHING"
+    "ON CONFLICT (channel, account, external_id) DO NOTHING RETURNING id"
 )
 _UPSERT_CURSOR = (
     "INSERT INTO channel_cursor (channel, account, position, updated_at) VALUES (?, ?, ?, ?) "
@@ -170,7 +170,8 @@ async def store_batch(
                 if item.too_large is not None
                 else None
             )
-            count, _ = await tx.execute_query(
+            # Counted by RETURNING: the asyncpg client miscounts INSERTs (see answers.py).
+            inserted = await tx.execute_query_dict(
                 q(tx, _INSERT_ITEM),
                 [
                     Channel.EMAIL.value,
@@ -182,7 +183,7 @@ async def store_batch(
                     ts(tx, now),
                 ],
             )
-            stored += int(count)
+            stored += len(inserted)
         await _save_cursor(tx, account, cursor, now)
     return StoreReport(stored, len(fetched) - stored)
 

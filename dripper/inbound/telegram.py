@@ -224,7 +224,8 @@ class TelegramPoller:
         offset = last + 1
         values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
         async with in_transaction() as tx:
-            _, inserted = await tx.execute_query(
+            # execute_query_dict: the asyncpg client drops the rows of INSERT ... RETURNING.
+            inserted = await tx.execute_query_dict(
                 q(
                     conn,
                     "INSERT INTO inbound_item (channel, account, external_id, payload, state, "
