@@ -336,9 +336,7 @@ class MoveReport:
 
 async def move_cohort(name: str, course_end: datetime, now: datetime) -> MoveReport:
     """Move a cohort's course end; every unsent step is recomputed, sent steps stay as they are."""
-    cohort = await Cohort.get_or_none(name=name)
-    if cohort is None:
-        raise DripperError(f"no cohort named '{name}' (see `dripper status`)")
+    cohort = await cohort_named(name)
     conn = connection()
     enrollments = await Enrollment.filter(cohort_id=cohort.id).prefetch_related("learner")
     moved = 0
@@ -364,3 +362,46 @@ async def move_cohort(name: str, course_end: datetime, now: datetime) -> MoveRep
             )
             rescheduled += updates
     return MoveReport(enrollments=moved, rescheduled=rescheduled)
+
+
+async def cohort_named(name: str) -> Cohort:
+    """The cohort, or an error that lists the names it might have meant."""
+    cohort = await Cohort.get_or_none(name=name)
+    if cohort is None:
+        from dripper.hints import did_you_mean
+
+        names = [c.name for c in await Cohort.all()]
+        raise DripperError(f"no cohort named '{name}'{did_you_mean(name, names)}")
+    return cohort
+
+
+async def pause_cohort(name: str, now: datetime) -> int:
+    """Pause a cohort: its active enrollments are held, and it is marked paused so that learners
+    enrolled later start paused too. Returns how many enrollments were paused."""
+    cohort = await cohort_named(name)
+    ids = await Enrollment.filter(cohort_id=cohort.id, state=EnrollmentState.ACTIVE).values_list(
+        "id", flat=True
+    )
+    count = await pause([int(i) for i in ids], "cohort", now)  # type: ignore[call-overload]
+    cohort.paused = True
+    await cohort.save(update_fields=["paused"])
+    return count
+
+
+@dataclass(frozen=True)
+class CohortResume:
+    resumed: int
+    still_paused: int  # paused by the learner (/pause) or a trainer: a cohort resume leaves them
+
+
+async def resume_cohort(name: str, now: datetime) -> CohortResume:
+    """Resume what the cohort pause held; the rest of the drip moves later by the time paused."""
+    cohort = await cohort_named(name)
+    ids = await Enrollment.filter(
+        cohort_id=cohort.id, state=EnrollmentState.PAUSED, pause_reason="cohort"
+    ).values_list("id", flat=True)
+    count = await resume([int(i) for i in ids], now)  # type: ignore[call-overload]
+    cohort.paused = False
+    await cohort.save(update_fields=["paused"])
+    still = await Enrollment.filter(cohort_id=cohort.id, state=EnrollmentState.PAUSED).count()
+    return CohortResume(count, still)

@@ -53,6 +53,21 @@ def notify_wake(database_url: str) -> bool:
         except (OSError, TimeoutError, RuntimeError):
             return False
         return True
+    return _send_to_socket(database_url)
+
+
+async def notify_wake_async(database_url: str) -> bool:
+    """`notify_wake` from inside a running event loop (the dashboard)."""
+    if _is_postgres(database_url):
+        try:
+            await _pg_notify(database_url)
+        except (OSError, TimeoutError):
+            return False
+        return True
+    return _send_to_socket(database_url)
+
+
+def _send_to_socket(database_url: str) -> bool:
     path = wake_socket_path(database_url)
     if path is None or not path.exists():
         return False

@@ -352,11 +352,14 @@ ANYTIME = (
 )
 
 
-async def assert_enqueued_work_wakes_an_idle_dispatcher(url: str, env: Env) -> None:
+async def assert_enqueued_work_wakes_an_idle_dispatcher(
+    url: str, env: Env, *, from_a_loop: bool = False
+) -> None:
     """A dispatcher asleep for up to ten minutes sends new work at once when notified, as
-    `dripper enroll` notifies from another process."""
+    `dripper enroll` notifies from another process (or, `from_a_loop`, as the dashboard does
+    from inside its event loop)."""
     from dripper.clock import SystemClock
-    from dripper.wake import WakeListener, notify_wake
+    from dripper.wake import WakeListener, notify_wake, notify_wake_async
 
     [learner] = await learners_with_chats(env, 1)
     wake = asyncio.Event()
@@ -372,7 +375,10 @@ async def assert_enqueued_work_wakes_an_idle_dispatcher(url: str, env: Env) -> N
         await asyncio.wait_for(dispatcher.idle.wait(), 10)  # asleep, nothing to do
         now = datetime.now(UTC)
         await enroll(checked(ANYTIME), "now", now - timedelta(days=1), [learner], now)
-        assert await asyncio.to_thread(notify_wake, url)  # its own thread, like a CLI process
+        if from_a_loop:
+            assert await notify_wake_async(url)
+        else:
+            assert await asyncio.to_thread(notify_wake, url)  # its own thread, like a CLI
         await asyncio.wait_for(
             env.emulator.wait_for_messages(TOKEN, learner.telegram_chat_id, 1), 10
         )
@@ -384,6 +390,10 @@ async def assert_enqueued_work_wakes_an_idle_dispatcher(url: str, env: Env) -> N
 
 async def test_an_idle_dispatcher_wakes_when_work_is_enqueued(db: str, env: Env) -> None:
     await assert_enqueued_work_wakes_an_idle_dispatcher(db, env)
+
+
+async def test_an_idle_dispatcher_wakes_when_the_dashboard_notifies(db: str, env: Env) -> None:
+    await assert_enqueued_work_wakes_an_idle_dispatcher(db, env, from_a_loop=True)
 
 
 async def test_a_failed_record_is_retried_and_nothing_is_sent_twice(
@@ -448,5 +458,8 @@ async def pg_url_and_env(empty_pg_url: str) -> AsyncIterator[tuple[str, Env]]:
 
 
 @pytest.mark.postgres
-async def test_a_postgresql_worker_wakes_on_notify(pg_url_and_env: tuple[str, Env]) -> None:
-    await assert_enqueued_work_wakes_an_idle_dispatcher(*pg_url_and_env)
+@pytest.mark.parametrize("from_a_loop", [False, True], ids=["cli", "dashboard"])
+async def test_a_postgresql_worker_wakes_on_notify(
+    pg_url_and_env: tuple[str, Env], from_a_loop: bool
+) -> None:
+    await assert_enqueued_work_wakes_an_idle_dispatcher(*pg_url_and_env, from_a_loop=from_a_loop)

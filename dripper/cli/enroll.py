@@ -12,7 +12,13 @@ from tortoise.functions import Lower
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import parse_local_time, with_db
 from dripper.curriculum import CheckResult
-from dripper.enrollment import enroll, move_cohort, pause, resume
+from dripper.enrollment import (
+    cohort_named,
+    enroll,
+    move_cohort,
+    pause_cohort,
+    resume_cohort,
+)
 from dripper.errors import DripperError
 from dripper.learners import ParsedLearners, import_learners, parse_learners_csv
 from dripper.models import Cohort, Enrollment, Learner
@@ -143,16 +149,6 @@ def cohort_list(app: AppContext) -> None:
     with_db(app.settings.database_url, work)
 
 
-async def _cohort(name: str) -> Cohort:
-    cohort = await Cohort.get_or_none(name=name)
-    if cohort is None:
-        names = [c.name for c in await Cohort.all()]
-        from dripper.hints import did_you_mean
-
-        raise DripperError(f"no cohort named '{name}'{did_you_mean(name, names)}")
-    return cohort
-
-
 @cohort_group.command("pause")
 @click.argument("name")
 @pass_app
@@ -160,13 +156,7 @@ def cohort_pause(app: AppContext, name: str) -> None:
     """Pause a cohort: nothing more is sent until it is resumed."""
 
     async def work() -> None:
-        cohort = await _cohort(name)
-        ids = await Enrollment.filter(cohort_id=cohort.id, state="active").values_list(
-            "id", flat=True
-        )
-        count = await pause([int(i) for i in ids], "cohort", datetime.now(UTC))  # type: ignore[call-overload]
-        cohort.paused = True
-        await cohort.save(update_fields=["paused"])
+        count = await pause_cohort(name, datetime.now(UTC))
         click.echo(f"cohort '{name}' paused ({count} enrollments)")
 
     with_db(app.settings.database_url, work)
@@ -179,14 +169,13 @@ def cohort_resume(app: AppContext, name: str) -> None:
     """Resume a paused cohort; the rest of its drip moves later by the time paused."""
 
     async def work() -> None:
-        cohort = await _cohort(name)
-        ids = await Enrollment.filter(
-            cohort_id=cohort.id, state="paused", pause_reason="cohort"
-        ).values_list("id", flat=True)
-        count = await resume([int(i) for i in ids], datetime.now(UTC))  # type: ignore[call-overload]
-        cohort.paused = False
-        await cohort.save(update_fields=["paused"])
-        click.echo(f"cohort '{name}' resumed ({count} enrollments)")
+        report = await resume_cohort(name, datetime.now(UTC))
+        still = (
+            f"; {report.still_paused} paused by the learner or a trainer stay paused"
+            if report.still_paused
+            else ""
+        )
+        click.echo(f"cohort '{name}' resumed ({report.resumed} enrollments{still})")
 
     with_db(app.settings.database_url, work)
     notify_wake(app.settings.database_url)
@@ -200,7 +189,7 @@ def cohort_move(app: AppContext, name: str, course_end: str) -> None:
     """Move a cohort's course date: every unsent step is recomputed, sent ones stay as they are."""
 
     async def work() -> None:
-        cohort = await _cohort(name)
+        cohort = await cohort_named(name)
         checked: CheckResult = find_curriculum(
             Path(app.settings.curricula_dir), cohort.curriculum_key
         )

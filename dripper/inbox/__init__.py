@@ -31,6 +31,7 @@ from dripper.inbox.replies import (
 )
 from dripper.inbox.views import (
     ConversationRow,
+    ConversationSummary,
     EntryKind,
     Folder,
     InboxQuery,
@@ -39,6 +40,7 @@ from dripper.inbox.views import (
     ThreadEntry,
     change_stamp,
     cohort_names,
+    conversation_summary,
     count_conversations,
     learner_panel,
     list_conversations,
@@ -69,6 +71,7 @@ __all__ = [
     "CannedRepliesError",
     "CannedReply",
     "ConversationRow",
+    "ConversationSummary",
     "EmptyMessageError",
     "EntryKind",
     "Folder",
@@ -86,6 +89,7 @@ __all__ = [
     "change_stamp",
     "close",
     "cohort_names",
+    "conversation_summary",
     "count_conversations",
     "ensure_trainer",
     "known_labels",

@@ -18,6 +18,7 @@ from dripper.curriculum.model import Checkin, Quiz
 from dripper.db import connection
 from dripper.models import (
     Conversation,
+    ConversationLabel,
     ConversationStatus,
     Delivery,
     DeliveryKind,
@@ -506,3 +507,39 @@ async def search_messages(text: str, *, limit: int = 50) -> list[MessageHit]:
             )
         )
     return hits
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """One conversation's heading: who, status, assignee, labels, cohort."""
+
+    learner_name: str
+    status: str
+    snoozed_until: datetime | None
+    assignee: str | None
+    labels: tuple[str, ...]
+    cohort: str | None
+
+
+async def conversation_summary(conversation_id: int) -> ConversationSummary | None:
+    """None when the conversation does not exist (any more)."""
+    conversation = await Conversation.get_or_none(id=conversation_id).prefetch_related(
+        "learner", "assignee", "enrollment__cohort"
+    )
+    if conversation is None:
+        return None
+    enrollment: Enrollment | None = conversation.enrollment
+    labels = await (
+        ConversationLabel.filter(conversation_id=conversation_id)
+        .order_by("label")
+        .values_list("label", flat=True)
+    )
+    learner = conversation.learner
+    return ConversationSummary(
+        learner_name=f"{learner.first_name} {learner.last_name}".strip(),
+        status=conversation.status.value,
+        snoozed_until=conversation.snoozed_until,
+        assignee=conversation.assignee.handle if conversation.assignee else None,
+        labels=tuple(str(label) for label in labels),
+        cohort=enrollment.cohort.name if enrollment is not None else None,
+    )

@@ -1,0 +1,145 @@
+"""The dashboard application: screens, global keys, the live refresh and the keymap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from dripper.db import open_db
+from dripper.inbox import (
+    CannedRepliesError,
+    CannedReply,
+    change_stamp,
+    ensure_trainer,
+    load_canned_replies,
+)
+from tui.commands import ActionCommands
+from tui.keymap import binding_ids, default_keymap_path, load_keymap
+from tui.messages import DataChanged
+from tui.screens.cohorts import CohortsScreen, StepAnswersScreen, StepFiguresScreen
+from tui.screens.conversation import ConversationScreen
+from tui.screens.help import HelpScreen
+from tui.screens.inbox import InboxScreen
+from tui.screens.learners import LearnersScreen
+from tui.session import DashboardConfig, Session
+
+
+class DripperApp(App[None]):
+    """`dripper tui`: the trainers' inbox, learners and cohorts."""
+
+    CSS_PATH = "styles/dripper.tcss"
+    TITLE = "dripper"
+    COMMANDS = App.COMMANDS | {ActionCommands}
+    BINDINGS = [
+        Binding("f1", "show_inbox", "Inbox", id="app.inbox"),
+        Binding("f2", "show_learners", "Learners", id="app.learners"),
+        Binding("f3", "show_cohorts", "Cohorts", id="app.cohorts"),
+        Binding("question_mark", "show_keys", "Keys", id="app.keys"),
+    ]
+
+    def __init__(self, config: DashboardConfig, *, open_database: bool = False) -> None:
+        """`open_database`: open (and close) the database around the app's run; tests that
+        already hold it open pass False."""
+        super().__init__()
+        self.config = config
+        self._open_database = open_database
+        self._stamp: tuple[str, int] | None = None
+        self._polling = False
+        self.canned: list[CannedReply] = []
+        self.keymap: dict[str, str] = {}
+        self.session: Session
+
+    async def run_async(self, *args: Any, **kwargs: Any) -> None:
+        if not self._open_database:
+            return await super().run_async(*args, **kwargs)
+        # Tortoise keeps its state in a context: it must exist before Textual starts its tasks.
+        async with open_db(self.config.database_url):
+            return await super().run_async(*args, **kwargs)
+
+    async def on_mount(self) -> None:
+        trainer = await ensure_trainer(self.config.trainer_handle, timezone=self.config.timezone)
+        self.session = Session(self.config, trainer)
+        self._apply_keymap()
+        self.reload_canned_replies()
+        self._stamp = await change_stamp()
+        self.set_interval(self.config.live_interval, self._look_for_changes)
+        await self.push_screen(InboxScreen())
+
+    def binding_groups(self) -> list[list[Any]]:
+        screens = (
+            InboxScreen,
+            ConversationScreen,
+            LearnersScreen,
+            CohortsScreen,
+            StepFiguresScreen,
+            StepAnswersScreen,
+        )
+        return [list(self.BINDINGS), *(list(screen.BINDINGS) for screen in screens)]
+
+    def _apply_keymap(self) -> None:
+        path = self.config.keymap or default_keymap_path()
+        known = binding_ids(self.binding_groups())
+        self.keymap = load_keymap(path, known)  # errors were reported by `dripper tui` first
+        if self.keymap:
+            self.set_keymap(self.keymap)
+
+    def reload_canned_replies(self) -> None:
+        path = self.config.canned_replies
+        if path is None:
+            return
+        try:
+            self.canned = load_canned_replies(path)
+        except CannedRepliesError as exc:
+            self.canned = []
+            self.notify(
+                str(exc),
+                title="Canned replies not loaded",
+                severity="error",
+                timeout=15,
+                markup=False,
+            )
+
+    async def _look_for_changes(self) -> None:
+        """Another process (a worker filing a reply, another trainer) changed something: every
+        screen reloads. One look at a time, and cheap: two MAX() over indexed columns."""
+        if self._polling:
+            return
+        self._polling = True
+        try:
+            stamp = await change_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self.data_changed()
+        finally:
+            self._polling = False
+
+    def data_changed(self) -> None:
+        """Tell every screen on the stack to read its data again."""
+        for screen in self.screen_stack:
+            screen.post_message(DataChanged())
+
+    def _bring_forward(self, kind: type[Screen[None]], make: Callable[[], Screen[None]]) -> None:
+        """Go back to the screen of that kind if it is open, else open one: pressing F2 twice
+        never stacks two learner screens."""
+        for index, screen in enumerate(self.screen_stack):
+            if isinstance(screen, kind):
+                while len(self.screen_stack) > index + 1:
+                    self.pop_screen()
+                return
+        self.push_screen(make())
+
+    def action_show_inbox(self) -> None:
+        self._bring_forward(InboxScreen, InboxScreen)
+
+    def action_show_learners(self) -> None:
+        self._bring_forward(LearnersScreen, LearnersScreen)
+
+    def action_show_cohorts(self) -> None:
+        self._bring_forward(CohortsScreen, CohortsScreen)
+
+    def action_show_keys(self) -> None:
+        self.push_screen(HelpScreen(self.screen))

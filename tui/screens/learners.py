@@ -1,0 +1,436 @@
+"""Learners: channels and reachability, cohorts, state, progress, failures and last reply.
+
+`/` searches names, emails and @handles; `c` keeps the learners of one cohort and limits every
+figure to it; `p` and `r` pause and resume the highlighted learner; Enter opens their latest
+conversation. The list is paged like the inbox: 200 learners, more as the cursor reaches the end.
+The line under the table tells everything about the highlighted learner that the columns had
+no room for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from dripper.cohort_stats import LearnerRow, learner_count, learner_rows
+from dripper.enrollment import pause, resume
+from dripper.errors import DripperError
+from dripper.inbox import cohort_names
+from dripper.models import Conversation, EnrollmentState, Reachability
+from tui.messages import DataChanged
+from tui.screens.pickers import Ask, Choose
+from tui.session import Session, age, session_of
+from tui.text import clean, literal, shorten
+from tui.widgets.tables import Column, RefreshGate, bar_cell, set_columns
+
+if TYPE_CHECKING:
+    from tui.app import DripperApp
+
+PAGE = 200
+WIDE = 110  # from this width on, channels, state and progress say more
+FAILED = "red"
+STATE_STYLE = {
+    EnrollmentState.ACTIVE: "green3",
+    EnrollmentState.PAUSED: "yellow",
+    EnrollmentState.COMPLETED: "dim",
+    EnrollmentState.CANCELLED: "dim",
+}
+STATE_SHORT = {EnrollmentState.COMPLETED: "done"}
+UNREACHABLE_WORD = {"TG": "blocked", "@": "bounced"}
+
+
+def _enrollments(count: int) -> str:
+    return f"{count} enrollment{'s' if count != 1 else ''}"
+
+
+def channels_cell(row: LearnerRow, wide: bool) -> Text:
+    """Each channel the learner has and whether it reaches them: `TG ✓  @ ✗ bounced` (wide) or
+    `TG✓ @✗`; `TG not linked` when dripper knows a Telegram handle but no chat."""
+    text = Text(no_wrap=True, end="")
+    gap = " " if wide else ""
+    parts: list[Text] = []
+    if row.telegram or row.telegram_connected:
+        if row.telegram_connected:
+            parts.append(_reach("TG", row.telegram_status, wide))
+        else:
+            parts.append(Text(f"TG{gap}{'not linked' if wide else '-'}", style="yellow"))
+    if row.email:
+        parts.append(_reach("@", row.email_status, wide))
+    if row.opted_out:
+        parts.append(Text("opted out" if wide else "out", style="yellow"))
+    if not parts:
+        parts.append(Text("none", style=FAILED))
+    for index, part in enumerate(parts):
+        if index:
+            text.append("  " if wide else " ")
+        text.append_text(part)
+    return text
+
+
+def _reach(mark: str, status: Reachability, wide: bool) -> Text:
+    gap = " " if wide else ""
+    if status is Reachability.OK:
+        return Text.assemble(mark, gap, ("✓", "green3"))
+    if status is Reachability.UNREACHABLE:
+        word = f" {UNREACHABLE_WORD[mark]}" if wide else ""
+        return Text.assemble(mark, gap, (f"✗{word}", FAILED))
+    return Text.assemble(mark, gap, ("?", "dim"))  # known, never used yet
+
+
+def state_text(row: LearnerRow, session: Session, wide: bool, *, exact: bool = False) -> Text:
+    """The learner's state: `active`, `paused until 17 Dec` (`exact`: with the time; narrow:
+    `paused`), `done`..."""
+    if row.state is None:
+        return Text("not enrolled", style="dim")
+    style = STATE_STYLE[row.state]
+    if row.state is EnrollmentState.PAUSED and row.paused_until is not None and wide:
+        until = session.local(row.paused_until, "%a %d %b %H:%M" if exact else "%d %b")
+        return Text(f"paused until {until}", style=style)
+    word = row.state.value if wide else STATE_SHORT.get(row.state, row.state.value)
+    return Text(word, style=style)
+
+
+class LearnersScreen(Screen[None]):
+    """Every learner, or those of one cohort; pause and resume them."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="learners.back"),
+        Binding("slash", "search", "Search", id="learners.search"),
+        Binding("c", "filter_cohort", "Cohort", id="learners.cohort"),
+        Binding("p", "pause", "Pause", id="learners.pause"),
+        Binding("r", "resume", "Resume", id="learners.resume"),
+        # A priority binding: the table's own Enter would hide this one from the footer.
+        Binding("enter", "open_conversation", "Conversation", priority=True, id="learners.open"),
+        Binding("j", "cursor_down", "Down", show=False, id="learners.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="learners.up"),
+        Binding("g", "cursor_first", "First", show=False, id="learners.first"),
+        Binding("G", "cursor_last", "Last (loads more)", show=False, id="learners.last"),
+    ]
+
+    def __init__(self, cohort: str | None = None) -> None:
+        """`cohort`: open with the learners of that cohort only."""
+        super().__init__()
+        self.cohort = cohort
+        self.search: str | None = None
+        self.limit = PAGE
+        self.rows: list[LearnerRow] = []
+        self.total = 0
+        self.total_known = False
+        self.loaded = False
+        self.fills = 0  # how many times the list was filled from the database
+        self._wide = False
+        self._widths: dict[str, int] = {}
+        self.refresh_gate = RefreshGate(self, self.reload, least=0.5)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="learners-status", classes="status-line")
+        table: DataTable[Text | str] = DataTable(
+            id="learners", cursor_type="row", zebra_stripes=True
+        )
+        yield table
+        yield Static(id="learner-detail", classes="table-detail")
+        yield Static(id="learners-more", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._set_columns()
+        self.query_one("#learners", DataTable).loading = True
+        self._show_status()
+        self.reload()
+
+    def on_resize(self) -> None:
+        self._set_columns()
+        self._fill()
+
+    # ------------------------------------------------------------------ data
+
+    @work(exclusive=True, group="learners-load")
+    async def reload(self) -> None:
+        """Read the shown learners again (filters changed, more were asked for, or the data did)."""
+        session = session_of(self)
+        self.refresh_gate.started()
+        try:
+            rows = await learner_rows(
+                session.now(), cohort=self.cohort, search=self.search, limit=self.limit
+            )
+        except DripperError as exc:  # the cohort was deleted meanwhile
+            self.notify(str(exc), title="Learners", severity="error", markup=False)
+            self.cohort = None
+            rows = await learner_rows(session.now(), search=self.search, limit=self.limit)
+        self.refresh_gate.finished()
+        self.rows = rows
+        if not self.total_known:
+            self.total = len(rows)
+        self.loaded = True
+        self.query_one("#learners", DataTable).loading = False
+        self._fill()
+        self.fills += 1
+        self.total = await learner_count(cohort=self.cohort, search=self.search)
+        self.total_known = True
+        self._show_more()
+        self._show_status()
+
+    def on_data_changed(self, _: DataChanged) -> None:
+        self.refresh_gate.changed()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_gate.resumed()
+
+    def _set_columns(self) -> None:
+        table = self.query_one("#learners", DataTable)
+        width = max(60, self.size.width or 80)
+        self._wide = width >= WIDE
+        wide = self._wide
+        columns = [
+            Column("name", "Learner", 12, grow=2 if wide else 3, most=32),
+            Column("channels", "Channels", 14 if wide else 8),
+            Column("cohorts", "Cohort", 10 if wide else 8, grow=3 if wide else 2, most=40),
+            Column("state", "State", 19 if wide else 9),
+            Column("progress", "Progress", 14 if wide else 10),
+            Column("failures", "Failures", 7, grow=2 if wide else 3, most=48),
+            Column("reply", "Reply", 5),
+        ]
+        self._widths = set_columns(table, columns, width)
+
+    def _fill(self) -> None:
+        table = self.query_one("#learners", DataTable)
+        if not table.columns:
+            return
+        selected = self.selected()
+        table.clear()
+        session = session_of(self)
+        now = session.now()
+        widths = self._widths
+        bar_width = 6 if self._wide else 4
+        for row in self.rows:
+            progress = bar_cell(
+                row.progress,
+                bar_width,
+                f"{row.steps_sent}/{row.steps_total}",
+                label_width=widths["progress"] - bar_width - 1,
+            )
+            table.add_row(
+                literal(shorten(row.name, widths["name"])),
+                channels_cell(row, self._wide),
+                literal(shorten(", ".join(row.cohorts) or "—", widths["cohorts"])),
+                state_text(row, session, self._wide),
+                progress,
+                self._failures_cell(row, widths["failures"]),
+                age(row.last_reply_at, now) or Text("—", style="dim"),
+                key=str(row.learner_id),
+            )
+        if selected is not None and str(selected.learner_id) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(selected.learner_id)))
+        self._show_more()
+        self._show_detail()
+
+    @staticmethod
+    def _failures_cell(row: LearnerRow, width: int) -> Text:
+        if not row.failures:
+            return Text("0", style="dim")
+        count = f"{row.failures}"
+        reason = shorten(row.last_failure or "", max(0, width - len(count) - 1))
+        return Text.assemble((count, f"bold {FAILED}"), " ", literal(reason, one_line=True))
+
+    def _show_more(self) -> None:
+        if not self.loaded:
+            text = ""
+        elif not self.rows:
+            text = self._empty_text()
+        elif self.total > len(self.rows):
+            text = f"{len(self.rows):,} of {self.total:,} shown: move past the end for more"
+        else:
+            text = ""
+        more = self.query_one("#learners-more", Static)
+        more.update(text)
+        more.display = bool(text)
+
+    def _empty_text(self) -> str:
+        if self.search or self.cohort:
+            return "No learner matches: `/` changes the search, `c` the cohort."
+        return "No learners yet: `dripper learners import FILE.csv` adds them."
+
+    def _show_status(self) -> None:
+        status = Text.assemble(("Learners", "bold"))
+        status.append(f" {self.total:,}" if self.loaded else " loading…")
+        extras = []
+        if self.cohort:
+            extras.append(f"cohort {self.cohort}")
+        if self.search:
+            extras.append(f"search “{shorten(self.search, 30)}”")
+        for extra in extras:
+            status.append(" · ")
+            status.append_text(literal(extra, one_line=True))
+        self.query_one("#learners-status", Static).update(status)
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#learner-detail", Static)
+        row = self.selected()
+        detail.display = row is not None
+        if row is None:
+            return
+        session = session_of(self)
+        first = Text.assemble(literal(row.name, "bold", one_line=True))
+        for part in (
+            row.email,
+            f"{row.telegram}{'' if row.telegram_connected else ' (not linked)'}"
+            if row.telegram
+            else None,
+            row.timezone,
+            ", ".join(row.cohorts) or None,
+            "opted out" if row.opted_out else None,
+        ):
+            if part:
+                first.append(" · ")
+                first.append_text(literal(part, one_line=True))
+        second = Text(end="")
+        second.append_text(state_text(row, session, wide=True, exact=True))
+        second.append(f" · {row.steps_sent} of {row.steps_total} steps sent, {row.steps_due} due")
+        if row.failures:
+            second.append(" · ")
+            second.append(f"{row.failures} failed", style=FAILED)
+            when = session.local(row.last_failure_at)
+            reason = literal(row.last_failure or "no reason recorded", one_line=True)
+            second.append_text(Text.assemble(f", last {when}: " if when else ", last: ", reason))
+        if row.last_reply_at is not None:
+            second.append(f" · last reply {age(row.last_reply_at, session.now())} ago")
+        detail.update(Text("\n", end="").join([first, second]))
+
+    def selected(self) -> LearnerRow | None:
+        table = self.query_one("#learners", DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    @on(DataTable.RowHighlighted, "#learners")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+        if event.cursor_row == len(self.rows) - 1 and self.total > len(self.rows):
+            self.limit = len(self.rows) + PAGE
+            self.reload()
+
+    @on(DataTable.RowSelected, "#learners")
+    def _row_selected(self, _: DataTable.RowSelected) -> None:
+        self.action_open_conversation()
+
+    # ------------------------------------------------------------------ actions
+
+    def _requery(self) -> None:
+        self.limit = PAGE
+        self.total_known = False
+        self.query_one("#learners", DataTable).move_cursor(row=0)
+        self.reload()
+
+    def action_search(self) -> None:
+        def done(text: str | None) -> None:
+            self.search = text
+            self._requery()
+
+        self.app.push_screen(
+            Ask("Search names, emails and @handles (empty: everyone)", value=self.search or ""),
+            done,
+        )
+
+    @work(group="learners-pick")
+    async def action_filter_cohort(self) -> None:
+        names = await cohort_names()
+        # "" is every cohort: None is what Escape gives, and leaves the filter as it was.
+        choices: list[tuple[str, str]] = [("All cohorts", "")]
+        choices += [(name, name) for name in names]
+        picked = await self.app.push_screen_wait(Choose[str]("Show the cohort", choices))
+        if picked is None:
+            return
+        self.cohort = picked or None
+        self._requery()
+
+    @work(group="learners-act")
+    async def action_pause(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        session = session_of(self)
+        count = await pause(list(row.enrollment_ids), "trainer", session.now())
+        name = clean(row.name, one_line=True)
+        if count:
+            self.notify(
+                f"{name} paused ({_enrollments(count)}): nothing more is sent until r resumes.",
+                title="Paused",
+                markup=False,
+            )
+        else:
+            self.notify(
+                f"{name} has no active enrollment to pause.", severity="warning", markup=False
+            )
+        await self._changed(session)
+
+    @work(group="learners-act")
+    async def action_resume(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        session = session_of(self)
+        count = await resume(list(row.enrollment_ids), session.now())
+        name = clean(row.name, one_line=True)
+        if count:
+            self.notify(
+                f"{name} resumed ({_enrollments(count)}): the rest of the drip moves later "
+                "by the time paused.",
+                title="Resumed",
+                markup=False,
+            )
+        else:
+            self.notify(f"{name} is not paused.", severity="warning", markup=False)
+        await self._changed(session)
+
+    async def _changed(self, session: Session) -> None:
+        await session.wake_dispatcher()
+        cast("DripperApp", self.app).data_changed()
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#learners", DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#learners", DataTable).action_cursor_up()
+
+    def action_cursor_first(self) -> None:
+        self.query_one("#learners", DataTable).action_scroll_top()
+
+    def action_cursor_last(self) -> None:
+        self.query_one("#learners", DataTable).action_scroll_bottom()
+
+    @work(group="learners-open")
+    async def action_open_conversation(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        conversation_id = await latest_conversation(row, limited=self.cohort is not None)
+        if conversation_id is None:
+            name = clean(row.name, one_line=True)
+            self.notify(f"{name} has no conversation yet.", markup=False)
+            return
+        from tui.screens.conversation import ConversationScreen
+
+        self.app.push_screen(ConversationScreen(conversation_id))
+
+
+async def latest_conversation(row: LearnerRow, *, limited: bool) -> int | None:
+    """The learner's conversation with the newest message (of the row's enrollments when the
+    list is limited to a cohort), else their newest conversation."""
+    found = Conversation.filter(learner_id=row.learner_id)
+    if limited:
+        found = found.filter(enrollment_id__in=list(row.enrollment_ids))
+    ids = (
+        await found.filter(last_message_at__not_isnull=True)
+        .order_by("-last_message_at", "-id")
+        .limit(1)
+        .values_list("id", flat=True)
+    )
+    if not ids:
+        ids = await found.order_by("-id").limit(1).values_list("id", flat=True)
+    return int(ids[0]) if ids else None  # type: ignore[call-overload]
