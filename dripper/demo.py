@@ -1,13 +1,16 @@
 """`dripper demo`: the drip engine on one machine with nothing configured.
 
-A temporary SQLite database, the local Bot API emulator and an SMTP sink (both in-process), the
-shipped example curricula, simulated learners in different time zones, and an accelerated clock
-that plays six weeks of drip in well under a minute. Everything goes through the same code as
-production: the planner, the dispatcher, python-telegram-bot over the aiohttp transport,
-aiosmtplib. One learner blocks the bot half-way (the drip continues by email), one address
-bounces (the learner is marked unreachable and the drip continues on Telegram). The Telegram
-learners tap answers under quizzes and check-ins and write back to questions; at the end the
-trainer answers one of them and the answer is shown arriving in that learner's chat.
+A temporary SQLite database, the local Bot API emulator and an SMTP sink (both in-process), a
+local IMAP mailbox for replies (Dovecot when installed, else the embedded server; see
+dripper.demo_mail), the shipped example curricula, simulated learners in different time zones,
+and an accelerated clock that plays six weeks of drip in well under a minute. Everything goes
+through the same code as production: the planner, the dispatcher, python-telegram-bot over the
+aiohttp transport, aiosmtplib, and the IMAP poller with IDLE. One learner blocks the bot
+half-way (the drip continues by email), one address bounces (the learner is marked unreachable
+and the drip continues on Telegram). The Telegram learners tap answers under quizzes and
+check-ins and write back to questions; an email learner replies to questions and quizzes by
+email, another one's mailbox sends an out-of-office auto-reply. At the end the trainer answers
+one question and the answer is shown arriving in that learner's chat.
 """
 
 from __future__ import annotations
@@ -25,8 +28,17 @@ from dripper.channels.email import EmailChannel
 from dripper.channels.telegram import TelegramChannel
 from dripper.clock import ManualClock
 from dripper.config import SmtpSettings
-from dripper.curriculum import check_paths
+from dripper.curriculum import CheckResult, check_paths
 from dripper.db import connection, open_db
+from dripper.demo_mail import (
+    DemoMailbox,
+    EmailLearner,
+    EmailLearners,
+    ImapChoice,
+    Receiving,
+    email_summary,
+    start_mailbox,
+)
 from dripper.enrollment import enroll
 from dripper.inbound.telegram import TelegramPoller
 from dripper.inbox import reply_to_learner
@@ -67,6 +79,11 @@ LEARNERS = (
 )
 BLOCKS_THE_BOT = 7004  # Liam blocks the bot after the first week
 BOUNCES = "priya@bounce.example.com"
+WRITES_BY_EMAIL = EmailLearner("José", "García", "jose@example.com")
+ON_HOLIDAY = EmailLearner("Ana", "Souza", "ana@example.com")  # from the third week
+HOLIDAY_FROM = COURSE_END + timedelta(days=14)
+# Signs the Reply-To tokens of the demo's emails; the demo's database is thrown away.
+DEMO_KEY = b"dripper-demo-reply-token-key-0000"
 
 
 async def _learners(emulator: TelegramEmulator) -> list[Learner]:
@@ -157,11 +174,16 @@ async def _summary(emulator: TelegramEmulator, sink: SmtpSink) -> dict[str, Any]
     inbox = await conn.execute_query_dict(
         "SELECT direction, COUNT(*) AS n FROM message GROUP BY direction ORDER BY direction"
     )
+    by_channel = await conn.execute_query_dict(
+        "SELECT channel, COUNT(*) AS n FROM message WHERE direction = 'in' "
+        "GROUP BY channel ORDER BY channel"
+    )
     quizzes = await conn.execute_query_dict(
         "SELECT correct, COUNT(*) AS n FROM quiz_answer GROUP BY correct ORDER BY correct"
     )
     return {
         "inbox_messages": {row["direction"]: row["n"] for row in inbox},
+        "inbox_messages_in_by_channel": {row["channel"]: row["n"] for row in by_channel},
         "quiz_answers": {_verdict(row["correct"]): row["n"] for row in quizzes},
         "deliveries": [dict(row) for row in by_state],
         "telegram_messages_per_learner": dict(chats),
@@ -191,7 +213,7 @@ async def _trainer_answers(
     learner = await Learner.get(id=conversation.learner_id)  # type: ignore[attr-defined]
     text = f"Good question, {learner.first_name}! I'll show you in our follow-up call on Friday."
     await reply_to_learner(conversation.id, text, clock.now())
-    await Dispatcher(channels, clock, "demo", settings).run_until_idle()
+    await Dispatcher(channels, clock, "demo", settings, signing_key=DEMO_KEY).run_until_idle()
     chat = learner.telegram_chat_id or 0
     arrived = any(m.get("text") == text for m in emulator.messages(DEMO_TOKEN, chat))
     return {
@@ -203,19 +225,35 @@ async def _trainer_answers(
 
 
 async def run_demo(
-    curricula_dir: Path, *, on_day: Callable[[int, datetime], None] | None = None
+    curricula_dir: Path,
+    *,
+    on_day: Callable[[int, datetime], None] | None = None,
+    imap: ImapChoice = "auto",
 ) -> dict[str, Any]:
     results, problems = check_paths([curricula_dir])
     bad = problems + [p for r in results for p in r.problems]
     if bad:
         raise RuntimeError("the example curricula have problems:\n" + "\n".join(map(str, bad)))
     by_id = {r.curriculum.id: r for r in results if r.curriculum is not None}
+    mailbox = await start_mailbox(imap)
+    try:
+        return await _play(by_id, mailbox, on_day)
+    finally:
+        await mailbox.stop()
+
+
+async def _play(
+    by_id: dict[str, CheckResult],
+    mailbox: DemoMailbox,
+    on_day: Callable[[int, datetime], None] | None,
+) -> dict[str, Any]:
     emulator = TelegramEmulator(tokens=[DEMO_TOKEN])
     server = await start_server(emulator, port=0)
     sink = SmtpSink("127.0.0.1")
     await sink.start()
     sink.reject_recipient(BOUNCES)
     telegram = TelegramChannel(DEMO_TOKEN, server.api_url)
+    clock = ManualClock(COURSE_END - timedelta(hours=1))
     email = EmailChannel(
         SmtpSettings(
             host="127.0.0.1",
@@ -225,6 +263,7 @@ async def run_demo(
             from_name="Your trainer",
         ),
         limiter=TokenBucket(None),
+        now=clock.now,  # emails are dated in the demo's six weeks
     )
     channels: dict[ChannelName, Channel] = {
         ChannelName.TELEGRAM: telegram,
@@ -235,7 +274,6 @@ async def run_demo(
         await email.start()
         with tempfile.TemporaryDirectory(prefix="dripper-demo-") as tmp:
             async with open_db(f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"):
-                clock = ManualClock(COURSE_END - timedelta(hours=1))
                 learners = await _learners(emulator)
                 for key, cohort in (
                     ("excel-essentials", "Excel, November"),
@@ -248,23 +286,34 @@ async def run_demo(
                 )
                 poller = TelegramPoller(telegram.bot, now=clock.now)
                 simulated = SimulatedLearners(emulator)
+                by_email = EmailLearners(sink, mailbox, WRITES_BY_EMAIL, ON_HOLIDAY, HOLIDAY_FROM)
+                receiving = Receiving(mailbox, DEMO_KEY, clock)
+                await receiving.start()
                 blocked: set[int] = set()
-                for hour in range(DAYS * 24):
-                    moment = COURSE_END + timedelta(hours=hour)
-                    await clock.set(moment)
-                    if hour == 7 * 24:
-                        emulator.block(DEMO_TOKEN, BLOCKS_THE_BOT)
-                        blocked.add(BLOCKS_THE_BOT)
-                    dispatcher = Dispatcher(channels, clock, "demo", dispatcher_settings)
-                    await dispatcher.run_until_idle()
-                    simulated.act(blocked)
-                    await poller.run_until_idle()
-                    if on_day is not None and hour % 24 == 0:
-                        on_day(hour // 24, moment)
+                try:
+                    for hour in range(DAYS * 24):
+                        moment = COURSE_END + timedelta(hours=hour)
+                        await clock.set(moment)
+                        if hour == 7 * 24:
+                            emulator.block(DEMO_TOKEN, BLOCKS_THE_BOT)
+                            blocked.add(BLOCKS_THE_BOT)
+                        dispatcher = Dispatcher(
+                            channels, clock, "demo", dispatcher_settings, signing_key=DEMO_KEY
+                        )
+                        await dispatcher.run_until_idle()
+                        simulated.act(blocked)
+                        if await by_email.act(moment):
+                            await receiving.wait_stored(len(by_email.written))
+                        await poller.run_until_idle()
+                        if on_day is not None and hour % 24 == 0:
+                            on_day(hour // 24, moment)
+                finally:
+                    await receiving.stop()
                 answer = await _trainer_answers(emulator, channels, clock, dispatcher_settings)
                 summary = await _summary(emulator, sink)
                 summary["learner_actions"] = dict(simulated.actions)
                 summary["trainer_answer"] = answer
+                summary["email"] = await email_summary(mailbox, by_email, receiving)
                 return summary
     finally:
         await telegram.close()

@@ -152,6 +152,10 @@ class ImapPoller:
         try:
             client.login(self.username, self._password)
             client.select_folder(self.imap.mailbox, readonly=True)
+            # SELECT drops the capabilities sent with the login, so IMAPClient would ask the
+            # server again on the first has_capability(): do it here, in the thread, not on
+            # the event loop (an IMAP server in the same loop could never answer).
+            client.has_capability("IDLE")
         except BaseException:
             with contextlib.suppress(Exception):
                 client.shutdown()

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dripper import aio
+
+if TYPE_CHECKING:
+    from dripper.demo_mail import ImapChoice
 
 SHIPPED_CURRICULA = Path(__file__).resolve().parent.parent.parent / "curricula"
 
@@ -22,12 +26,22 @@ SHIPPED_CURRICULA = Path(__file__).resolve().parent.parent.parent / "curricula"
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Curricula to play (default: the shipped examples).",
 )
-def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None) -> None:
-    """Play six weeks of drip in seconds, on a temporary database, a local Telegram emulator and
-    a local mail sink, with simulated learners in six time zones.
+@click.option(
+    "--imap",
+    type=click.Choice(["auto", "dovecot", "embedded"]),
+    default="auto",
+    show_default=True,
+    envvar="DRIPPER_DEMO_IMAP",
+    help="The local mailbox learners reply to: Dovecot when installed and run as root (auto), "
+    "or the embedded pure-Python IMAP server. Also DRIPPER_DEMO_IMAP.",
+)
+def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: ImapChoice) -> None:
+    """Play six weeks of drip in seconds, on a temporary database, a local Telegram emulator,
+    a local mail sink and a local IMAP mailbox, with simulated learners in six time zones.
 
     One learner blocks the bot after a week (the drip continues by email), one address bounces
-    (the drip continues on Telegram). Nothing leaves this machine and nothing is kept.
+    (the drip continues on Telegram), one replies by email, one is away and her mailbox answers
+    with an out-of-office note. Nothing leaves this machine and nothing is kept.
     """
     from dripper.demo import DAYS, run_demo
 
@@ -41,7 +55,7 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None) -> None:
 
     if not as_json:
         click.echo(f"Playing {DAYS} days of drip from {directory} ...", err=True)
-    summary = aio.run(run_demo(directory, on_day=progress))
+    summary = aio.run(run_demo(directory, on_day=progress, imap=imap))
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
@@ -57,11 +71,14 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None) -> None:
         + ", ".join(f"{address} {n}" for address, n in summary["emails_per_address"].items())
     )
     actions = summary["learner_actions"]
+    by_channel = summary["inbox_messages_in_by_channel"]
     click.echo(
         f"\nLearners on Telegram tapped {actions.get('quiz and check-in taps', 0)} answers and "
         f"wrote {actions.get('written replies', 0)} replies; the inbox holds "
-        f"{summary['inbox_messages'].get('in', 0)} learner messages."
+        f"{summary['inbox_messages'].get('in', 0)} learner messages "
+        f"({by_channel.get('telegram', 0)} by Telegram, {by_channel.get('email', 0)} by email)."
     )
+    _echo_email(summary["email"])
     click.echo("Quiz answers: " + ", ".join(f"{n} {k}" for k, n in summary["quiz_answers"].items()))
     answer = summary["trainer_answer"]
     if answer.get("arrived_in_chat"):
@@ -88,6 +105,30 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None) -> None:
         click.echo(
             "\n(The trainers' dashboard, where replies are answered, arrives with `dripper tui`; "
             "this demo ran headless.)"
+        )
+
+
+def _echo_email(email: dict[str, Any]) -> None:
+    sent, classified = email["learner_emails"], email["classified"]
+    click.echo(
+        f"\nEmail replies went to an IMAP mailbox on {email['imap_server_note']}.\n"
+        f"Learners sent it {sum(sent.values())} emails ("
+        + ", ".join(f"{kind} {n}" for kind, n in sent.items())
+        + f"); dripper's IMAP poller stored {email['stored_by_the_poller']} and classified "
+        "them: " + ", ".join(f"{kind} {n}" for kind, n in classified.items()) + "."
+    )
+    for reply in email["replies"][:1]:
+        if reply["in_inbox"]:
+            click.echo(
+                f"{reply['learner']} wrote back to {reply['answers_step']!r} by email: "
+                f"{reply['body']}\n... filed in the inbox under {reply['filed_under_step']!r}."
+            )
+    away = email["out_of_office"]
+    if away is not None and away["stored"]:
+        where = "kept out of the inbox" if not away["inbox_messages"] else "FILED in the inbox"
+        click.echo(
+            f"{away['learner']}'s out-of-office auto-reply was stored, recognised "
+            f"({away['verdict']}) and {where}."
         )
 
 
