@@ -15,11 +15,14 @@ one question and the answer is shown arriving in that learner's chat.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +45,23 @@ from dripper.demo_mail import (
 from dripper.enrollment import enroll
 from dripper.inbound.telegram import TelegramPoller
 from dripper.inbox import reply_to_learner
+from dripper.inbox.canned import EXAMPLE_CANNED_REPLIES
 from dripper.models import Channel as ChannelName
-from dripper.models import Conversation, Learner, Message, MessageDirection
+from dripper.models import (
+    Conversation,
+    Delivery,
+    DeliveryKind,
+    DeliveryState,
+    Learner,
+    Message,
+    MessageDirection,
+)
 from dripper.ratelimit import TokenBucket
+from dripper.render import plain_text
 from dripper.sandbox import TelegramEmulator, start_server
 from dripper.sandbox.smtp import SmtpSink
 from dripper.scheduler import Dispatcher, DispatcherSettings
+from dripper.wake import WakeListener
 
 DEMO_TOKEN = "1000000001:SANDBOX-dripper-demo-token"
 COURSE_END = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # a Friday, 17:00 in Berlin
@@ -224,12 +238,89 @@ async def _trainer_answers(
     }
 
 
+OpenDashboard = Callable[..., Awaitable[None]]
+
+
+class Delivering:
+    """While the dashboard is open: every answer the trainer sends goes out through the
+    dispatcher at once (the dashboard wakes it), and the trainer is told where it arrived."""
+
+    def __init__(
+        self,
+        emulator: TelegramEmulator,
+        sink: SmtpSink,
+        channels: dict[ChannelName, Channel],
+        clock: ManualClock,
+        settings: DispatcherSettings,
+    ) -> None:
+        self.emulator, self.sink, self.channels = emulator, sink, channels
+        self.clock, self.settings = clock, settings
+        self.delivered: list[dict[str, str]] = []
+        self._before: set[int] = set()
+
+    async def run(self, database_url: str, tell: Callable[[str], None]) -> None:
+        # Answers sent before the dashboard opened (the demo's own) are not the trainer's.
+        before = await Delivery.filter(kind=DeliveryKind.REPLY).values_list("id", flat=True)
+        self._before = {int(delivery_id) for delivery_id in before}  # type: ignore[call-overload]
+        wake = asyncio.Event()
+        listener = WakeListener(database_url, wake)
+        await listener.start()
+        try:
+            while True:
+                wake.clear()
+                dispatcher = Dispatcher(
+                    self.channels, self.clock, "demo", self.settings, signing_key=DEMO_KEY
+                )
+                await dispatcher.run_until_idle()
+                for line in await self._arrivals():
+                    tell(line)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 2)
+        finally:
+            await listener.close()
+
+    async def _arrivals(self) -> list[str]:
+        told = {answer["delivery"] for answer in self.delivered}
+        replies = await Delivery.filter(
+            kind=DeliveryKind.REPLY, state=DeliveryState.SENT
+        ).prefetch_related("learner")
+        lines = []
+        for delivery in replies:
+            if str(delivery.id) in told or delivery.id in self._before:
+                continue
+            learner = delivery.learner
+            message = await Message.get(id=int(delivery.payload["message_id"]))  # type: ignore[call-overload]
+            if delivery.channel is ChannelName.TELEGRAM:
+                chat = self.emulator.messages(DEMO_TOKEN, learner.telegram_chat_id or 0)
+                where = f"{learner.first_name}'s Telegram chat (the emulator)"
+                arrived = any(m.get("text") == plain_text(message.body) for m in chat)
+            else:
+                where = f"{learner.email}'s mailbox (the SMTP sink)"
+                arrived = any(learner.email in r.rcpt_tos for r in self.sink.messages)
+            self.delivered.append(
+                {
+                    "delivery": str(delivery.id),
+                    "learner": learner.first_name,
+                    "channel": delivery.channel.value if delivery.channel else "",
+                    "answer": message.body,
+                    "arrived": "yes" if arrived else "no",
+                }
+            )
+            if arrived:
+                lines.append(f"Delivered to {where}: {message.body}")
+        return lines
+
+
 async def run_demo(
     curricula_dir: Path,
     *,
     on_day: Callable[[int, datetime], None] | None = None,
     imap: ImapChoice = "auto",
+    dashboard: OpenDashboard | None = None,
 ) -> dict[str, Any]:
+    """Play the drip and return the summary. With `dashboard` (the `dripper.dashboard` entry
+    point), open it on the played inbox afterwards; the trainer's answers are delivered while it
+    is open and listed under "dashboard_answers"."""
     results, problems = check_paths([curricula_dir])
     bad = problems + [p for r in results for p in r.problems]
     if bad:
@@ -237,7 +328,7 @@ async def run_demo(
     by_id = {r.curriculum.id: r for r in results if r.curriculum is not None}
     mailbox = await start_mailbox(imap)
     try:
-        return await _play(by_id, mailbox, on_day)
+        return await _play(by_id, mailbox, on_day, dashboard)
     finally:
         await mailbox.stop()
 
@@ -246,6 +337,7 @@ async def _play(
     by_id: dict[str, CheckResult],
     mailbox: DemoMailbox,
     on_day: Callable[[int, datetime], None] | None,
+    dashboard: OpenDashboard | None,
 ) -> dict[str, Any]:
     emulator = TelegramEmulator(tokens=[DEMO_TOKEN])
     server = await start_server(emulator, port=0)
@@ -273,7 +365,8 @@ async def _play(
         await telegram.start()
         await email.start()
         with tempfile.TemporaryDirectory(prefix="dripper-demo-") as tmp:
-            async with open_db(f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"):
+            url = f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"
+            async with open_db(url):
                 learners = await _learners(emulator)
                 for key, cohort in (
                     ("excel-essentials", "Excel, November"),
@@ -314,6 +407,19 @@ async def _play(
                 summary["learner_actions"] = dict(simulated.actions)
                 summary["trainer_answer"] = answer
                 summary["email"] = await email_summary(mailbox, by_email, receiving)
+                if dashboard is not None:
+                    canned = Path(tmp) / "canned-replies.yaml"
+                    canned.write_text(EXAMPLE_CANNED_REPLIES, encoding="utf-8")
+                    delivering = Delivering(emulator, sink, channels, clock, dispatcher_settings)
+                    await dashboard(
+                        url,
+                        trainer="trainer",
+                        timezone="Europe/Berlin",
+                        now=clock.now,
+                        canned_replies=canned,
+                        background=partial(delivering.run, url),
+                    )
+                    summary["dashboard_answers"] = delivering.delivered
                 return summary
     finally:
         await telegram.close()

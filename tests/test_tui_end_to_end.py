@@ -133,3 +133,52 @@ async def test_an_email_reply_is_answered_from_the_dashboard_in_its_thread(
     assert mail["In-Reply-To"] == "<CAF=+reply1.gmail@mail.gmail.com>"
     assert str(mail["Subject"]) == "Re: What did you try?"
     assert "Great work, keep the table!" in mail.get_body(("plain",)).get_content()
+
+
+def test_the_demo_opens_the_dashboard_and_the_answer_arrives() -> None:
+    """`dripper demo` without --headless: the dashboard opens on the played inbox; the trainer
+    answers with a canned reply and the dashboard says where it arrived."""
+    from pathlib import Path
+    from typing import Any
+
+    from dripper import aio
+    from dripper.cli.demo import SHIPPED_CURRICULA
+    from dripper.demo import run_demo
+
+    told: list[str] = []
+
+    async def trainer_at_the_keyboard(url: str, **options: Any) -> None:
+        config = DashboardConfig(
+            url,
+            options["trainer"],
+            timezone=options["timezone"],
+            canned_replies=options["canned_replies"],
+            now=options["now"],
+        )
+        app = DripperApp(config, background=options["background"])
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _until(
+                pilot, lambda: isinstance(app.screen, InboxScreen) and app.screen.fills > 0
+            )
+            await pilot.press("enter")
+            await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+            await pilot.press("r", "ctrl+t")
+            await _until(pilot, lambda: type(app.screen).__name__ == "Choose")
+            await pilot.press("enter")  # the first canned reply: "Thanks for sharing"
+            await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+            await pilot.press("ctrl+s")
+
+            def delivered() -> bool:
+                told[:] = [str(n.message) for n in app._notifications]
+                return any(line.startswith("Delivered to") for line in told)
+
+            await _until(pilot, delivered, seconds=20)
+
+    summary = aio.run(
+        run_demo(Path(SHIPPED_CURRICULA), imap="embedded", dashboard=trainer_at_the_keyboard)
+    )
+    [answer] = summary["dashboard_answers"]
+    assert answer["arrived"] == "yes"
+    assert answer["answer"].startswith("Thanks for sharing this, ")
+    [line] = [line for line in told if line.startswith("Delivered to")]
+    assert answer["learner"] in line

@@ -56,7 +56,10 @@ def inbox_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _app(url: str) -> DripperApp:
-    config = DashboardConfig(url, "anna", now=lambda: LATER, live_interval=3600)
+    # A keymap path of its own: the help screen prints it, and the default is per machine.
+    config = DashboardConfig(
+        url, "anna", now=lambda: LATER, live_interval=3600, keymap=Path("keymap.toml")
+    )
     return DripperApp(config, open_database=True)
 
 

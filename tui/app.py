@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from textual.app import App
@@ -27,6 +27,8 @@ from tui.screens.inbox import InboxScreen
 from tui.screens.learners import LearnersScreen
 from tui.session import DashboardConfig, Session
 
+Background = Callable[[Callable[[str], None]], Awaitable[None]]
+
 
 class DripperApp(App[None]):
     """`dripper tui`: the trainers' inbox, learners and cohorts."""
@@ -41,12 +43,20 @@ class DripperApp(App[None]):
         Binding("question_mark", "show_keys", "Keys", id="app.keys"),
     ]
 
-    def __init__(self, config: DashboardConfig, *, open_database: bool = False) -> None:
+    def __init__(
+        self,
+        config: DashboardConfig,
+        *,
+        open_database: bool = False,
+        background: Background | None = None,
+    ) -> None:
         """`open_database`: open (and close) the database around the app's run; tests that
-        already hold it open pass False."""
+        already hold it open pass False. `background`: work to run while the dashboard is open
+        (the demo's dispatcher); it is given a function that shows a line to the trainer."""
         super().__init__()
         self.config = config
         self._open_database = open_database
+        self._background = background
         self._stamp: tuple[str, int] | None = None
         self._polling = False
         self.canned: list[CannedReply] = []
@@ -68,6 +78,12 @@ class DripperApp(App[None]):
         self._stamp = await change_stamp()
         self.set_interval(self.config.live_interval, self._look_for_changes)
         await self.push_screen(InboxScreen())
+        if self._background is not None:
+            self.run_worker(self._background(self.tell), name="background", exit_on_error=False)
+
+    def tell(self, text: str) -> None:
+        """Show a line from background work (such as "delivered to Zoë's chat") to the trainer."""
+        self.notify(text, timeout=12, markup=False)
 
     def binding_groups(self) -> list[list[Any]]:
         screens = (

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +15,11 @@ from dripper.cli.app import AppContext, pass_app
 from dripper.inbox import trainer_handle
 from tui.keymap import binding_ids, default_keymap_path, load_keymap
 from tui.session import DashboardConfig
+
+if TYPE_CHECKING:
+    from tui.app import Background
+
+# Textual's app is imported inside the commands: every `dripper` command loads this module.
 
 
 @click.command("tui")
@@ -54,6 +64,30 @@ def bench_tui_cmd(conversations: int, repeat: int) -> None:
     from tui.bench import run_bench
 
     click.echo(json.dumps(run_bench(conversations, repeat)))
+
+
+async def run_dashboard(
+    database_url: str,
+    *,
+    trainer: str,
+    timezone: str = "UTC",
+    now: Callable[[], datetime] | None = None,
+    canned_replies: Path | None = None,
+    background: Background | None = None,
+) -> None:
+    """Entry point `dripper.dashboard`: open the dashboard in the running event loop, with the
+    database already open (the demo calls it on the inbox it played, with its own clock)."""
+    from tui.app import DripperApp
+
+    config = DashboardConfig(
+        database_url=database_url,
+        trainer_handle=trainer,
+        timezone=timezone,
+        canned_replies=canned_replies,
+    )
+    if now is not None:
+        config = replace(config, now=now)
+    await DripperApp(config, background=background).run_async()
 
 
 def register(main: click.Group) -> None:

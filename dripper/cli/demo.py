@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +14,7 @@ import click
 from dripper import aio
 
 if TYPE_CHECKING:
+    from dripper.demo import OpenDashboard
     from dripper.demo_mail import ImapChoice
 
 SHIPPED_CURRICULA = Path(__file__).resolve().parent.parent.parent / "curricula"
@@ -41,13 +44,16 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: Im
 
     One learner blocks the bot after a week (the drip continues by email), one address bounces
     (the drip continues on Telegram), one replies by email, one is away and her mailbox answers
-    with an out-of-office note. Nothing leaves this machine and nothing is kept.
+    with an out-of-office note. Then the trainers' dashboard opens on the inbox: answer a
+    learner and watch the answer arrive in their chat or mailbox (q quits, then the summary is
+    printed). Nothing leaves this machine and nothing is kept.
     """
     from dripper.demo import DAYS, run_demo
 
     directory = curricula_dir or SHIPPED_CURRICULA
     if not directory.is_dir():
         directory = Path("curricula")
+    dashboard, no_dashboard = (None, "") if headless or as_json else _dashboard()
 
     def progress(day: int, moment: datetime) -> None:
         if not as_json and day % 7 == 0:
@@ -55,7 +61,13 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: Im
 
     if not as_json:
         click.echo(f"Playing {DAYS} days of drip from {directory} ...", err=True)
-    summary = aio.run(run_demo(directory, on_day=progress, imap=imap))
+    if dashboard is not None:
+        click.echo(
+            "At the end the dashboard opens on the inbox: Enter opens a conversation, r replies, "
+            "ctrl+s sends, ? lists every key, q quits.",
+            err=True,
+        )
+    summary = aio.run(run_demo(directory, on_day=progress, imap=imap, dashboard=dashboard))
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
@@ -101,11 +113,26 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: Im
             continue
         seen.add(key)
         click.echo(f"  {note['learner']}, {note['step']}: {note['state']}: {note['error']}")
-    if not headless:
+    for answer in summary.get("dashboard_answers", []):
+        where = "Telegram chat" if answer["channel"] == "telegram" else "mailbox"
+        arrived = "arrived in" if answer["arrived"] == "yes" else "did NOT arrive in"
         click.echo(
-            "\n(The trainers' dashboard, where replies are answered, arrives with `dripper tui`; "
-            "this demo ran headless.)"
+            f"\nYou answered {answer['learner']} from the dashboard: {answer['answer']}\n"
+            f"... and it {arrived} {answer['learner']}'s {where}."
         )
+    if no_dashboard:
+        click.echo(f"\n(No dashboard: {no_dashboard}.)")
+
+
+def _dashboard() -> tuple[OpenDashboard | None, str]:
+    """The dashboard the `dripper.dashboard` entry point provides, or why there is none."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None, "not a terminal; `dripper demo --headless` skips it on purpose"
+    found = list(entry_points(group="dripper.dashboard"))
+    if not found:
+        return None, "the dashboard package (tui) is not installed"
+    dashboard: OpenDashboard = found[0].load()
+    return dashboard, ""
 
 
 def _echo_email(email: dict[str, Any]) -> None:

@@ -30,6 +30,26 @@ from dripper.models import Conversation, Enrollment, Learner, Trainer
 from dripper.versions import curriculum_of
 
 _ROOTS = {"learner", "course", "trainer"}
+# What `dripper init` and the demo write: a start for a team's own file.
+EXAMPLE_CANNED_REPLIES = """\
+# Canned replies for the inbox: ctrl+t in the dashboard's composer inserts one.
+# Texts are Markdown and may use {{ learner.first_name }}, {{ course.title }}, {{ trainer.name }}.
+- id: thanks
+  title: Thanks for sharing
+  text: |
+    Thanks for sharing this, {{ learner.first_name }}! That is exactly the kind of practice
+    that makes it stick. Keep going this week.
+- id: follow-up-call
+  title: Let's look at it together
+  text: |
+    Good question, {{ learner.first_name }}. It is easier to show than to write: let's look
+    at it together in our follow-up call for {{ course.title }}.
+- id: resources
+  title: Where to read more
+  text: |
+    Hi {{ learner.first_name }}, the course handout has a worked example of this on the
+    last pages. If it still does not click, just reply here.
+"""
 _FIELDS = ("id", "title", "text")
 
 

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Label, Static
 
 from tui.keymap import default_keymap_path, keys_for
+from tui.session import session_of
 
 
 class HelpScreen(ModalScreen[None]):
@@ -26,11 +27,14 @@ class HelpScreen(ModalScreen[None]):
             yield table
             yield Static(
                 Text(
-                    f"Change keys in {default_keymap_path()} (ids on the right), for example:\n"
+                    f"Change keys in {self._keymap_path()} (ids on the right), for example:\n"
                     '"conversation.send" = "ctrl+s,f5"'
                 ),
                 classes="hint",
             )
+
+    def _keymap_path(self) -> str:
+        return str(session_of(self).config.keymap or default_keymap_path())
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -142,10 +142,10 @@ class InboxScreen(Screen[None]):
             self.reload()
 
     def _set_columns(self) -> None:
-        """Fixed columns, and the preview takes what is left; a cohort column from 110 wide."""
+        """Fixed columns, and the preview takes what is left; a cohort column from 100 wide."""
         table = self.query_one("#conversations", DataTable)
         width = max(60, self.size.width or 80)
-        self._with_cohort = width >= 110
+        self._with_cohort = width >= 100
         fixed = 1 + 18 + 2 + 4 + 8 + (14 if self._with_cohort else 0)
         self._preview_width = max(16, width - fixed - 2 * (6 if self._with_cohort else 5) - 2)
         table.clear(columns=True)
