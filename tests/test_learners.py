@@ -14,6 +14,7 @@ import dripper.learners
 from dripper.cli import main
 from dripper.config import load_settings
 from dripper.db import open_db
+from dripper.inbox.canned import load_canned_replies
 from dripper.learners import (
     EXAMPLE_CSV,
     LearnerFileError,
@@ -416,6 +417,9 @@ def test_init_writes_files_that_load_and_import(cli: CliRunner, tmp_path: Path) 
     assert imported.exit_code == 0, imported.output
     assert imported.stderr == ""
     assert imported.stdout.strip() == "7 learners: 7 created, 0 updated, 0 unchanged"
+    assert settings.canned_replies == (tmp_path / "project" / "canned-replies.yaml").resolve()
+    canned = load_canned_replies(settings.canned_replies)
+    assert [reply.id for reply in canned] == ["thanks", "follow-up-call", "resources"]
 
 
 def test_init_refuses_to_overwrite_without_force(cli: CliRunner, tmp_path: Path) -> None:

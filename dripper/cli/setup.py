@@ -1,4 +1,5 @@
-"""Subcommands: `dripper init` writes a commented dripper.toml and an example learners.csv."""
+"""Subcommands: `dripper init` writes a commented dripper.toml, an example learners.csv and a
+start for the team's canned replies."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import click
 
 from dripper.config import CONFIG_FILE_NAME
 from dripper.errors import DripperError
+from dripper.inbox.canned import EXAMPLE_CANNED_REPLIES
 from dripper.learners import EXAMPLE_CSV
 
 LEARNERS_FILE_NAME = "learners.csv"
+CANNED_FILE_NAME = "canned-replies.yaml"
 
 CONFIG_TEMPLATE = """\
 # dripper configuration. Every key is optional: the commented value is the default.
@@ -46,6 +49,11 @@ CONFIG_TEMPLATE = """\
 
 # The team's canned replies for the inbox (a YAML list of id, title, text), relative to this file.
 # canned_replies = "canned-replies.yaml"
+
+# With several workers (PostgreSQL): how long a worker's claim on a delivery lasts unless it is
+# renewed (live workers renew theirs). A worker that dies leaves its claims to the others after
+# this long; they are then sent as uncertain, retried once.
+# lease_seconds = 120
 
 [telegram]
 # The Bot API endpoint; point it at a local Bot API server or the sandbox for tests.
@@ -105,14 +113,16 @@ CONFIG_TEMPLATE = """\
     type=click.Path(path_type=Path, file_okay=False),
     default=Path("."),
     show_default=True,
-    help="Where to write dripper.toml and learners.csv (created if missing).",
+    help="Where to write dripper.toml, learners.csv and canned-replies.yaml (created if missing).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the files if they exist.")
 def init_cmd(directory: Path, force: bool) -> None:
-    """Write a commented dripper.toml and an example learners.csv to start from."""
+    """Write a commented dripper.toml, an example learners.csv and canned-replies.yaml (the
+    inbox's reusable answers) to start from."""
     files = {
         directory / CONFIG_FILE_NAME: CONFIG_TEMPLATE,
         directory / LEARNERS_FILE_NAME: EXAMPLE_CSV,
+        directory / CANNED_FILE_NAME: EXAMPLE_CANNED_REPLIES,
     }
     existing = [path for path in files if path.exists()]
     if existing and not force:
