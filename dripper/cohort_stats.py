@@ -48,7 +48,7 @@ from dripper.models import (
     MessageDirection,
     Reachability,
 )
-from dripper.store.sql import as_datetime, as_json, in_list, is_postgres, q, ts
+from dripper.store.sql import as_datetime, as_json, in_list, is_postgres, like_escape, q, ts
 from dripper.versions import curriculum_of
 
 _STEP = DeliveryKind.STEP.value
@@ -653,8 +653,7 @@ def _learner_filter(cohort_id: int | None, search: str | None) -> tuple[str, lis
         params.append(cohort_id)
     term = (search or "").strip().casefold()
     if term:
-        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
+        pattern = f"%{like_escape(term)}%"
         columns = (
             "l.first_name || ' ' || l.last_name",
             "COALESCE(l.email, '')",

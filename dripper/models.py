@@ -210,6 +210,7 @@ class Delivery(Model):
             ("state", "available_at"),
             ("enrollment_id", "step_id"),
             ("learner_id", "state", "sent_at"),
+            ("updated_at",),  # the dashboard's change stamp reads MAX(updated_at)
         )
 
 

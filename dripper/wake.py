@@ -57,11 +57,12 @@ def notify_wake(database_url: str) -> bool:
 
 
 async def notify_wake_async(database_url: str) -> bool:
-    """`notify_wake` from inside a running event loop (the dashboard)."""
+    """`notify_wake` from inside a running event loop (the dashboard). Best effort: the work is
+    stored already, and a worker that is not woken finds it at its next look."""
     if _is_postgres(database_url):
         try:
             await _pg_notify(database_url)
-        except (OSError, TimeoutError):
+        except Exception:  # asyncpg's errors are not OSErrors; never fail the caller for this
             return False
         return True
     return _send_to_socket(database_url)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from rich.text import Text
+from textual.command import CommandList
 from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
@@ -617,7 +618,8 @@ async def test_the_palette_runs_the_screens_actions(db: str) -> None:
         screen = await _open(pilot, conversation_id)
         await pilot.press("ctrl+p")
         await _type(pilot, "Assign to me")
-        await pilot.pause(0.3)
+        # The palette searches in the background; wait until it lists the hit.
+        await _until(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
         await pilot.press("enter")
         await _until(pilot, lambda: "assigned to anna" in _header(screen))
 

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Input, OptionList, Static
 
 from dripper.errors import DripperError
 from dripper.inbox import Folder, add_label, assign, ensure_trainer, reply_to_learner
-from dripper.models import Conversation
+from dripper.models import Learner
 from tests.test_inbox import NOW, _course, _writes
 from tui.app import DripperApp
 from tui.keymap import binding_ids, load_keymap
@@ -246,10 +246,59 @@ async def test_opening_a_conversation_and_coming_back(db: str) -> None:
     app = _app(db)
     async with app.run_test(size=(80, 24)) as pilot:
         await _shown(pilot, app)
+        assert _inbox(app).rows[0].unread
         await pilot.press("enter")
         await _until(pilot, lambda: type(app.screen).__name__ == "ConversationScreen")
         assert app.screen.conversation_id == ids["Dan"]  # type: ignore[attr-defined]
-        await Conversation.get(id=ids["Dan"])
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        # Coming back reads the list again: Dan's conversation is read now.
+        await _until(pilot, lambda: not _inbox(app).rows[0].unread)
+        assert _inbox(app).selected_id() == ids["Dan"]
+        await app.workers.wait_for_complete()
+
+
+async def test_a_live_reload_keeps_the_cursor_on_the_same_conversation(db: str) -> None:
+    ids = await _inbox_of_four()
+    ada = await Learner.get(first_name="Ada")
+    app = _app(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _shown(pilot, app)
+        await pilot.press("j")  # Dan, Bea, Ada: on Bea
+        assert _inbox(app).selected_id() == ids["Bea"]
+        await _writes(ada, "Me again", NOW + timedelta(minutes=30))  # Ada moves to the top
+        await _press_and_wait_for_reload(pilot, app)
+        assert _names(app) == ["Ada", "Dan", "Bea"]
+        assert _inbox(app).selected_id() == ids["Bea"]
+
+
+async def test_escape_in_search_keeps_the_search_and_an_empty_one_clears_it(db: str) -> None:
+    await _inbox_of_four()
+    app = _app(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _shown(pilot, app)
+        await pilot.press("slash")
+        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await _press_and_wait(pilot, app, *"bea", "enter")
+        await pilot.press("slash")
+        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        assert _inbox(app).query_state.search == "bea"
+        await pilot.press("slash")
+        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await pilot.press(*["backspace"] * 3)
+        await _press_and_wait(pilot, app, "enter")
+        assert _inbox(app).query_state.search is None
+        assert _names(app) == ["Dan", "Bea", "Ada"]
+
+
+async def _press_and_wait_for_reload(pilot: Pilot[None], app: DripperApp) -> None:
+    screen = _inbox(app)
+    fills = screen.fills
+    app.data_changed()
+    await _until(pilot, lambda: screen.fills > fills)
+    await pilot.pause()
 
 
 async def test_function_keys_switch_screens_without_stacking_them(db: str) -> None:

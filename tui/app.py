@@ -8,8 +8,10 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from dripper.db import open_db
+from dripper.errors import DripperError
 from dripper.inbox import (
     CannedRepliesError,
     CannedReply,
@@ -26,6 +28,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.inbox import InboxScreen
 from tui.screens.learners import LearnersScreen
 from tui.session import DashboardConfig, Session
+from tui.text import clean
 
 Background = Callable[[Callable[[str], None]], Awaitable[None]]
 
@@ -57,7 +60,8 @@ class DripperApp(App[None]):
         self.config = config
         self._open_database = open_database
         self._background = background
-        self._stamp: tuple[str, int] | None = None
+        self._stamp: tuple[object, ...] | None = None
+        self._database_trouble = False
         self._polling = False
         self.canned: list[CannedReply] = []
         self.keymap: dict[str, str] = {}
@@ -82,8 +86,10 @@ class DripperApp(App[None]):
             self.run_worker(self._background(self.tell), name="background", exit_on_error=False)
 
     def tell(self, text: str) -> None:
-        """Show a line from background work (such as "delivered to Zoë's chat") to the trainer."""
-        self.notify(text, timeout=12, markup=False)
+        """Show a line from background work (such as "delivered to Zoë's chat") to the trainer;
+        the work changed data, so every screen reads it again."""
+        self.notify(clean(text), timeout=12, markup=False)
+        self.data_changed()
 
     def binding_groups(self) -> list[list[Any]]:
         screens = (
@@ -99,7 +105,11 @@ class DripperApp(App[None]):
     def _apply_keymap(self) -> None:
         path = self.config.keymap or default_keymap_path()
         known = binding_ids(self.binding_groups())
-        self.keymap = load_keymap(path, known)  # errors were reported by `dripper tui` first
+        try:
+            self.keymap = load_keymap(path, known)  # `dripper tui` reports errors before start
+        except DripperError as exc:
+            self.notify(str(exc), title="Keymap not used", severity="error", markup=False)
+            return
         if self.keymap:
             self.set_keymap(self.keymap)
 
@@ -121,17 +131,43 @@ class DripperApp(App[None]):
 
     async def _look_for_changes(self) -> None:
         """Another process (a worker filing a reply, another trainer) changed something: every
-        screen reloads. One look at a time, and cheap: two MAX() over indexed columns."""
+        screen reloads. One look at a time, and cheap: a few MAX() over indexed columns. A
+        database that does not answer is reported once and tried again at the next tick."""
         if self._polling:
             return
         self._polling = True
         try:
             stamp = await change_stamp()
-            if stamp != self._stamp:
-                self._stamp = stamp
-                self.data_changed()
+        except Exception as exc:  # the dashboard stays up; the composer keeps its text
+            if not self._database_trouble:
+                self._database_trouble = True
+                self.notify(
+                    f"The database does not answer ({exc}); retrying every "
+                    f"{self.config.live_interval:g} s.",
+                    severity="error",
+                    markup=False,
+                )
+            return
         finally:
             self._polling = False
+        if self._database_trouble:
+            self._database_trouble = False
+            self.notify("The database answers again.", markup=False)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.data_changed()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A screen's loader or action failed (a database error, a conversation deleted
+        meanwhile): say so and keep the dashboard, and the trainer's typing, alive."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                f"{type(error).__name__}: {error}",
+                title="That did not work",
+                severity="error",
+                markup=False,
+            )
 
     def data_changed(self) -> None:
         """Tell every screen on the stack to read its data again."""

@@ -166,14 +166,30 @@ async def record_learner_messages(items: Sequence[IncomingMessage], now: datetim
             if prompt is not None:
                 nudged[(prompt.enrollment_id, prompt.step_id)] = None
         # A learner's message reopens a closed, snoozed or waiting conversation.
+        # Never backwards: another receiver may have filed a newer message meanwhile.
         await tx.execute_many(
             q(
                 tx,
-                "UPDATE conversation SET last_message_at = ?, status = ?, snoozed_until = NULL, "
-                "last_message_id = ?, last_inbound_id = ?, updated_at = ? WHERE id = ?",
+                "UPDATE conversation SET status = ?, snoozed_until = NULL, updated_at = ?, "
+                "last_message_at = CASE WHEN COALESCE(last_message_id, 0) > ? "
+                "THEN last_message_at ELSE ? END, "
+                "last_message_id = CASE WHEN COALESCE(last_message_id, 0) > ? "
+                "THEN last_message_id ELSE ? END, "
+                "last_inbound_id = CASE WHEN COALESCE(last_inbound_id, 0) > ? "
+                "THEN last_inbound_id ELSE ? END WHERE id = ?",
             ),
             [
-                [ts(tx, now), ConversationStatus.OPEN.value, newest, newest, ts(tx, now), cid]
+                [
+                    ConversationStatus.OPEN.value,
+                    ts(tx, now),
+                    newest,
+                    ts(tx, now),
+                    newest,
+                    newest,
+                    newest,
+                    newest,
+                    cid,
+                ]
                 for cid, newest in touched.items()
             ],
         )

@@ -79,9 +79,17 @@ async def reply_to_learner(
         )
         message.delivery_id = delivery.id
         await message.save(using_db=tx, update_fields=["delivery_id"])
-        await _touch(tx, conversation_id, message.id, now, ConversationStatus.WAITING)
-        if author_id is not None:
-            await mark_read_in(tx, conversation_id, author_id)
+        await touch_conversation(
+            tx,
+            conversation_id,
+            message.id,
+            now,
+            ConversationStatus.WAITING,
+            answered_id=answered.id if answered is not None else None,
+        )
+        if author_id is not None and answered is not None:
+            # Read up to what was answered: a learner message that arrived since stays unread.
+            await mark_read_in(tx, conversation_id, author_id, upto=answered.id)
     return message
 
 
@@ -98,7 +106,7 @@ async def add_note(conversation_id: int, body: str, now: datetime, *, author_id:
             created_at=now,
             using_db=tx,
         )
-        await _touch(tx, conversation_id, message.id, now, None)
+        await touch_conversation(tx, conversation_id, message.id, now, None)
     return message
 
 
@@ -109,30 +117,50 @@ def _checked(body: str) -> str:
     return body
 
 
-async def _touch(
+async def touch_conversation(
     tx: BaseDBAsyncClient,
     conversation_id: int,
     message_id: int,
     now: datetime,
     status: ConversationStatus | None,
+    *,
+    answered_id: int | None = None,
 ) -> None:
-    sets = "last_message_at = ?, last_message_id = ?, updated_at = ?"
-    values: list[object] = [ts(tx, now), message_id, ts(tx, now)]
+    """The conversation's newest message is `message_id`, unless a newer one was filed
+    meanwhile (never backwards). `status` applies only if no learner message is newer than the
+    one answered (`answered_id`, default `message_id`): a learner message the trainer had not
+    seen, or one racing the reply, keeps the conversation open."""
+    sets = (
+        "last_message_at = CASE WHEN COALESCE(last_message_id, 0) > ? THEN last_message_at "
+        "ELSE ? END, "
+        "last_message_id = CASE WHEN COALESCE(last_message_id, 0) > ? THEN last_message_id "
+        "ELSE ? END, updated_at = ?"
+    )
+    values: list[object] = [message_id, ts(tx, now), message_id, message_id, ts(tx, now)]
     if status is not None:
-        sets += ", status = ?, snoozed_until = NULL"
-        values.append(status.value)
+        guard = answered_id if answered_id is not None else message_id
+        sets += (
+            ", status = CASE WHEN COALESCE(last_inbound_id, 0) > ? THEN status ELSE ? END, "
+            "snoozed_until = CASE WHEN COALESCE(last_inbound_id, 0) > ? THEN snoozed_until "
+            "ELSE NULL END"
+        )
+        values += [guard, status.value, guard]
     await tx.execute_query(
         q(tx, f"UPDATE conversation SET {sets} WHERE id = ?"), [*values, conversation_id]
     )
 
 
-async def mark_read_in(tx: BaseDBAsyncClient, conversation_id: int, trainer_id: int) -> None:
-    """The trainer has seen everything in the conversation up to now."""
-    rows = await tx.execute_query_dict(
-        q(tx, "SELECT COALESCE(last_message_id, 0) AS newest FROM conversation WHERE id = ?"),
-        [conversation_id],
-    )
-    newest = int(rows[0]["newest"]) if rows else 0
+async def mark_read_in(
+    tx: BaseDBAsyncClient, conversation_id: int, trainer_id: int, *, upto: int | None = None
+) -> None:
+    """The trainer has seen the conversation up to message `upto` (default: all of it so far).
+    A read mark never moves back."""
+    if upto is None:
+        rows = await tx.execute_query_dict(
+            q(tx, "SELECT COALESCE(last_message_id, 0) AS newest FROM conversation WHERE id = ?"),
+            [conversation_id],
+        )
+        upto = int(rows[0]["newest"]) if rows else 0
     await tx.execute_query(
         q(
             tx,
@@ -142,7 +170,7 @@ async def mark_read_in(tx: BaseDBAsyncClient, conversation_id: int, trainer_id: 
             "excluded.last_read_message_id THEN read_mark.last_read_message_id "
             "ELSE excluded.last_read_message_id END",
         ),
-        [trainer_id, conversation_id, newest],
+        [trainer_id, conversation_id, upto],
     )
 
 

@@ -29,7 +29,7 @@ from dripper.models import (
     QuizAnswer,
 )
 from dripper.plan import learner_zone
-from dripper.store.sql import as_datetime, in_list, q, ts
+from dripper.store.sql import as_datetime, in_list, like_escape, q, ts
 from dripper.versions import curriculum_of
 
 
@@ -102,7 +102,7 @@ def _where(query: InboxQuery, trainer_id: int | None, now_param: Any) -> tuple[s
         )
         values.append(query.label.strip().lower())
     for word in (query.search or "").split():
-        pattern = "%" + _like_escape(word.lower()) + "%"
+        pattern = "%" + like_escape(word.lower()) + "%"
         clauses.append(
             "(LOWER(l.first_name || ' ' || l.last_name) LIKE ? ESCAPE '\\' "
             "OR LOWER(COALESCE(l.email, '')) LIKE ? ESCAPE '\\' "
@@ -112,10 +112,6 @@ def _where(query: InboxQuery, trainer_id: int | None, now_param: Any) -> tuple[s
         )
         values.extend([pattern] * 4)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), values
-
-
-def _like_escape(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 _FROM = (
@@ -144,7 +140,7 @@ async def list_conversations(
             " LEFT JOIN message lm ON lm.id = c.last_message_id"
             " LEFT JOIN read_mark rm ON rm.conversation_id = c.id AND rm.trainer_id = ?"
             + where
-            + " ORDER BY c.last_message_at DESC, c.id DESC LIMIT ? OFFSET ?",
+            + " ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC LIMIT ? OFFSET ?",
         ),
         [trainer_id if trainer_id is not None else -1, *values, query.limit, query.offset],
     )
@@ -222,16 +218,19 @@ async def cohort_names() -> list[str]:
     return [str(row["name"]) for row in rows]
 
 
-async def change_stamp() -> tuple[str, int]:
-    """Changes whenever any conversation or message changes: a dashboard polls it cheaply."""
+async def change_stamp() -> tuple[object, ...]:
+    """Changes whenever anything a dashboard shows changes: a message or quiz answer (new ids),
+    a conversation's status, assignment or labels, a delivery's state (their `updated_at`).
+    Each is a MAX over an index, so polling it every second costs next to nothing."""
     conn = connection()
     rows = await conn.execute_query_dict(
-        "SELECT (SELECT MAX(updated_at) FROM conversation) AS changed, "
-        "(SELECT MAX(id) FROM message) AS newest, "
-        "(SELECT MAX(updated_at) FROM delivery WHERE kind = 'reply') AS replies"
+        "SELECT (SELECT MAX(id) FROM message) AS message, "
+        "(SELECT MAX(id) FROM quiz_answer) AS answer, "
+        "(SELECT MAX(updated_at) FROM conversation) AS conversation, "
+        "(SELECT MAX(updated_at) FROM delivery) AS delivery"
     )
     row = rows[0]
-    return f"{row['changed']}|{row['replies']}", int(row["newest"] or 0)
+    return tuple(str(row[key]) for key in ("message", "answer", "conversation", "delivery"))
 
 
 class EntryKind(StrEnum):
@@ -462,51 +461,6 @@ async def learner_panel(conversation_id: int, now: datetime) -> LearnerPanel:
         quizzes_correct=correct,
         opted_out=learner.opted_out_at is not None,
     )
-
-
-@dataclass(frozen=True)
-class MessageHit:
-    conversation_id: int
-    message_id: int
-    learner_name: str
-    at: datetime
-    direction: str
-    snippet: str
-
-
-async def search_messages(text: str, *, limit: int = 50) -> list[MessageHit]:
-    """Messages containing every word of `text` (case-insensitive), newest first."""
-    words = text.split()
-    if not words:
-        return []
-    conn = connection()
-    clauses = " AND ".join("LOWER(m.body) LIKE ? ESCAPE '\\'" for _ in words)
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT m.id, m.conversation_id, m.created_at, m.direction, m.body, l.first_name, "
-            "l.last_name FROM message m JOIN conversation c ON c.id = m.conversation_id "
-            "JOIN learner l ON l.id = c.learner_id WHERE "
-            + clauses
-            + " ORDER BY m.id DESC LIMIT ?",
-        ),
-        [*("%" + _like_escape(word.lower()) + "%" for word in words), limit],
-    )
-    hits = []
-    for row in rows:
-        body = " ".join(str(row["body"]).split())
-        start = max(0, body.lower().find(words[0].lower()) - 30)
-        hits.append(
-            MessageHit(
-                conversation_id=int(row["conversation_id"]),
-                message_id=int(row["id"]),
-                learner_name=f"{row['first_name']} {row['last_name']}".strip(),
-                at=as_datetime(row["created_at"]) or datetime.now(UTC),
-                direction=str(row["direction"]),
-                snippet=("…" if start else "") + body[start : start + 120],
-            )
-        )
-    return hits
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from tortoise.transactions import in_transaction
 from dripper.db import connection
 from dripper.errors import DripperError
 from dripper.inbox.replies import mark_read_in
-from dripper.models import Conversation, ConversationStatus, Trainer
+from dripper.models import ConversationStatus, Trainer
 from dripper.store.sql import q, ts
 
 _HANDLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_LABEL = re.compile(r"^[^\s,][^,]{0,63}$")
+_LABEL = re.compile(r"^[^\s,\x00-\x1f\x7f-\x9f][^,\x00-\x1f\x7f-\x9f]{0,63}$")
 
 
 class InboxError(DripperError):
@@ -144,10 +144,11 @@ async def known_labels() -> list[str]:
     return [str(row["label"]) for row in rows]
 
 
-async def mark_read(conversation_id: int, trainer_id: int) -> None:
-    """The trainer opened the conversation: everything in it so far is read, for them only."""
+async def mark_read(conversation_id: int, trainer_id: int, *, upto: int | None = None) -> None:
+    """The trainer has seen the conversation up to message `upto` (default: everything so
+    far), for them only."""
     async with in_transaction() as tx:
-        await mark_read_in(tx, conversation_id, trainer_id)
+        await mark_read_in(tx, conversation_id, trainer_id, upto=upto)
 
 
 async def mark_unread(conversation_id: int, trainer_id: int) -> None:
@@ -161,7 +162,3 @@ async def mark_unread(conversation_id: int, trainer_id: int) -> None:
         ),
         [conversation_id, trainer_id, conversation_id],
     )
-
-
-async def conversation_exists(conversation_id: int) -> bool:
-    return await Conversation.filter(id=conversation_id).exists()

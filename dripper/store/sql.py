@@ -63,3 +63,8 @@ def in_list(conn: BaseDBAsyncClient, count: int) -> str:
 
 def true(conn: BaseDBAsyncClient) -> Any:
     return True if is_postgres(conn) else 1
+
+
+def like_escape(text: str) -> str:
+    """`text` for a LIKE pattern written with `ESCAPE '\\'`: % and _ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

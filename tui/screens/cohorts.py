@@ -86,8 +86,9 @@ class CohortsScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="cohorts.back"),
-        # Priority bindings: the table's own Enter would hide them from the footer.
-        Binding("enter", "show_steps", "Steps", priority=True, id="cohorts.steps"),
+        # Enter reaches the action through the table's RowSelected, in order with the keys typed
+        # before it (a priority binding would jump ahead of them); so the footer does not show it.
+        Binding("enter", "show_steps", "Steps", id="cohorts.steps"),
         Binding("l", "show_learners", "Learners", id="cohorts.learners"),
         Binding("p", "pause", "Pause cohort", id="cohorts.pause"),
         Binding("r", "resume", "Resume cohort", id="cohorts.resume"),
@@ -119,8 +120,9 @@ class CohortsScreen(Screen[None]):
         self.reload()
 
     def on_resize(self) -> None:
+        selected = self.selected()
         self._set_columns()
-        self._fill()
+        self._fill(selected)
 
     def on_data_changed(self, _: DataChanged) -> None:
         self.refresh_gate.changed()
@@ -128,16 +130,18 @@ class CohortsScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.refresh_gate.resumed()
 
-    @work(exclusive=True, group="cohorts-load")
+    @work(exclusive=True, exit_on_error=False, group="cohorts-load")
     async def reload(self) -> None:
         self.refresh_gate.started()
         try:
-            self.rows = await cohort_rows(session_of(self).now())
+            rows = await cohort_rows(session_of(self).now())
         finally:
             self.refresh_gate.finished()
+        selected = self.selected()  # before the rows change: the cursor stays on it
+        self.rows = rows
         self.loaded = True
         self.query_one("#cohorts", DataTable).loading = False
-        self._fill()
+        self._fill(selected)
         self._show_status()
 
     def _set_columns(self) -> None:
@@ -154,11 +158,10 @@ class CohortsScreen(Screen[None]):
         ]
         self._widths = set_columns(self.query_one("#cohorts", DataTable), columns, width)
 
-    def _fill(self) -> None:
+    def _fill(self, selected: CohortRow | None = None) -> None:
         table = self.query_one("#cohorts", DataTable)
         if not table.columns:
             return
-        selected = self.selected()
         table.clear()
         session = session_of(self)
         wide, widths = self._wide, self._widths
@@ -272,7 +275,7 @@ class CohortsScreen(Screen[None]):
     def action_cursor_up(self) -> None:
         self.query_one("#cohorts", DataTable).action_cursor_up()
 
-    @work(group="cohorts-act")
+    @work(exit_on_error=False, group="cohorts-act")
     async def action_pause(self) -> None:
         row = self.selected()
         if row is None:
@@ -295,7 +298,7 @@ class CohortsScreen(Screen[None]):
         )
         await _changed(self, session)
 
-    @work(group="cohorts-act")
+    @work(exit_on_error=False, group="cohorts-act")
     async def action_resume(self) -> None:
         row = self.selected()
         if row is None:
@@ -371,7 +374,7 @@ class StepFiguresScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="steps.back"),
-        Binding("enter", "show_answers", "Answers", priority=True, id="steps.answers"),
+        Binding("enter", "show_answers", "Answers", id="steps.answers"),
         Binding("j", "cursor_down", "Down", show=False, id="steps.down"),
         Binding("k", "cursor_up", "Up", show=False, id="steps.up"),
     ]
@@ -405,8 +408,9 @@ class StepFiguresScreen(Screen[None]):
         self.reload()
 
     def on_resize(self) -> None:
+        selected = self.selected()
         self._set_columns()
-        self._fill()
+        self._fill(selected)
 
     def on_data_changed(self, _: DataChanged) -> None:
         self.refresh_gate.changed()
@@ -414,9 +418,10 @@ class StepFiguresScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.refresh_gate.resumed()
 
-    @work(exclusive=True, group="steps-load")
+    @work(exclusive=True, exit_on_error=False, group="steps-load")
     async def reload(self) -> None:
         self.refresh_gate.started()
+        selected = self.selected()  # before the rows change: the cursor stays on it
         try:
             self.rows = await step_figures(self.cohort_name)
             self.problem = None
@@ -426,7 +431,7 @@ class StepFiguresScreen(Screen[None]):
             self.refresh_gate.finished()
         self.loaded = True
         self.query_one("#steps", DataTable).loading = False
-        self._fill()
+        self._fill(selected)
         self._show_status()
 
     def _set_columns(self) -> None:
@@ -448,11 +453,10 @@ class StepFiguresScreen(Screen[None]):
         ]
         self._widths = set_columns(self.query_one("#steps", DataTable), columns, width)
 
-    def _fill(self) -> None:
+    def _fill(self, selected: StepFigures | None = None) -> None:
         table = self.query_one("#steps", DataTable)
         if not table.columns:
             return
-        selected = self.selected()
         table.clear()
         wide, widths = self._wide, self._widths
         bar_width = 10 if wide else 4
@@ -590,7 +594,7 @@ class StepAnswersScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="answers.back"),
-        Binding("enter", "open_conversation", "Conversation", priority=True, id="answers.open"),
+        Binding("enter", "open_conversation", "Conversation", id="answers.open"),
         Binding("j", "cursor_down", "Next", show=False, id="answers.down"),
         Binding("k", "cursor_up", "Previous", show=False, id="answers.up"),
         Binding("g", "cursor_first", "First", show=False, id="answers.first"),
@@ -633,7 +637,7 @@ class StepAnswersScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.refresh_gate.resumed()
 
-    @work(exclusive=True, group="answers-load")
+    @work(exclusive=True, exit_on_error=False, group="answers-load")
     async def reload(self) -> None:
         self.refresh_gate.started()
         try:

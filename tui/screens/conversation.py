@@ -125,6 +125,7 @@ class ConversationScreen(Screen[None]):
         self._panel_choice: bool | None = None  # None: by the width of the terminal
         self._sending = False
         self._leaving = False
+        self._answering: int | None = None  # the newest learner message on screen
         self._to_end = False  # after sending: show the newest entry even if scrolled up
 
     def compose(self) -> ComposeResult:
@@ -164,7 +165,7 @@ class ConversationScreen(Screen[None]):
 
     # ------------------------------------------------------------------ data
 
-    @work(exclusive=True, group="conversation-load")
+    @work(exclusive=True, exit_on_error=False, group="conversation-load")
     async def reload(self) -> None:
         """Read the header, the thread and the panel again; the composer is left alone."""
         session = session_of(self)
@@ -174,9 +175,6 @@ class ConversationScreen(Screen[None]):
             if self.is_current:
                 self._leave()
             return
-        if self.is_current and not self._leaving:
-            # Before reading the thread, so nothing is marked read that is not on screen.
-            await mark_read(self.conversation_id, session.trainer.id)
         entries = await thread(self.conversation_id)
         self._panel = await learner_panel(self.conversation_id, session.now())
         self.summary = summary
@@ -190,6 +188,13 @@ class ConversationScreen(Screen[None]):
             [render_entry(entry, summary.learner_name, session.local) for entry in entries],
             to_end=to_end,
         )
+        shown = [entry.message_id for entry in entries if entry.message_id is not None]
+        inbound = [e.message_id for e in learner_messages if e.message_id is not None]
+        # A reply answers the newest learner message on screen, not one that arrived unseen.
+        self._answering = max(inbound, default=None)
+        if shown and self.is_current and not self._leaving:
+            # Read up to what is on screen: a message filed meanwhile stays unread.
+            await mark_read(self.conversation_id, session.trainer.id, upto=max(shown))
 
     def on_data_changed(self, _: DataChanged) -> None:
         self.reload()
@@ -250,7 +255,7 @@ class ConversationScreen(Screen[None]):
     def action_toggle_note_mode(self) -> None:
         self.composer.note_mode = not self.composer.note_mode
 
-    @work(group="conversation-send")
+    @work(exit_on_error=False, group="conversation-send")
     async def action_send(self) -> None:
         composer = self.composer
         note = composer.note_mode
@@ -270,7 +275,11 @@ class ConversationScreen(Screen[None]):
                 )
             else:
                 await reply_to_learner(
-                    self.conversation_id, text, session.now(), author_id=session.trainer.id
+                    self.conversation_id,
+                    text,
+                    session.now(),
+                    author_id=session.trainer.id,
+                    answering=self._answering,
                 )
         except (EmptyMessageError, DripperError) as exc:
             self._say(f"Not sent: {exc}", severity="error")
@@ -287,7 +296,7 @@ class ConversationScreen(Screen[None]):
             self._say("Reply queued: `dripper run` sends it.")
         self._changed()
 
-    @work(group="conversation-pick")
+    @work(exit_on_error=False, group="conversation-pick")
     async def action_canned(self) -> None:
         app = cast("DripperApp", self.app)
         app.reload_canned_replies()  # the team may have edited the file since the start
@@ -317,7 +326,7 @@ class ConversationScreen(Screen[None]):
 
     # ------------------------------------------------------------------ workflow
 
-    @work(group="conversation-pick")
+    @work(exit_on_error=False, group="conversation-pick")
     async def action_assign(self) -> None:
         me = session_of(self).trainer
         others = [trainer for trainer in await trainers() if trainer.id != me.id]
@@ -334,7 +343,7 @@ class ConversationScreen(Screen[None]):
         now = session_of(self).now()
         await self._apply(assign(self.conversation_id, picked or None, now), done)
 
-    @work(group="conversation-act")
+    @work(exit_on_error=False, group="conversation-act")
     async def action_assign_me(self) -> None:
         session = session_of(self)
         await self._apply(
@@ -342,22 +351,22 @@ class ConversationScreen(Screen[None]):
             f"Assigned to {session.trainer.handle}.",
         )
 
-    @work(group="conversation-act")
+    @work(exit_on_error=False, group="conversation-act")
     async def action_close_conversation(self) -> None:
         await self._apply(close(self.conversation_id, session_of(self).now()), "Closed.")
 
-    @work(group="conversation-act")
+    @work(exit_on_error=False, group="conversation-act")
     async def action_reopen(self) -> None:
         await self._apply(reopen(self.conversation_id, session_of(self).now()), "Reopened.")
 
-    @work(group="conversation-act")
+    @work(exit_on_error=False, group="conversation-act")
     async def action_wait_on_learner(self) -> None:
         await self._apply(
             wait_on_learner(self.conversation_id, session_of(self).now()),
             "Waiting on the learner.",
         )
 
-    @work(group="conversation-pick")
+    @work(exit_on_error=False, group="conversation-pick")
     async def action_snooze(self) -> None:
         session = session_of(self)
         choices = snooze_choices(session.now(), session.zone)
@@ -369,12 +378,12 @@ class ConversationScreen(Screen[None]):
             f"Snoozed until {session.local(picked)}.",
         )
 
-    @work(group="conversation-pick")
+    @work(exit_on_error=False, group="conversation-pick")
     async def action_add_label(self) -> None:
         label = await self.app.push_screen_wait(
             Ask("Add a label", placeholder="such as question or follow-up")
         )
-        if label is None:
+        if not label:
             return
         try:
             stored = await add_label(self.conversation_id, label, session_of(self).now())
@@ -384,7 +393,7 @@ class ConversationScreen(Screen[None]):
         self._say(f"Labelled #{stored}.")
         self._changed()
 
-    @work(group="conversation-pick")
+    @work(exit_on_error=False, group="conversation-pick")
     async def action_remove_label(self) -> None:
         labels = self.summary.labels if self.summary else ()
         if not labels:
@@ -399,7 +408,7 @@ class ConversationScreen(Screen[None]):
             f"Removed #{picked}.",
         )
 
-    @work(group="conversation-act")
+    @work(exit_on_error=False, group="conversation-act")
     async def action_mark_unread(self) -> None:
         session = session_of(self)
         self._leaving = True  # a reload on the way out must not mark it read again

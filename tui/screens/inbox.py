@@ -105,12 +105,13 @@ class InboxScreen(Screen[None]):
         self.reload()
 
     def on_resize(self) -> None:
+        selected = self.selected_id()
         self._set_columns()
-        self._fill()
+        self._fill(selected)
 
     # ------------------------------------------------------------------ data
 
-    @work(exclusive=True, group="inbox-load")
+    @work(exclusive=True, exit_on_error=False, group="inbox-load")
     async def reload(self) -> None:
         """Read the current page again (filters changed, or the data did)."""
         session = session_of(self)
@@ -119,9 +120,10 @@ class InboxScreen(Screen[None]):
         rows = await list_conversations(self.query_state, trainer_id, now)
         if not self.is_attached:  # the app is closing
             return
+        selected = self.selected_id()  # before the rows change: the cursor stays on it
         self.rows = rows
         self.total = max(self.total, len(self.rows)) if self.total_known else len(self.rows)
-        self._fill()
+        self._fill(selected)
         self.fills += 1
         self.filled_at = time.perf_counter()
         # The counts come second: the list is what the trainer waits for.
@@ -134,7 +136,8 @@ class InboxScreen(Screen[None]):
         self._show_status(unread)
 
     def on_data_changed(self, _: DataChanged) -> None:
-        self.reload()
+        if self.app.screen is self:  # covered by a conversation: it reloads on resume
+            self.reload()
 
     def on_screen_resume(self) -> None:
         """Back from a conversation (by any key): unread dots and statuses may have changed."""
@@ -158,11 +161,10 @@ class InboxScreen(Screen[None]):
         table.add_column("Age", width=4, key="age")
         table.add_column("Assignee", width=8, key="assignee")
 
-    def _fill(self) -> None:
+    def _fill(self, selected: int | None = None) -> None:
         table = self.query_one("#conversations", DataTable)
         if not table.columns:
             return
-        selected = self.selected_id()
         table.clear()
         now = session_of(self).now()
         for row in self.rows:
@@ -215,7 +217,7 @@ class InboxScreen(Screen[None]):
             extras.append(f"#{query.label}")
         if query.search:
             extras.append(f"search “{shorten(query.search, 30)}”")
-        extras.append(f"{unread:,} unread for {session_of(self).trainer.handle}")
+        extras.append(f"{unread:,} unread for {session_of(self).trainer.handle} in all folders")
         for extra in extras:
             status.append(" · ")
             status.append_text(literal(extra, one_line=True))
@@ -250,7 +252,8 @@ class InboxScreen(Screen[None]):
 
     def action_search(self) -> None:
         def done(text: str | None) -> None:
-            self._requery(search=text)
+            if text is not None:  # None: Escape, which keeps the search as it was
+                self._requery(search=text or None)
 
         self.app.push_screen(
             Ask(
@@ -260,7 +263,7 @@ class InboxScreen(Screen[None]):
             done,
         )
 
-    @work(group="inbox-pick")
+    @work(exit_on_error=False, group="inbox-pick")
     async def action_filter_cohort(self) -> None:
         names = await cohort_names()
         choices = [("All cohorts", ALL)] + [(name, name) for name in names]
@@ -268,7 +271,7 @@ class InboxScreen(Screen[None]):
         if picked is not None:  # None: Escape, which keeps the filter as it was
             self._requery(cohort=picked or None)
 
-    @work(group="inbox-pick")
+    @work(exit_on_error=False, group="inbox-pick")
     async def action_filter_label(self) -> None:
         labels = await known_labels()
         choices = [("All labels", ALL)] + [(f"#{label}", label) for label in labels]

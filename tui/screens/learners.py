@@ -105,8 +105,8 @@ class LearnersScreen(Screen[None]):
         Binding("c", "filter_cohort", "Cohort", id="learners.cohort"),
         Binding("p", "pause", "Pause", id="learners.pause"),
         Binding("r", "resume", "Resume", id="learners.resume"),
-        # A priority binding: the table's own Enter would hide this one from the footer.
-        Binding("enter", "open_conversation", "Conversation", priority=True, id="learners.open"),
+        # Enter comes through the table's RowSelected, in order with the keys typed before it.
+        Binding("enter", "open_conversation", "Conversation", id="learners.open"),
         Binding("j", "cursor_down", "Down", show=False, id="learners.down"),
         Binding("k", "cursor_up", "Up", show=False, id="learners.up"),
         Binding("g", "cursor_first", "First", show=False, id="learners.first"),
@@ -145,12 +145,13 @@ class LearnersScreen(Screen[None]):
         self.reload()
 
     def on_resize(self) -> None:
+        selected = self.selected()
         self._set_columns()
-        self._fill()
+        self._fill(selected)
 
     # ------------------------------------------------------------------ data
 
-    @work(exclusive=True, group="learners-load")
+    @work(exclusive=True, exit_on_error=False, group="learners-load")
     async def reload(self) -> None:
         """Read the shown learners again (filters changed, more were asked for, or the data did)."""
         session = session_of(self)
@@ -164,12 +165,13 @@ class LearnersScreen(Screen[None]):
             self.cohort = None
             rows = await learner_rows(session.now(), search=self.search, limit=self.limit)
         self.refresh_gate.finished()
+        selected = self.selected()  # before the rows change: the cursor stays on it
         self.rows = rows
         if not self.total_known:
             self.total = len(rows)
         self.loaded = True
         self.query_one("#learners", DataTable).loading = False
-        self._fill()
+        self._fill(selected)
         self.fills += 1
         self.total = await learner_count(cohort=self.cohort, search=self.search)
         self.total_known = True
@@ -198,11 +200,10 @@ class LearnersScreen(Screen[None]):
         ]
         self._widths = set_columns(table, columns, width)
 
-    def _fill(self) -> None:
+    def _fill(self, selected: LearnerRow | None = None) -> None:
         table = self.query_one("#learners", DataTable)
         if not table.columns:
             return
-        selected = self.selected()
         table.clear()
         session = session_of(self)
         now = session.now()
@@ -329,15 +330,16 @@ class LearnersScreen(Screen[None]):
 
     def action_search(self) -> None:
         def done(text: str | None) -> None:
-            self.search = text
-            self._requery()
+            if text is not None:  # None: Escape, which keeps the search as it was
+                self.search = text or None
+                self._requery()
 
         self.app.push_screen(
             Ask("Search names, emails and @handles (empty: everyone)", value=self.search or ""),
             done,
         )
 
-    @work(group="learners-pick")
+    @work(exit_on_error=False, group="learners-pick")
     async def action_filter_cohort(self) -> None:
         names = await cohort_names()
         # "" is every cohort: None is what Escape gives, and leaves the filter as it was.
@@ -349,7 +351,7 @@ class LearnersScreen(Screen[None]):
         self.cohort = picked or None
         self._requery()
 
-    @work(group="learners-act")
+    @work(exit_on_error=False, group="learners-act")
     async def action_pause(self) -> None:
         row = self.selected()
         if row is None:
@@ -369,7 +371,7 @@ class LearnersScreen(Screen[None]):
             )
         await self._changed(session)
 
-    @work(group="learners-act")
+    @work(exit_on_error=False, group="learners-act")
     async def action_resume(self) -> None:
         row = self.selected()
         if row is None:
@@ -404,7 +406,7 @@ class LearnersScreen(Screen[None]):
     def action_cursor_last(self) -> None:
         self.query_one("#learners", DataTable).action_scroll_bottom()
 
-    @work(group="learners-open")
+    @work(exit_on_error=False, group="learners-open")
     async def action_open_conversation(self) -> None:
         row = self.selected()
         if row is None:

@@ -44,7 +44,8 @@ class Choose(ModalScreen[T | None], Generic[T]):
 
 
 class Ask(ModalScreen[str | None]):
-    """Type one line; dismisses with the text (stripped), or None on escape or when empty."""
+    """Type one line; dismisses with the text (stripped, "" when left empty), or None on
+    escape, so a caller can tell "cleared" from "cancelled"."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="ask.cancel")]
 
@@ -61,7 +62,7 @@ class Ask(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(event.value.strip() or None)
+        self.dismiss(event.value.strip())
 
     def action_cancel(self) -> None:
         self.dismiss(None)
