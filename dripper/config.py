@@ -26,6 +26,7 @@ DRIPPER_CURRICULA_DIR              curricula_dir                    <dir>/curric
 DRIPPER_TIMEZONE                   timezone                         UTC
 DRIPPER_TRAINER                    trainer                          (none)
 DRIPPER_CANNED_REPLIES             canned_replies                   <dir>/canned-replies.yaml
+DRIPPER_LEASE_SECONDS              lease_seconds                    120
 DRIPPER_TELEGRAM_API_URL           telegram.api_url                 https://api.telegram.org/bot
 DRIPPER_TELEGRAM_TOKEN             telegram.token (secret)          (none)
 DRIPPER_TELEGRAM_TOKEN_FILE        telegram.token_file              (none)
@@ -259,6 +260,9 @@ class Settings(_Section):
     timezone: str = "UTC"
     trainer: str | None = Field(default=None, min_length=1, max_length=64)
     canned_replies: Path = Field(default_factory=_default_canned_replies)
+    # How long a worker's claim on a delivery lasts unless renewed: a worker that dies leaves
+    # its claims to the others (as uncertain, retried once) after this long.
+    lease_seconds: float = Field(default=120, ge=5, le=3600, allow_inf_nan=False)
     telegram: TelegramSettings = TelegramSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
@@ -346,7 +350,14 @@ _SECTIONS: dict[str, type[_Section]] = {
     "imap": ImapSettings,
     "security": SecuritySettings,
 }
-_TOP_LEVEL_KEYS = ("database_url", "curricula_dir", "timezone", "trainer", "canned_replies")
+_TOP_LEVEL_KEYS = (
+    "database_url",
+    "curricula_dir",
+    "timezone",
+    "trainer",
+    "canned_replies",
+    "lease_seconds",
+)
 
 
 @dataclass(frozen=True)

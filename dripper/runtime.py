@@ -16,7 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dripper.channels.base import Channel
-from dripper.channels.telegram import ChatPacer, TelegramChannel, telegram_budget
+from dripper.channels.telegram import (
+    ChatPacer,
+    TelegramChannel,
+    shared_telegram_budget,
+    telegram_budget,
+)
 from dripper.config import Settings
 from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
@@ -82,11 +87,24 @@ def build_channels(settings: Settings, *, unlimited: bool = False) -> dict[Chann
     channels: dict[ChannelName, Channel] = {}
     telegram = settings.telegram
     if telegram.token is not None:
-        budget = None if unlimited else telegram_budget(telegram.messages_per_second)
-        pacer = None if unlimited else ChatPacer()
-        channels[ChannelName.TELEGRAM] = TelegramChannel(
-            telegram.token.get_secret_value(), telegram.api_url, budget=budget, pacer=pacer
-        )
+        token = telegram.token.get_secret_value()
+        if unlimited:
+            channel = TelegramChannel(token, telegram.api_url)
+        elif settings.database_url.startswith(("postgres://", "postgresql://")):
+            # PostgreSQL: several workers may send for this bot; they share one budget.
+            channel = TelegramChannel(
+                token,
+                telegram.api_url,
+                shared_budget=shared_telegram_budget(token, telegram.messages_per_second),
+            )
+        else:
+            channel = TelegramChannel(
+                token,
+                telegram.api_url,
+                budget=telegram_budget(telegram.messages_per_second),
+                pacer=ChatPacer(),
+            )
+        channels[ChannelName.TELEGRAM] = channel
     if settings.smtp.host:
         from dripper.channels.email import EmailChannel
 

@@ -171,6 +171,7 @@ class Dispatcher:
             )
         recorder = asyncio.create_task(self._record_loop())
         stop_waiter = asyncio.create_task(self._forward_stop(stop))
+        renewer = asyncio.create_task(self._renew_loop())
         failures = 0
         try:
             while not stop.is_set():
@@ -196,13 +197,31 @@ class Dispatcher:
             # to be resent as uncertain after the next start. Let it write everything and end.
             self._closing = True
             self._results_ready.set()
-            await recorder
+            try:
+                await recorder
+            finally:
+                renewer.cancel()  # only now: sends finishing after a stop are claims too
 
     async def _forward_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._stopping = True
         self.wake.set()
         self._capacity.set()
+
+    async def _renew_loop(self) -> None:
+        """Renew this worker's leases every quarter lease while it holds claims (sends in
+        flight, outcomes not yet recorded), also when none of them finishes for a while (all
+        waiting out a long 429 pause): a live worker's claims must never look abandoned."""
+        period = self.settings.lease / 4
+        never = asyncio.Event()
+        while True:
+            await self.clock.sleep_until(self.clock.now() + period, never)
+            if not (self._tasks or self._results):
+                continue
+            try:
+                await renew_leases(self.worker_id, self.clock.now(), self.settings.lease)
+            except Exception:
+                log.warning("renewing leases failed; trying again shortly", exc_info=True)
 
     async def run_until_idle(self) -> Stats:
         """Process everything due at the clock's current time, then return (tests, benchmarks)."""
@@ -212,17 +231,19 @@ class Dispatcher:
         return self.stats
 
     async def _cycle(self, stop: asyncio.Event) -> None:
+        room = self.settings.max_in_flight - len(self._tasks) - len(self._results)
+        if room < min(self.settings.batch_size, self.settings.max_in_flight) // 2:
+            # Nothing could be claimed: wait for room before the housekeeping queries, which
+            # would otherwise run once per finished send (on PostgreSQL a round trip each).
+            self._capacity.clear()
+            await self._capacity.wait()
+            return
         now = self.clock.now()
         if self._tasks:
             await renew_leases(self.worker_id, now, self.settings.lease)
         await recover_claims(now, except_worker=self.worker_id)
         await resume_due(now)
         await plan_due(now, self.settings.horizon)
-        room = self.settings.max_in_flight - len(self._tasks) - len(self._results)
-        if room < min(self.settings.batch_size, self.settings.max_in_flight) // 2:
-            self._capacity.clear()
-            await self._capacity.wait()
-            return
         ids = await claim_due(
             now, min(room, self.settings.batch_size), self.settings.lease, self.worker_id
         )
@@ -535,6 +556,7 @@ class Dispatcher:
             )
             # Only once written: a failed write keeps them queued for the next try.
             del self._results[: len(batch)]
+            self._capacity.set()  # recorded outcomes make room for claims, as finished sends do
             for outcome in outcomes:
                 self._count(outcome)
 

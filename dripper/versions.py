@@ -6,6 +6,7 @@ Enrollments pin the version they run, so editing a YAML file changes nothing by 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -20,6 +21,10 @@ from dripper.models import CurriculumVersion
 
 # Stored versions never change: parsed once per process, per database.
 _parsed: dict[tuple[str, int], Curriculum] = {}
+# Loads in progress. A worker that claims a batch starts hundreds of sends at once, all needing
+# the same version: one load and one parse for them all, not one each (each costs milliseconds
+# of CPU and a pooled connection, and together they would starve the worker for seconds).
+_loading: dict[tuple[str, int], asyncio.Future[Curriculum]] = {}
 
 
 async def store_version(result: CheckResult) -> CurriculumVersion:
@@ -44,9 +49,22 @@ async def curriculum_of(version_id: int, using: BaseDBAsyncClient | None = None)
 
     Inside a transaction pass it as `using`: on SQLite another query would wait for it forever.
     """
-    cached = _parsed.get((database_key(), version_id))
+    key = (database_key(), version_id)
+    cached = _parsed.get(key)
     if cached is not None:
         return cached
+    if using is not None:
+        # Inside a transaction: never wait for a load that may need the transaction's lock.
+        return await _load(version_id, using)
+    loading = _loading.get(key)
+    if loading is None:
+        loading = asyncio.ensure_future(_load(version_id, None))
+        _loading[key] = loading
+        loading.add_done_callback(lambda _: _loading.pop(key, None))
+    return await asyncio.shield(loading)
+
+
+async def _load(version_id: int, using: BaseDBAsyncClient | None) -> Curriculum:
     version = await CurriculumVersion.get(id=version_id, using_db=using)
     result = check_source(parse_source(version.source, version.source_path or f"v{version_id}"))
     if result.curriculum is None:

@@ -463,3 +463,16 @@ async def test_a_postgresql_worker_wakes_on_notify(
     pg_url_and_env: tuple[str, Env], from_a_loop: bool
 ) -> None:
     await assert_enqueued_work_wakes_an_idle_dispatcher(*pg_url_and_env, from_a_loop=from_a_loop)
+
+
+async def test_a_full_worker_claims_again_once_its_outcomes_are_recorded(env: Env) -> None:
+    """Every send of a batch done, their outcomes still being written: the worker has no room
+    to claim. Recording them must make room, or it waits forever for a send to finish."""
+    learners = await learners_with_chats(env, 12)
+    await enroll(checked(), "dec", COURSE_END, learners, env.clock.now())
+    await env.clock.set(datetime(2026, 12, 7, 23, 0, tzinfo=UTC))  # 2 steps due for each
+    settings = DispatcherSettings(batch_size=4, max_in_flight=4)
+    worker = Dispatcher({Channel.TELEGRAM: env.channel}, env.clock, "w", settings)
+    async with asyncio.timeout(30):
+        await worker.run_until_idle()
+    assert await Delivery.filter(state=DeliveryState.SENT, kind="step").count() == 24

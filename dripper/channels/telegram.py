@@ -41,6 +41,7 @@ from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
 from dripper.ratelimit import TokenBucket
 from dripper.render import TELEGRAM_TEXT_LIMIT, visible_length
+from dripper.shared_budget import SharedBudget
 
 
 def split_html(markup: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
@@ -153,6 +154,13 @@ def telegram_budget(messages_per_second: float) -> TokenBucket:
     return TokenBucket(messages_per_second * BUDGET_MARGIN, burst=1)
 
 
+def shared_telegram_budget(token: str, messages_per_second: float) -> SharedBudget:
+    """The same budget and chat pacing, shared by every worker on a PostgreSQL database. The
+    key names the bot by its id, never by the secret half of the token."""
+    bot_id = token.split(":", 1)[0]
+    return SharedBudget(f"telegram:{bot_id}", messages_per_second * BUDGET_MARGIN, CHAT_INTERVAL_S)
+
+
 class ChatPacer:
     """At most one message per `interval` seconds to any one chat (Telegram: 1/s per chat)."""
 
@@ -189,12 +197,14 @@ class TelegramChannel:
         *,
         budget: TokenBucket | None = None,
         pacer: ChatPacer | None = None,
+        shared_budget: SharedBudget | None = None,
         connections: int = 128,
         read_timeout: float = 10.0,
     ) -> None:
         self._api_url = api_url
         self._budget = budget
         self._pacer = pacer
+        self._shared = shared_budget  # on PostgreSQL: instead of budget and pacer
         self.bot = Bot(
             token,
             base_url=api_url,
@@ -220,6 +230,8 @@ class TelegramChannel:
         await self.bot.shutdown()
 
     async def _pace(self, chat_id: int) -> None:
+        if self._shared is not None:
+            await self._shared.acquire(chat_id)
         if self._pacer is not None:
             await self._pacer.wait(chat_id)
         if self._budget is not None:
@@ -270,6 +282,8 @@ class TelegramChannel:
                 result = replace(result, error=result.error.replace(self.bot.token, "***"))
             if result.retry_after and self._budget is not None:
                 self._budget.pause(result.retry_after)
+            if result.retry_after and self._shared is not None:
+                self._shared.pause(result.retry_after)
             if sent_any and result.outcome is not Outcome.SENT:
                 # Part of a split message went out: retrying would repeat it.
                 return SendResult(Outcome.UNCERTAIN, error=f"partly sent: {result.error}")

@@ -13,7 +13,11 @@ from dripper import aio
 F = TypeVar("F", bound=Callable[..., Any])
 
 channel_option = click.option(
-    "--channel", type=click.Choice(["telegram", "email"]), default="telegram", show_default=True
+    "--channel",
+    type=click.Choice(["telegram", "email"]),
+    default="telegram",
+    show_default=True,
+    help="Through the Bot API emulator (telegram) or a local SMTP sink / IMAP mailbox (email).",
 )
 
 
@@ -36,11 +40,45 @@ def bench_group() -> None:
     type=click.Choice(["apscheduler"]),
     help="Also run the same sends with APScheduler 3 (needs the bench extra).",
 )
-def dispatch_cmd(channel: str, count: int, baseline: str | None) -> None:
-    """N deliveries due at once, through the dispatcher to a local emulator or SMTP sink."""
-    from dripper.bench.dispatch import run_dispatch
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="Run the workers on this PostgreSQL server, in a scratch database created next to "
+    "the one named (needs CREATEDB) and dropped afterwards.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes sharing the database (with --database-url; default 1).",
+)
+def dispatch_cmd(
+    channel: str,
+    count: int,
+    baseline: str | None,
+    database_url: str | None,
+    workers: int | None,
+) -> None:
+    """N deliveries due at once, through the dispatcher to a local emulator or SMTP sink.
 
-    click.echo(json.dumps(run_dispatch(channel, count, baseline)))
+    By default one dispatcher on a temporary SQLite file; with --database-url, --workers
+    processes on PostgreSQL (Telegram only), reporting their combined throughput.
+    """
+    if database_url is None:
+        if workers is not None:
+            raise click.UsageError(
+                "--workers needs --database-url postgresql://...: on SQLite one process sends"
+            )
+        from dripper.bench.dispatch import run_dispatch
+
+        click.echo(json.dumps(run_dispatch(channel, count, baseline)))
+        return
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        raise click.UsageError("--database-url must be a postgresql:// URL")
+    if channel != "telegram" or baseline is not None:
+        raise click.UsageError("--database-url measures Telegram only, without --baseline")
+    from dripper.bench.workers import bench_telegram_workers
+
+    click.echo(json.dumps(aio.run(bench_telegram_workers(database_url, count, workers or 1))))
 
 
 @bench_group.command("enroll")
@@ -52,7 +90,13 @@ def dispatch_cmd(channel: str, count: int, baseline: str | None) -> None:
     show_default=True,
     help="Learners to enroll.",
 )
-@click.option("--steps", type=click.IntRange(1, 200), default=30, show_default=True)
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 200),
+    default=30,
+    show_default=True,
+    help="Steps in the benchmark curriculum (due times computed per learner).",
+)
 def enroll_cmd(count: int, steps: int) -> None:
     """Enroll N learners in a curriculum of --steps steps; then plan their first steps."""
     from dripper.bench.enroll import run_enroll

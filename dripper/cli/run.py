@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 
 import click
 
@@ -27,7 +28,7 @@ from dripper.runtime import (
     single_runner,
     worker_id,
 )
-from dripper.scheduler import Dispatcher
+from dripper.scheduler import Dispatcher, DispatcherSettings
 from dripper.singleton import run_exclusively
 from dripper.wake import WakeListener
 
@@ -54,6 +55,7 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
                 channels,
                 clock,
                 worker_id(),
+                DispatcherSettings(lease=timedelta(seconds=settings.lease_seconds)),
                 wake=wake,
                 recover_all_on_start=recover_all,
                 signing_key=signing_key(settings),

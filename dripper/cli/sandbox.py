@@ -16,7 +16,13 @@ def sandbox_group() -> None:
 
 @click.command("telegram")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=8081,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to serve the Bot API on.",
+)
 @click.option(
     "--token",
     "tokens",
@@ -28,9 +34,18 @@ def sandbox_group() -> None:
     "--rate-limit/--no-rate-limit",
     default=False,
     show_default=True,
-    help="Answer 429 like Telegram above 30 msg/s per bot or 1 msg/s per chat.",
+    help="Answer 429 like Telegram above --global-rate msg/s per bot or 1 msg/s per chat.",
 )
-def telegram_cmd(host: str, port: int, tokens: tuple[str, ...], rate_limit: bool) -> None:
+@click.option(
+    "--global-rate",
+    type=click.IntRange(1, 100_000),
+    default=30,
+    show_default=True,
+    help="With --rate-limit: messages per second per bot (Telegram: 30, paid broadcasts 1000).",
+)
+def telegram_cmd(
+    host: str, port: int, tokens: tuple[str, ...], rate_limit: bool, global_rate: int
+) -> None:
     """Serve a local Telegram Bot API emulator until Ctrl-C.
 
     Point dripper (or any Bot API client) at the printed api_url. Play learners and inject
@@ -42,7 +57,9 @@ def telegram_cmd(host: str, port: int, tokens: tuple[str, ...], rate_limit: bool
     from dripper.sandbox.telegram import TelegramEmulator
 
     try:
-        emulator = TelegramEmulator(list(tokens or (DEFAULT_TOKEN,)), rate_limit=rate_limit)
+        emulator = TelegramEmulator(
+            list(tokens or (DEFAULT_TOKEN,)), rate_limit=rate_limit, global_rate=global_rate
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--token") from exc
     base = f"http://{host}:{port}"

@@ -321,11 +321,16 @@ async def renew_leases(worker: str, now: datetime, lease: timedelta) -> None:
     """Extend the leases of this worker's claims: its sends may wait long behind a rate limit
     or a 429 pause, and must not look abandoned to another worker meanwhile."""
     conn = connection()
-    async with in_transaction() as tx:
-        await tx.execute_query(
-            q(conn, "UPDATE delivery SET lease_until = ? WHERE state = ? AND claimed_by = ?"),
-            [ts(conn, now + lease), CLAIMED, worker],
+    sql = "UPDATE delivery SET lease_until = ? WHERE state = ? AND claimed_by = ?"
+    if is_postgres(conn):
+        # Rows locked right now are being recorded (or recovered): skip them rather than wait,
+        # since waiting on the recorder's transaction while it waits on ours is a deadlock.
+        sql = (
+            "UPDATE delivery SET lease_until = ? WHERE id IN (SELECT id FROM delivery "
+            "WHERE state = ? AND claimed_by = ? FOR UPDATE SKIP LOCKED)"
         )
+    async with in_transaction() as tx:
+        await tx.execute_query(q(conn, sql), [ts(conn, now + lease), CLAIMED, worker])
 
 
 async def recover_claims(
