@@ -476,3 +476,50 @@ async def test_a_full_worker_claims_again_once_its_outcomes_are_recorded(env: En
     async with asyncio.timeout(30):
         await worker.run_until_idle()
     assert await Delivery.filter(state=DeliveryState.SENT, kind="step").count() == 24
+
+
+@pytest.mark.postgres
+async def test_a_trainer_reply_reaches_the_chat_within_two_seconds_on_postgresql(
+    pg_url_and_env: tuple[str, Env],
+) -> None:
+    """An idle worker (asleep for up to ten minutes) sends a dashboard reply at once: the
+    dashboard's NOTIFY wakes it, so the learner has it within two seconds."""
+    import time
+
+    from dripper.clock import SystemClock
+    from dripper.inbox import record_learner_message, reply_to_learner
+    from dripper.wake import WakeListener, notify_wake_async
+
+    url, env = pg_url_and_env
+    [learner] = await learners_with_chats(env, 1)
+    question = await record_learner_message(
+        learner.id, Channel.TELEGRAM, "Is there a shortcut?", datetime.now(UTC)
+    )
+    wake = asyncio.Event()
+    listener = WakeListener(url, wake)
+    await listener.start()
+    settings = DispatcherSettings(max_idle=timedelta(minutes=10))
+    dispatcher = Dispatcher(
+        {Channel.TELEGRAM: env.channel}, SystemClock(), "w", settings, wake=wake
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.wait_for(dispatcher.idle.wait(), 10)
+        started = time.monotonic()
+        await reply_to_learner(
+            question.conversation_id,  # type: ignore[attr-defined]
+            "Ctrl+T makes a table.",
+            datetime.now(UTC),
+        )
+        assert await notify_wake_async(url)
+        await asyncio.wait_for(
+            env.emulator.wait_for_messages(TOKEN, learner.telegram_chat_id, 1), 10
+        )
+        assert time.monotonic() - started < 2.0
+        [sent] = env.emulator.messages(TOKEN, learner.telegram_chat_id or 0)
+        assert sent["text"] == "Ctrl+T makes a table."
+    finally:
+        stop.set()
+        await running
+        await listener.close()
