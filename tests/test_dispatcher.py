@@ -242,8 +242,7 @@ async def test_timeout_after_write_is_uncertain_and_retried_once(db: None) -> No
 async def test_a_second_unknown_outcome_is_left_uncertain(env: Env) -> None:
     [learner] = await learners_with_chats(env, 1)
     await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
-    env.clock_moment = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-    await env.clock.set(env.clock_moment)
+    await env.clock.set(datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
     # Simulate two crashed workers: claims that nobody recorded.
     from dripper.planner import plan_due
     from dripper.store.outbox import claim_due, recover_claims
@@ -404,7 +403,7 @@ async def test_a_failed_record_is_retried_and_nothing_is_sent_twice(
     learners = await learners_with_chats(env, 3)
     now = datetime.now(UTC)
     await enroll(checked(ANYTIME), "now", now - timedelta(days=1), learners, now)
-    real_record = scheduler.record
+    real_record = scheduler.record  # type: ignore[attr-defined]
     failures = {"left": 1}
 
     async def flaky_record(*args: Any, **kwargs: Any) -> int:

@@ -15,7 +15,6 @@ import pytest
 from dripper.channels.email import EmailChannel
 from dripper.channels.telegram import TelegramChannel
 from dripper.clock import ManualClock
-from dripper.config import SmtpSettings
 from dripper.curriculum.checks import check_source
 from dripper.curriculum.source import parse_source
 from dripper.enrollment import enroll, pause
@@ -32,11 +31,10 @@ from dripper.models import (
     Message,
     MessageDirection,
 )
-from dripper.ratelimit import TokenBucket
 from dripper.sandbox import TelegramEmulator
 from dripper.sandbox.smtp import SmtpSink
 from dripper.scheduler import Dispatcher
-from tests.sandboxes import telegram_sandbox
+from tests.sandboxes import smtp_sandbox, telegram_sandbox
 
 TOKEN = "31337:REPLY-test"
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
@@ -77,23 +75,8 @@ async def telegram(db: str) -> AsyncIterator[tuple[TelegramEmulator, TelegramCha
 
 @pytest.fixture
 async def smtp(db: str) -> AsyncIterator[tuple[SmtpSink, EmailChannel]]:
-    sink = SmtpSink("127.0.0.1")
-    await sink.start()
-    channel = EmailChannel(
-        SmtpSettings(
-            host="127.0.0.1",
-            port=sink.port,
-            security="none",
-            from_address="trainer@dripper.example",
-        ),
-        limiter=TokenBucket(None),
-    )
-    await channel.start()
-    try:
-        yield sink, channel
-    finally:
-        await channel.close()
-        await sink.stop()
+    async with smtp_sandbox("trainer@dripper.example") as sandbox:
+        yield sandbox
 
 
 async def _learner_wrote(

@@ -21,14 +21,12 @@ from textual.pilot import Pilot
 from dripper.bench.ingest_email import seed_course
 from dripper.channels.email import EmailChannel
 from dripper.clock import ManualClock
-from dripper.config import SmtpSettings
 from dripper.imap_poller import ImapPoller, PollerOptions
 from dripper.models import Channel, Delivery, DeliveryKind, DeliveryState
-from dripper.ratelimit import TokenBucket
 from dripper.sandbox.smtp import SmtpSink
 from dripper.scheduler import Dispatcher
 from tests.dovecot import Mailbox, dovecot, eml, mailbox  # noqa: F401 (fixtures)
-from tests.sandboxes import telegram_sandbox
+from tests.sandboxes import smtp_sandbox, telegram_sandbox
 from tests.test_replies import TOKEN, _learner_wrote
 from tui.app import DripperApp
 from tui.screens.conversation import ConversationScreen
@@ -85,20 +83,8 @@ async def test_a_telegram_question_is_answered_from_the_dashboard(db: str) -> No
 
 @pytest.fixture
 async def smtp(db: str) -> AsyncIterator[tuple[SmtpSink, EmailChannel]]:
-    sink = SmtpSink("127.0.0.1")
-    await sink.start()
-    channel = EmailChannel(
-        SmtpSettings(
-            host="127.0.0.1", port=sink.port, security="none", from_address="course@example.com"
-        ),
-        limiter=TokenBucket(None),
-    )
-    await channel.start()
-    try:
-        yield sink, channel
-    finally:
-        await channel.close()
-        await sink.stop()
+    async with smtp_sandbox("course@example.com") as sandbox:
+        yield sandbox
 
 
 async def test_an_email_reply_is_answered_from_the_dashboard_in_its_thread(
