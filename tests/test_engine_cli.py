@@ -203,3 +203,37 @@ def test_run_with_an_unreachable_smtp_server_names_the_setting(workdir: Path) ->
     assert result.exit_code == 1
     assert "cannot reach the SMTP server 127.0.0.1:9" in result.output
     assert "DRIPPER_SMTP_HOST" in result.output
+
+
+def test_run_with_an_unreachable_imap_server_names_the_setting(workdir: Path) -> None:
+    """Sending works (a real SMTP server in a thread), receiving does not: `dripper run` stops
+    at once and says which setting to fix, instead of retrying silently."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        env = {
+            "DRIPPER_SMTP_HOST": "127.0.0.1",
+            "DRIPPER_SMTP_PORT": str(port),
+            "DRIPPER_SMTP_SECURITY": "none",
+            "DRIPPER_SMTP_FROM_ADDRESS": "course@example.com",
+            "DRIPPER_IMAP_HOST": "127.0.0.1",
+            "DRIPPER_IMAP_PORT": "9",
+            "DRIPPER_IMAP_SECURITY": "none",
+            "DRIPPER_IMAP_USERNAME": "course",
+            "DRIPPER_IMAP_PASSWORD": "not-shown",
+        }
+        result = CliRunner(env=env).invoke(main, ["run", "--once"])
+    finally:
+        controller.stop()
+    assert result.exit_code == 1
+    assert "cannot reach the IMAP server 127.0.0.1:9" in result.output
+    assert "DRIPPER_IMAP_HOST" in result.output
+    assert "not-shown" not in result.output
