@@ -20,22 +20,21 @@ from dripper import aio
 from dripper.bench.harness import (
     BENCH_TOKEN,
     control,
+    dispatch_figures,
     insert_learners,
     one_step_curriculum,
     peak_rss_mb,
-    percentile,
     telegram_emulator_process,
 )
 from dripper.channels.base import Channel
 from dripper.channels.telegram import TelegramChannel
 from dripper.clock import SystemClock
-from dripper.db import connection, open_db
+from dripper.db import open_db
 from dripper.enrollment import enroll
 from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
 from dripper.models import Learner
 from dripper.scheduler import Dispatcher, DispatcherSettings
-from dripper.store.sql import as_datetime
 
 
 async def _prepare(n: int, now: datetime, channel: ChannelName) -> None:
@@ -55,27 +54,8 @@ async def _dispatch(channels: dict[ChannelName, Channel], n: int) -> dict[str, A
     started = time.perf_counter()
     await dispatcher.run_until_idle()
     elapsed = time.perf_counter() - started
-    rows = await connection().execute_query_dict(
-        "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state"
-    )
-    states = {row["state"]: int(row["n"]) for row in rows}
     # Every delivery became due when the run started: lag is how long after that it went out.
-    sent_rows = await connection().execute_query_dict(
-        "SELECT sent_at FROM delivery WHERE sent_at IS NOT NULL"
-    )
-    lags = [
-        ((as_datetime(row["sent_at"]) or started_at) - started_at).total_seconds()
-        for row in sent_rows
-    ]
-    return {
-        "elapsed_s": round(elapsed, 3),
-        "msgs_per_s": round(states.get("sent", 0) / elapsed, 1),
-        "lag_p50_s": round(percentile(lags, 0.5), 3),
-        "lag_p99_s": round(percentile(lags, 0.99), 3),
-        "sent": states.get("sent", 0),
-        "failed": states.get("failed", 0) + states.get("uncertain", 0),
-        "not_sent": n - states.get("sent", 0),
-    }
+    return await dispatch_figures(n, started_at, elapsed)
 
 
 async def bench_telegram(n: int, baseline: str | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import aiohttp
 from dripper.curriculum.checks import CheckResult, check_source
 from dripper.curriculum.source import parse_source
 from dripper.db import connection
-from dripper.store.sql import q, ts
+from dripper.store.sql import as_datetime, q, ts
 
 BENCH_TOKEN = "424242:BENCH-token"
 
@@ -184,3 +184,28 @@ async def insert_learners(
     )
     for start in range(0, len(rows), 10_000):
         await conn.execute_many(sql, rows[start : start + 10_000])
+
+
+async def dispatch_figures(n: int, started_at: datetime, elapsed: float) -> dict[str, Any]:
+    """The dispatch benchmarks' figures, read from the outbox: throughput, lag (from the moment
+    all n deliveries fell due), and what was not sent."""
+    rows = await connection().execute_query_dict(
+        "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state"
+    )
+    states = {row["state"]: int(row["n"]) for row in rows}
+    sent_rows = await connection().execute_query_dict(
+        "SELECT sent_at FROM delivery WHERE sent_at IS NOT NULL"
+    )
+    lags = [
+        ((as_datetime(row["sent_at"]) or started_at) - started_at).total_seconds()
+        for row in sent_rows
+    ]
+    return {
+        "elapsed_s": round(elapsed, 3),
+        "msgs_per_s": round(states.get("sent", 0) / elapsed, 1),
+        "lag_p50_s": round(percentile(lags, 0.5), 3),
+        "lag_p99_s": round(percentile(lags, 0.99), 3),
+        "sent": states.get("sent", 0),
+        "failed": states.get("failed", 0) + states.get("uncertain", 0),
+        "not_sent": n - states.get("sent", 0),
+    }

@@ -28,17 +28,16 @@ from urllib.parse import urlsplit, urlunsplit
 from dripper.bench.harness import (
     BENCH_TOKEN,
     control,
+    dispatch_figures,
     insert_learners,
     one_step_curriculum,
     peak_rss_mb,
-    percentile,
     telegram_emulator_process,
 )
 from dripper.db import connection, open_db, redact_url
 from dripper.enrollment import enroll
 from dripper.errors import DripperError
 from dripper.models import Learner
-from dripper.store.sql import as_datetime
 from dripper.wake import PG_CHANNEL
 
 
@@ -135,32 +134,14 @@ async def _dispatch(url: str, api_url: str, n: int, workers: int) -> dict[str, A
             await _until_sent(n, deadline=started + max(120.0, n / 50))
             elapsed = time.perf_counter() - started
             reports = await _stop_workers(processes)
-            rows = await connection().execute_query_dict(
-                "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state"
-            )
-            states = {row["state"]: int(row["n"]) for row in rows}
-            sent_rows = await connection().execute_query_dict(
-                "SELECT sent_at FROM delivery WHERE sent_at IS NOT NULL"
-            )
+            figures = await dispatch_figures(n, started_at, elapsed)
     finally:
         for process in processes:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-    lags = [
-        ((as_datetime(row["sent_at"]) or started_at) - started_at).total_seconds()
-        for row in sent_rows
-    ]
-    return {
-        "elapsed_s": round(elapsed, 3),
-        "msgs_per_s": round(states.get("sent", 0) / elapsed, 1),
-        "lag_p50_s": round(percentile(lags, 0.5), 3),
-        "lag_p99_s": round(percentile(lags, 0.99), 3),
-        "sent": states.get("sent", 0),
-        "failed": states.get("failed", 0) + states.get("uncertain", 0),
-        "not_sent": n - states.get("sent", 0),
-        "sent_per_worker": [report.get("sent", 0) for report in reports],
-    }
+    figures["sent_per_worker"] = [report.get("sent", 0) for report in reports]
+    return figures
 
 
 async def bench_telegram_workers(database_url: str, n: int, workers: int) -> dict[str, Any]:
