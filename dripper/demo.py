@@ -256,7 +256,8 @@ class Delivering:
         self.emulator, self.sink, self.channels = emulator, sink, channels
         self.clock, self.settings = clock, settings
         self.delivered: list[dict[str, str]] = []
-        self._before: set[int] = set()
+        self._before: set[int] = set()  # answers that existed before the dashboard opened
+        self._told: set[int] = set()
 
     async def run(self, database_url: str, tell: Callable[[str], None]) -> None:
         # Answers sent before the dashboard opened (the demo's own) are not the trainer's.
@@ -280,34 +281,37 @@ class Delivering:
             await listener.close()
 
     async def _arrivals(self) -> list[str]:
-        told = {answer["delivery"] for answer in self.delivered}
-        replies = await Delivery.filter(
-            kind=DeliveryKind.REPLY, state=DeliveryState.SENT
-        ).prefetch_related("learner")
+        """The answers sent since the last look, with where each one arrived."""
+        replies = (
+            await Delivery.filter(kind=DeliveryKind.REPLY, state=DeliveryState.SENT)
+            .exclude(id__in=self._before | self._told)
+            .prefetch_related("learner")
+        )
+        bodies = {
+            message.delivery_id: message.body  # type: ignore[attr-defined]
+            for message in await Message.filter(delivery_id__in=[d.id for d in replies])
+        }
         lines = []
         for delivery in replies:
-            if str(delivery.id) in told or delivery.id in self._before:
-                continue
-            learner = delivery.learner
-            message = await Message.get(id=int(delivery.payload["message_id"]))  # type: ignore[call-overload]
+            self._told.add(delivery.id)
+            learner, body = delivery.learner, bodies.get(delivery.id, "")
             if delivery.channel is ChannelName.TELEGRAM:
                 chat = self.emulator.messages(DEMO_TOKEN, learner.telegram_chat_id or 0)
                 where = f"{learner.first_name}'s Telegram chat (the emulator)"
-                arrived = any(m.get("text") == plain_text(message.body) for m in chat)
+                arrived = any(m.get("text") == plain_text(body) for m in chat)
             else:
                 where = f"{learner.email}'s mailbox (the SMTP sink)"
                 arrived = any(learner.email in r.rcpt_tos for r in self.sink.messages)
             self.delivered.append(
                 {
-                    "delivery": str(delivery.id),
                     "learner": learner.first_name,
                     "channel": delivery.channel.value if delivery.channel else "",
-                    "answer": message.body,
+                    "answer": body,
                     "arrived": "yes" if arrived else "no",
                 }
             )
             if arrived:
-                lines.append(f"Delivered to {where}: {message.body}")
+                lines.append(f"Delivered to {where}: {body}")
         return lines
 
 
