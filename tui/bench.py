@@ -19,7 +19,7 @@ from typing import Any
 from dripper import aio
 from dripper.bench.harness import insert_learners, one_step_curriculum, peak_rss_mb
 from dripper.db import connection, open_db
-from dripper.enrollment import enroll
+from dripper.enrollments.enroll import enroll
 from dripper.inbox import Folder
 from dripper.models import Learner
 from dripper.store.sql import q, ts

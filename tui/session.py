@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
+from dripper.engine.wake import notify_wake_async
 from dripper.models import Trainer
-from dripper.wake import notify_wake_async
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode

@@ -17,8 +17,8 @@ from typing import Any
 
 from dripper.bench.harness import BENCH_TOKEN, one_step_curriculum
 from dripper.channels.base import Outbound, Outcome
-from dripper.channels.telegram import TelegramChannel
-from dripper.compose import CourseView, LearnerView, compose_step
+from dripper.channels.telegram.channel import TelegramChannel
+from dripper.content.compose import CourseView, LearnerView, compose_step
 
 # The baseline can be very slow (one job store commit per job); it is measured over what it
 # manages in this time, and reports how many it sent.

@@ -27,14 +27,14 @@ from dripper.bench.harness import (
     telegram_emulator_process,
 )
 from dripper.channels.base import Channel
-from dripper.channels.telegram import TelegramChannel
+from dripper.channels.telegram.channel import TelegramChannel
 from dripper.clock import SystemClock
 from dripper.db import open_db
-from dripper.enrollment import enroll
+from dripper.engine.dispatcher import Dispatcher, DispatcherSettings
+from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
 from dripper.models import Learner
-from dripper.scheduler import Dispatcher, DispatcherSettings
 
 
 async def _prepare(n: int, now: datetime, channel: ChannelName) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from dripper.bench.harness import peak_rss_mb
-from dripper.channels.email import EmailChannel
+from dripper.channels.email.channel import EmailChannel
+from dripper.channels.ratelimit import TokenBucket
 from dripper.config import SmtpSettings
 from dripper.db import open_db
 from dripper.models import Channel as ChannelName
-from dripper.ratelimit import TokenBucket
 
 
 async def _start_sink() -> tuple[asyncio.subprocess.Process, int]:

@@ -27,11 +27,11 @@ from dripper.bench.harness import (
     peak_rss_mb,
     telegram_emulator_process,
 )
-from dripper.channels.telegram import TelegramChannel
+from dripper.channels.telegram.channel import TelegramChannel
 from dripper.db import connection, open_db
-from dripper.enrollment import enroll
+from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
-from dripper.inbound.telegram import PollerSettings, TelegramPoller
+from dripper.inbound.telegram.poller import PollerSettings, TelegramPoller
 from dripper.models import Learner
 
 RUN_DEADLINE_S = 600

@@ -18,11 +18,11 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from dripper.channels.email_message import message_id_for
+from dripper.channels.email.message import message_id_for
 from dripper.config import ImapSettings
 from dripper.curriculum.checks import CheckResult, check_source
 from dripper.curriculum.source import parse_source
-from dripper.enrollment import enroll
+from dripper.enrollments.enroll import enroll
 from dripper.models import Channel, Delivery, DeliveryKind, DeliveryState, Enrollment, Learner
 from dripper.sandbox.dovecot import PASSWORD, Dovecot, dovecot_missing
 from dripper.tokens import reply_address, reply_token, unsubscribe_address, unsubscribe_token
@@ -185,7 +185,7 @@ On Sat, 5 Dec 2026 at 09:00, Replies course <course@example.com> wrote:
 
 async def _ingest_once(n: int, learners: int) -> dict[str, Any]:
     from dripper.db import open_db
-    from dripper.imap_poller import ImapPoller, PollerOptions
+    from dripper.inbound.email.poller import ImapPoller, PollerOptions
     from dripper.models import InboundItem, Message
 
     server = Dovecot().start()

@@ -15,13 +15,13 @@ import sys
 
 from dripper import aio
 from dripper.bench.harness import BENCH_TOKEN
-from dripper.channels.telegram import TelegramChannel
+from dripper.channels.telegram.channel import TelegramChannel
 from dripper.clock import SystemClock
 from dripper.db import open_db
+from dripper.engine.dispatcher import Dispatcher
+from dripper.engine.wake import WakeListener
+from dripper.engine.worker import worker_id
 from dripper.models import Channel as ChannelName
-from dripper.runtime import worker_id
-from dripper.scheduler import Dispatcher
-from dripper.wake import WakeListener
 
 
 async def work(database_url: str, api_url: str) -> None:

@@ -35,10 +35,10 @@ from dripper.bench.harness import (
     telegram_emulator_process,
 )
 from dripper.db import connection, open_db, redact_url
-from dripper.enrollment import enroll
+from dripper.engine.wake import PG_CHANNEL
+from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
 from dripper.models import Learner
-from dripper.wake import PG_CHANNEL
 
 
 @contextlib.asynccontextmanager

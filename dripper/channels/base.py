@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from dripper.compose import Content
+from dripper.content.compose import Content
 from dripper.models import Channel as ChannelName
 
 

@@ -12,7 +12,7 @@ import click
 
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
-from dripper.cohort_stats import (
+from dripper.reports.figures import (
     OptionCount,
     StepAnswer,
     StepFigures,

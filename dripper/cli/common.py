@@ -12,7 +12,7 @@ import click
 from dripper import aio
 from dripper.db import open_db
 from dripper.errors import DripperError
-from dripper.timing import parse_duration
+from dripper.schedule.offsets import parse_duration
 
 T = TypeVar("T")
 

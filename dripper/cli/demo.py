@@ -14,8 +14,8 @@ import click
 from dripper import aio
 
 if TYPE_CHECKING:
-    from dripper.demo import OpenDashboard
-    from dripper.demo_mail import ImapChoice
+    from dripper.demo.mail import ImapChoice
+    from dripper.demo.play import OpenDashboard
 
 SHIPPED_CURRICULA = Path(__file__).resolve().parent.parent.parent / "curricula"
 
@@ -48,7 +48,7 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: Im
     learner and watch the answer arrive in their chat or mailbox (q quits, then the summary is
     printed). Nothing leaves this machine and nothing is kept.
     """
-    from dripper.demo import DAYS, run_demo
+    from dripper.demo.play import DAYS, run_demo
 
     directory = curricula_dir or SHIPPED_CURRICULA
     if not directory.is_dir():

@@ -12,7 +12,8 @@ from tortoise.functions import Lower
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import parse_local_time, with_db
 from dripper.curriculum import CheckResult
-from dripper.enrollment import (
+from dripper.engine.wake import notify_wake
+from dripper.enrollments.enroll import (
     cohort_named,
     enroll,
     move_cohort,
@@ -20,11 +21,10 @@ from dripper.enrollment import (
     resume_cohort,
 )
 from dripper.errors import DripperError
-from dripper.learners import ParsedLearners, import_learners, parse_learners_csv
+from dripper.learners.roster import ParsedLearners, import_learners, parse_learners_csv
 from dripper.models import Cohort, Enrollment, Learner
-from dripper.plan import learner_zone
-from dripper.versions import find_curriculum
-from dripper.wake import notify_wake
+from dripper.schedule.plan import learner_zone
+from dripper.store.curricula import find_curriculum
 
 
 def read_learner_file(csv_file: Path) -> ParsedLearners:
@@ -216,7 +216,7 @@ def apply_cmd(app: AppContext, yes: bool, dry_run: bool) -> None:
     skipped, not sent late), removed steps are cancelled where unsent, edited texts are used for
     everything not sent yet, sent steps are untouched. Editing a file alone changes nothing.
     """
-    from dripper.apply import apply_changes, pending_changes
+    from dripper.enrollments.apply import apply_changes, pending_changes
 
     directory = Path(app.settings.curricula_dir)
 

@@ -13,11 +13,11 @@ from dripper import aio
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
 from dripper.config import Settings
+from dripper.engine.worker import signing_key
 from dripper.errors import DripperError
 from dripper.hints import did_you_mean
-from dripper.invites import invite_token, invites_for, start_link
+from dripper.learners.invites import invite_token, invites_for, start_link
 from dripper.models import Cohort, Enrollment
-from dripper.runtime import signing_key
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class InviteReport:
 
 
 async def _bot_username(settings: Settings) -> str:
-    from dripper.channels.telegram import TelegramChannel
+    from dripper.channels.telegram.channel import TelegramChannel
 
     token = settings.telegram.token
     if token is None:

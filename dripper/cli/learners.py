@@ -16,8 +16,9 @@ from rich.text import Text
 
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import DURATION, with_db
+from dripper.engine.wake import notify_wake
 from dripper.errors import DripperError
-from dripper.learners import (
+from dripper.learners.roster import (
     ImportResult,
     LearnerRow,
     import_learners,
@@ -26,7 +27,6 @@ from dripper.learners import (
     plan_without_database,
 )
 from dripper.models import Enrollment, Learner
-from dripper.wake import notify_wake
 
 
 @click.group("learners")
@@ -172,7 +172,7 @@ COMMANDS: list[click.Command] = [learners_group]
 def pause_cmd(app: AppContext, learner: str, duration: timedelta | None) -> None:
     """Pause every drip of LEARNER (email or @handle) until `learners resume`, or --for a while."""
     from dripper.cli.enroll import select_learners
-    from dripper.enrollment import pause
+    from dripper.enrollments.enroll import pause
 
     async def work() -> int:
         [found] = await select_learners((learner,), False, None)
@@ -193,7 +193,7 @@ def pause_cmd(app: AppContext, learner: str, duration: timedelta | None) -> None
 def resume_cmd(app: AppContext, learner: str) -> None:
     """Resume LEARNER's paused drips; the rest moves later by the time paused."""
     from dripper.cli.enroll import select_learners
-    from dripper.enrollment import resume
+    from dripper.enrollments.enroll import resume
 
     async def work() -> int:
         [found] = await select_learners((learner,), False, None)

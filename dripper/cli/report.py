@@ -13,10 +13,10 @@ from dripper.cli.common import with_db
 from dripper.cli.enroll import select_learners
 from dripper.db import connection
 from dripper.models import Delivery, DeliveryState, Enrollment
-from dripper.plan import learner_zone, plan_steps
-from dripper.schedule import local_iso
+from dripper.schedule.plan import learner_zone, plan_steps
+from dripper.schedule.slots import local_iso
+from dripper.store.curricula import curriculum_of
 from dripper.store.sql import as_datetime, q
-from dripper.versions import curriculum_of
 
 
 async def status_data(now: datetime) -> dict[str, Any]:

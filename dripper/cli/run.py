@@ -12,25 +12,25 @@ import click
 
 from dripper import aio
 from dripper.channels.base import Channel
-from dripper.channels.telegram import TelegramChannel
+from dripper.channels.telegram.channel import TelegramChannel
 from dripper.cli.app import AppContext, pass_app
 from dripper.clock import SystemClock
 from dripper.config import Settings
 from dripper.db import open_db, redact_url
-from dripper.imap_poller import ImapPoller
-from dripper.inbound.telegram import TelegramPoller
-from dripper.inbound.telegram_webhook import TelegramWebhook
-from dripper.models import Channel as ChannelName
-from dripper.runtime import (
+from dripper.engine.dispatcher import Dispatcher, DispatcherSettings
+from dripper.engine.singleton import run_exclusively
+from dripper.engine.wake import WakeListener
+from dripper.engine.worker import (
     build_channels,
     configure_logging,
     signing_key,
     single_runner,
     worker_id,
 )
-from dripper.scheduler import Dispatcher, DispatcherSettings
-from dripper.singleton import run_exclusively
-from dripper.wake import WakeListener
+from dripper.inbound.email.poller import ImapPoller
+from dripper.inbound.telegram.poller import TelegramPoller
+from dripper.inbound.telegram.webhook import TelegramWebhook
+from dripper.models import Channel as ChannelName
 
 log = logging.getLogger("dripper.run")
 

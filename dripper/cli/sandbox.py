@@ -54,7 +54,7 @@ def telegram_cmd(
     /_control/start {"token": "...", "user_id": 42, "payload": "cohort-1"}.
     """
     from dripper.sandbox.server import serve
-    from dripper.sandbox.telegram import TelegramEmulator
+    from dripper.sandbox.telegram.emulator import TelegramEmulator
 
     try:
         emulator = TelegramEmulator(

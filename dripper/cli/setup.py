@@ -10,7 +10,7 @@ import click
 from dripper.config import CONFIG_FILE_NAME
 from dripper.errors import DripperError
 from dripper.inbox.canned import EXAMPLE_CANNED_REPLIES
-from dripper.learners import EXAMPLE_CSV
+from dripper.learners.roster import EXAMPLE_CSV
 
 LEARNERS_FILE_NAME = "learners.csv"
 CANNED_FILE_NAME = "canned-replies.yaml"

@@ -19,6 +19,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
+from dripper.content.render import (
+    TELEGRAM_CAPTION_LIMIT,
+    TELEGRAM_TEXT_LIMIT,
+    telegram_html,
+    visible_length,
+)
 from dripper.curriculum import templates
 from dripper.curriculum.model import (
     MAX_BUTTONS,
@@ -37,13 +43,7 @@ from dripper.curriculum.model import (
 )
 from dripper.curriculum.source import Problem, Source, SourceError, read_source
 from dripper.hints import did_you_mean
-from dripper.render import (
-    TELEGRAM_CAPTION_LIMIT,
-    TELEGRAM_TEXT_LIMIT,
-    telegram_html,
-    visible_length,
-)
-from dripper.schedule import window_ever_opens
+from dripper.schedule.slots import window_ever_opens
 
 _STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)
 _KINDS = ", ".join(STEP_KINDS)

@@ -22,7 +22,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from dripper.timing import (
+from dripper.schedule.offsets import (
     Offset,
     QuietHours,
     SendWindow,

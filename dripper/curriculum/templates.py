@@ -16,8 +16,8 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from dripper.content.render import escape_markdown
 from dripper.hints import did_you_mean
-from dripper.render import escape_markdown
 
 LEARNER_FIELDS = ("first_name", "last_name", "name", "email", "timezone", "language")
 COURSE_FIELDS = ("id", "title", "cohort", "end")

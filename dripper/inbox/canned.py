@@ -22,12 +22,12 @@ from typing import Any
 from jinja2 import TemplateError, meta
 from jinja2.exceptions import SecurityError
 
-from dripper.compose import CourseView, LearnerView
+from dripper.content.compose import CourseView, LearnerView
 from dripper.curriculum.source import Problem, SourceError, read_source
 from dripper.curriculum.templates import environment, render
 from dripper.errors import DripperError
 from dripper.models import Conversation, Enrollment, Learner, Trainer
-from dripper.versions import curriculum_of
+from dripper.store.curricula import curriculum_of
 
 _ROOTS = {"learner", "course", "trainer"}
 # What `dripper init` and the demo write: a start for a team's own file.

@@ -31,8 +31,8 @@ from dripper.models import (
     Message,
     MessageDirection,
 )
+from dripper.store.curricula import curriculum_of
 from dripper.store.sql import in_list, json_param, q, ts
-from dripper.versions import curriculum_of
 
 PROMPT_KINDS = ("question", "quiz", "checkin")
 

@@ -43,7 +43,7 @@ async def reply_to_learner(
     through the dispatcher on the channel of the message it answers (the latest learner message
     unless `answering` names one). Two trainers answering at once both get their reply kept.
 
-    The caller wakes the dispatcher (`dripper.wake.notify_wake`) so the reply leaves at once.
+    The caller wakes the dispatcher (`dripper.engine.wake.notify_wake`) so the reply leaves at once.
     """
     body = _checked(body)
     now = now.astimezone(UTC)  # the outbox compares times as UTC text on SQLite

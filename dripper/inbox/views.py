@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dripper.compose import CourseView, LearnerView, compose_step
+from dripper.content.compose import CourseView, LearnerView, compose_step
 from dripper.curriculum.model import Checkin, Quiz
 from dripper.db import connection
 from dripper.models import (
@@ -28,9 +28,9 @@ from dripper.models import (
     Message,
     QuizAnswer,
 )
-from dripper.plan import learner_zone
+from dripper.schedule.plan import learner_zone
+from dripper.store.curricula import curriculum_of
 from dripper.store.sql import as_datetime, in_list, like_escape, q, ts
-from dripper.versions import curriculum_of
 
 
 class Folder(StrEnum):

@@ -1,6 +1,6 @@
 """A throwaway Dovecot IMAP server: a child process with its own configuration in a temp dir.
 
-Used by the email tests (through tests/dovecot.py), `dripper bench ingest-email` and
+Used by the email tests (through tests/fixtures/mail.py), `dripper bench ingest-email` and
 `dripper demo`. 127.0.0.1 on a free port, no TLS, passwd-file users with one password, maildirs
 under the temp dir; `deliver` hands a message to dovecot-lda as an MTA would.
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from dripper.sandbox.telegram import TelegramEmulator
+from dripper.sandbox.telegram.emulator import TelegramEmulator
 
 
 def _config(emulator: TelegramEmulator, log_level: str) -> uvicorn.Config:

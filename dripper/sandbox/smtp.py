@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from dripper.channels.email_message import parse
+from dripper.channels.email.message import parse
 
 Security = Literal["none", "starttls", "tls"]
 Stage = Literal["mail", "rcpt", "data"]

@@ -23,7 +23,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ListItem, ListView, Static
 
-from dripper.cohort_stats import (
+from dripper.enrollments.enroll import pause_cohort, resume_cohort
+from dripper.errors import DripperError
+from dripper.models import Channel
+from dripper.reports.figures import (
     CohortRow,
     StepAnswer,
     StepFigures,
@@ -31,9 +34,6 @@ from dripper.cohort_stats import (
     step_answers,
     step_figures,
 )
-from dripper.enrollment import pause_cohort, resume_cohort
-from dripper.errors import DripperError
-from dripper.models import Channel
 from tui.messages import DataChanged
 from tui.session import Session, session_of
 from tui.text import clean, literal, shorten
@@ -75,7 +75,7 @@ def report_command(cohort_name: str, step_id: str | None = None) -> str:
 
 # --------------------------------------------------------------------------- cohort pause
 # The same steps as `dripper cohort pause/resume` (dripper/cli/enroll.py), which keeps them
-# inside its click commands; over the domain functions of dripper.enrollment, no SQL of its own.
+# inside its click commands; over the domain functions of dripper.enrollments, no SQL of its own.
 
 
 # --------------------------------------------------------------------------- cohorts

@@ -1,0 +1,1 @@
+"""Sending email: the channel on aiosmtplib and the bytes of each message."""

@@ -1,0 +1,1 @@
+"""Sending over Telegram: the channel on python-telegram-bot, its transport and its budget."""

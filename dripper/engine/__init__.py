@@ -1,0 +1,1 @@
+"""The engine behind `dripper run`: the planner, the dispatcher, their wake-ups, one worker."""

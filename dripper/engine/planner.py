@@ -1,0 +1,84 @@
+"""Put the steps that fall due soon into the outbox, for every active enrollment.
+
+Runs inside the dispatcher loop. Work per enrollment is pure (`plan.plan_steps`); the database
+only sees one short transaction per batch of enrollments.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from dripper.errors import DripperError
+from dripper.models import DeliveryKind
+from dripper.schedule.plan import due_times, learner_zone, window_of
+from dripper.schedule.slots import expires_at
+from dripper.store.curricula import curriculum_of
+from dripper.store.outbox import NewDelivery, insert_in
+from dripper.store.planning import lock_due_enrollments, planned_steps, set_plan_due
+
+PLAN_BATCH = 500
+log = logging.getLogger("dripper.engine.planner")
+
+
+def step_key(enrollment_id: int, step_id: str, occurrence: int = 0) -> str:
+    return f"{enrollment_id}:{step_id}:{occurrence}"
+
+
+async def plan_due(now: datetime, horizon: timedelta, batch: int = PLAN_BATCH) -> int:
+    """Insert every step due before now + horizon; returns how many deliveries were added."""
+    until = now + horizon
+    added = 0
+    while True:
+        async with in_transaction() as tx:
+            enrollments = await lock_due_enrollments(tx, until, batch)
+            if not enrollments:
+                return added
+            done = await planned_steps(tx, [e.id for e in enrollments])
+            new: list[NewDelivery] = []
+            updates: list[tuple[int, datetime | None]] = []
+            for enrollment in enrollments:
+                try:
+                    curriculum = await curriculum_of(enrollment.curriculum_version_id, tx)
+                except DripperError:
+                    # One unreadable stored version must not stop every other learner's drip.
+                    log.exception("enrollment %d: curriculum not loadable", enrollment.id)
+                    updates.append((enrollment.id, until + timedelta(hours=1)))
+                    continue
+                window = window_of(curriculum)
+                later: datetime | None = None
+                dues = due_times(
+                    curriculum,
+                    enrollment.anchor_at,
+                    learner_zone(enrollment.timezone, curriculum),
+                    enrollment.id,
+                    timedelta(seconds=enrollment.shift_seconds),
+                )
+                for step, due in zip(curriculum.steps, dues, strict=True):
+                    if due > until:
+                        if later is None or due < later:
+                            later = due
+                    elif (enrollment.id, step.id) not in done:
+                        new.append(
+                            NewDelivery(
+                                business_key=step_key(enrollment.id, step.id),
+                                enrollment_id=enrollment.id,
+                                learner_id=enrollment.learner_id,
+                                kind=DeliveryKind.STEP.value,
+                                step_id=step.id,
+                                occurrence=0,
+                                channel_preference=step.channel,
+                                due_at=due,
+                                expires_at=expires_at(due, window),
+                                payload={},
+                            )
+                        )
+                updates.append((enrollment.id, later))
+            if new:
+                await insert_in(tx, new, now)
+            await set_plan_due(tx, updates, now)
+            added += len(new)
+        if len(enrollments) < batch:
+            return added

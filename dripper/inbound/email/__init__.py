@@ -1,0 +1,1 @@
+"""Receiving email: the IMAP poller, parsing and classifying mail, filing it in the inbox."""

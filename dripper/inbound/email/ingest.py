@@ -1,0 +1,598 @@
+"""Incoming email, database side: store raw messages with the IMAP cursor, then act on them.
+
+Two steps, as for every inbound channel:
+
+1. `store_batch` writes the raw bytes of fetched messages as InboundItem rows and advances the
+   mailbox cursor (UIDVALIDITY, last UID) in the same transaction. The dedupe key is the
+   normalised Message-ID (else a hash of the bytes), so a re-fetch after a crash or a
+   UIDVALIDITY reset stores nothing twice.
+2. `process_pending` runs after the commit and acts on each stored item: a bounce updates the
+   learner's email status, an auto-reply is kept but hidden, an unsubscribe opts the learner
+   out, a quiz answer is recorded, a human reply is filed in the inbox. An item whose
+   processing fails is flagged with the error and skipped; it is never lost, and it never stops
+   the others. An item's effects and its new state commit together, so a crash in the middle
+   leaves it pending with no effect, and it is processed once on the next run.
+
+Matching a message to a learner, in order: a signed token in a recipient address (Reply-To or
+List-Unsubscribe of our mail), then In-Reply-To / References against the Message-IDs we sent,
+then the From address. A token or thread match whose From is not the learner's address is
+kept with the flag "unverified-sender" and not trusted to unsubscribe or answer a quiz. Mail
+from nobody we know is flagged "unknown sender" and kept (`unknown_sender_items`).
+
+InboundItem.error holds the error of a flagged item and a short note on a processed one (why
+an auto-reply was hidden, which learner a bounce was counted for). A message over the size
+limit is stored as its header block, with "too large: ..." and its attachment list (JSON) in
+that column, filed in the inbox as a notice, and flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from dripper.curriculum import Checkin, Quiz
+from dripper.db import connection
+from dripper.enrollments.answers import AnswerStatus, record_quiz_answer
+from dripper.inbound.email.classify import (
+    Attachment,
+    Classification,
+    Kind,
+    ParsedMail,
+    classify,
+    dedupe_key,
+    parse_mail,
+)
+from dripper.inbox import PROMPT_KINDS, AnsweredPrompt, record_learner_message
+from dripper.models import (
+    Channel,
+    DeliveryKind,
+    DeliveryState,
+    Enrollment,
+    InboundItem,
+    InboundState,
+    Learner,
+    Reachability,
+)
+from dripper.store.curricula import curriculum_of
+from dripper.store.sql import as_json, in_list, json_param, q, ts
+from dripper.tokens import REPLY
+
+log = logging.getLogger("dripper.mail")
+
+UNVERIFIED = "unverified-sender"
+TOO_LARGE = "too-large"
+UNKNOWN_SENDER = "unknown sender"
+PROCESS_CHUNK = 20  # items per transaction: short, the dispatcher shares the connection
+_TOO_LARGE_NOTE = "too large: "
+_ATTACHMENTS_MARK = "; attachments: "
+
+
+def account_name(username: str, host: str, mailbox: str) -> str:
+    """The InboundItem / ChannelCursor account of one IMAP mailbox."""
+    return f"imap:{username}@{host}/{mailbox}"
+
+
+# --------------------------------------------------------------------------- storing
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One message as fetched: all its bytes, or only its header block when it is too large."""
+
+    uid: int
+    raw: bytes
+    size: int  # RFC822.SIZE, the size on the server
+    too_large: tuple[Attachment, ...] | None = None  # attachments, when only headers were fetched
+
+
+@dataclass(frozen=True)
+class Cursor:
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    stored: int
+    duplicates: int
+
+
+async def load_cursor(account: str) -> Cursor | None:
+    """Where the last stored batch of this mailbox ended, or None before the first one."""
+    conn = connection()
+    rows = await conn.execute_query_dict(
+        q(conn, "SELECT position FROM channel_cursor WHERE channel = ? AND account = ?"),
+        [Channel.EMAIL.value, account],
+    )
+    if not rows:
+        return None
+    position = as_json(rows[0]["position"]) or {}
+    try:
+        return Cursor(int(position["uidvalidity"]), int(position["last_uid"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def too_large_note(size: int, limit: int, attachments: Sequence[Attachment]) -> str:
+    listed = json.dumps([a.as_dict() for a in attachments], ensure_ascii=False)
+    return (
+        f"{_TOO_LARGE_NOTE}{size} bytes, limit {limit}; only the headers were stored, the body "
+        f"is still in the mailbox{_ATTACHMENTS_MARK}{listed}"
+    )
+
+
+def _too_large_attachments(note: str | None) -> list[dict[str, Any]] | None:
+    if not note or not note.startswith(_TOO_LARGE_NOTE) or _ATTACHMENTS_MARK not in note:
+        return None
+    try:
+        listed = json.loads(note.rsplit(_ATTACHMENTS_MARK, 1)[1])
+    except ValueError:
+        return []
+    return [dict(item) for item in listed if isinstance(item, dict)]
+
+
+_INSERT_ITEM = (
+    "INSERT INTO inbound_item (channel, account, external_id, payload, state, error, "
+    "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (channel, account, external_id) DO NOTHING RETURNING id"
+)
+_UPSERT_CURSOR = (
+    "INSERT INTO channel_cursor (channel, account, position, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (channel, account) DO UPDATE SET position = excluded.position, "
+    "updated_at = excluded.updated_at"
+)
+
+
+async def store_batch(
+    account: str,
+    cursor: Cursor,
+    fetched: Sequence[Fetched],
+    limit: int,
+    now: datetime,
+) -> StoreReport:
+    """Store fetched messages and move the cursor to `cursor`, in one transaction.
+
+    `limit` is the size cap the poller applied (for the note on a message it did not download).
+    """
+    stored = 0
+    async with in_transaction() as tx:
+        for item in fetched:
+            note = (
+                too_large_note(item.size, limit, item.too_large)
+                if item.too_large is not None
+                else None
+            )
+            # Counted by RETURNING: the asyncpg client miscounts INSERTs (see answers.py).
+            inserted = await tx.execute_query_dict(
+                q(tx, _INSERT_ITEM),
+                [
+                    Channel.EMAIL.value,
+                    account,
+                    dedupe_key(item.raw),
+                    item.raw,
+                    InboundState.PENDING.value,
+                    note,
+                    ts(tx, now),
+                ],
+            )
+            stored += len(inserted)
+        await _save_cursor(tx, account, cursor, now)
+    return StoreReport(stored, len(fetched) - stored)
+
+
+async def _save_cursor(tx: BaseDBAsyncClient, account: str, cursor: Cursor, now: datetime) -> None:
+    position = {"uidvalidity": cursor.uidvalidity, "last_uid": cursor.last_uid}
+    await tx.execute_query(
+        q(tx, _UPSERT_CURSOR),
+        [Channel.EMAIL.value, account, json_param(tx, position), ts(tx, now)],
+    )
+
+
+# --------------------------------------------------------------------------- matching
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    id: int
+    learner_id: int
+    enrollment_id: int | None
+    step_id: str | None
+    occurrence: int
+
+
+@dataclass(frozen=True)
+class Match:
+    """Whose message it is, how we know, and whether its sender is the learner."""
+
+    learner: Learner
+    via: str  # "token", "thread" or "from"
+    trusted: bool  # From is the learner's own address
+    enrollment_id: int | None = None  # from a reply token
+    delivery: _Delivery | None = None  # the message of ours it answers (thread match)
+
+
+async def _deliveries_by_message_id(ids: Sequence[str]) -> dict[str, _Delivery]:
+    if not ids:
+        return {}
+    conn = connection()
+    rows = await conn.execute_query_dict(
+        q(
+            conn,
+            "SELECT id, learner_id, enrollment_id, step_id, occurrence, provider_message_id "
+            f"FROM delivery WHERE provider_message_id IN {in_list(conn, len(ids))}",
+        ),
+        list(ids),
+    )
+    return {
+        str(row["provider_message_id"]).lower(): _Delivery(
+            int(row["id"]),
+            int(row["learner_id"]),
+            None if row["enrollment_id"] is None else int(row["enrollment_id"]),
+            row["step_id"],
+            int(row["occurrence"]),
+        )
+        for row in rows
+    }
+
+
+def _same_address(learner: Learner, address: str | None) -> bool:
+    return bool(learner.email and address and learner.email.lower() == address.lower())
+
+
+async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | None:
+    """The learner a message belongs to: token, then thread ids, then From."""
+    for hit in verdict.tokens:
+        learner = await Learner.get_or_none(id=hit.ids[0])
+        if learner is None:
+            continue
+        enrollment_id = None
+        if hit.purpose == REPLY:
+            enrollment = await Enrollment.get_or_none(id=hit.ids[1], learner_id=learner.id)
+            enrollment_id = enrollment.id if enrollment is not None else None
+        # The token names the conversation; the thread ids, when they are ours and in it,
+        # name the exact mail (and step) answered.
+        known = await _deliveries_by_message_id(mail.thread_ids)
+        delivery = next(
+            (
+                known[mid]
+                for mid in mail.thread_ids
+                if mid in known
+                and known[mid].learner_id == learner.id
+                and known[mid].enrollment_id == enrollment_id
+            ),
+            None,
+        )
+        trusted = _same_address(learner, mail.from_address)
+        return Match(learner, "token", trusted, enrollment_id, delivery)
+    known = await _deliveries_by_message_id(mail.thread_ids)
+    for message_id in mail.thread_ids:
+        delivery = known.get(message_id)
+        if delivery is None:
+            continue
+        learner = await Learner.get_or_none(id=delivery.learner_id)
+        if learner is not None:
+            trusted = _same_address(learner, mail.from_address)
+            return Match(learner, "thread", trusted, delivery.enrollment_id, delivery)
+    if mail.from_address:
+        learner = await Learner.get_or_none(email=mail.from_address.lower())
+        if learner is not None:
+            return Match(learner, "from", True)
+    return None
+
+
+async def _latest_in_enrollment(enrollment_id: int) -> AnsweredPrompt | None:
+    """The prompt most recently sent in an enrollment, else its latest sent step."""
+    conn = connection()
+    rows = await conn.execute_query_dict(
+        q(
+            conn,
+            "SELECT d.id, d.step_id, d.occurrence, e.curriculum_id FROM delivery d "
+            "JOIN enrollment e ON e.id = d.enrollment_id WHERE d.enrollment_id = ? "
+            "AND d.state = ? AND d.kind IN (?, ?, ?) AND d.step_id IS NOT NULL "
+            "ORDER BY d.sent_at DESC, d.id DESC LIMIT 20",
+        ),
+        [
+            enrollment_id,
+            DeliveryState.SENT.value,
+            DeliveryKind.STEP.value,
+            DeliveryKind.NUDGE.value,
+            DeliveryKind.REASK.value,
+        ],
+    )
+    fallback: AnsweredPrompt | None = None
+    for row in rows:
+        prompt = AnsweredPrompt(
+            enrollment_id, str(row["step_id"]), int(row["occurrence"]), int(row["id"])
+        )
+        fallback = fallback or prompt
+        curriculum = await curriculum_of(int(row["curriculum_id"]))
+        try:
+            step = curriculum.step(prompt.step_id)
+        except KeyError:
+            continue
+        if getattr(step, "kind", "") in PROMPT_KINDS:
+            return prompt
+    return fallback
+
+
+async def answered_prompt(match: Match) -> AnsweredPrompt | None:
+    """What the message answers: the exact mail it replies to, else the enrollment's latest
+    prompt (reply token), else None (inbox.record_learner_message guesses)."""
+    delivery = match.delivery
+    if delivery is not None and delivery.enrollment_id is not None:
+        if delivery.step_id is not None:
+            return AnsweredPrompt(
+                delivery.enrollment_id, delivery.step_id, delivery.occurrence, delivery.id
+            )
+        return await _latest_in_enrollment(delivery.enrollment_id)
+    if match.enrollment_id is not None:
+        return await _latest_in_enrollment(match.enrollment_id)
+    return None
+
+
+async def _quiz_step(prompt: AnsweredPrompt) -> Quiz | Checkin | None:
+    enrollment = await Enrollment.get_or_none(id=prompt.enrollment_id)
+    if enrollment is None:
+        return None
+    curriculum = await curriculum_of(enrollment.curriculum_id)  # type: ignore[attr-defined]
+    try:
+        step = curriculum.step(prompt.step_id)
+    except KeyError:
+        return None
+    return step if isinstance(step, Quiz | Checkin) else None
+
+
+def _choices_by_label(step: Quiz | Checkin, body: str) -> tuple[int, ...] | None:
+    """A reply that is exactly one option's text ("Yes", "Once") answers with that option."""
+    first = next((line.strip() for line in body.split("\n") if line.strip()), "")
+    wanted = first.rstrip(".!").strip().casefold()
+    labels = step.options if isinstance(step, Quiz) else step.buttons
+    for index, label in enumerate(labels):
+        if label.strip().casefold() == wanted:
+            return (index,)
+    return None
+
+
+# --------------------------------------------------------------------------- processing
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: InboundState
+    note: str | None
+    kind: str  # for counting: "reply", "answer", "bounce", "auto-reply", ...
+
+
+async def process_pending(
+    account: str, key: bytes | None, now: datetime, limit: int = 500
+) -> Counter[str]:
+    """Process stored, unprocessed items of a mailbox, oldest first; counts per outcome kind.
+
+    Items are processed PROCESS_CHUNK to a transaction (one commit, not one per item: the
+    commit is most of the cost on SQLite), each in a savepoint of its own, so a failing item
+    is rolled back alone and flagged while the others are kept.
+    """
+    counts: Counter[str] = Counter()
+    while True:
+        items = (
+            await InboundItem.filter(
+                channel=Channel.EMAIL, account=account, state=InboundState.PENDING
+            )
+            .order_by("id")
+            .limit(limit)
+        )
+        for start in range(0, len(items), PROCESS_CHUNK):
+            async with in_transaction():
+                for item in items[start : start + PROCESS_CHUNK]:
+                    counts[await process_item(item, key, now)] += 1
+        if len(items) < limit:
+            return counts
+
+
+async def process_item(item: InboundItem, key: bytes | None, now: datetime) -> str:
+    """Act on one stored email, its effects and its new state in one transaction (a savepoint
+    inside `process_pending`). A failure rolls the effects back and flags the item with the
+    error instead of raising."""
+    try:
+        async with in_transaction() as tx:
+            outcome = await _process(item, key, now)
+            await _finish(tx, item.id, outcome, now)
+    except Exception as exc:
+        log.exception("email %d (%s) could not be processed", item.id, item.external_id)
+        outcome = Outcome(
+            InboundState.FLAGGED, f"processing failed: {type(exc).__name__}: {exc}", "failed"
+        )
+        await _finish(connection(), item.id, outcome, now)
+    return outcome.kind
+
+
+async def _finish(conn: BaseDBAsyncClient, item_id: int, outcome: Outcome, now: datetime) -> None:
+    await conn.execute_query(
+        q(conn, "UPDATE inbound_item SET state = ?, error = ?, processed_at = ? WHERE id = ?"),
+        [outcome.state.value, outcome.note, ts(conn, now), item_id],
+    )
+
+
+async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outcome:
+    mail = parse_mail(bytes(item.payload))
+    verdict = classify(mail, key)
+    too_large = _too_large_attachments(item.error)
+    if verdict.kind is Kind.BOUNCE:
+        return await _bounce(mail, verdict)
+    if verdict.kind is Kind.AUTO_REPLY:
+        return Outcome(
+            InboundState.PROCESSED, f"auto-reply, hidden: {verdict.reason}", "auto-reply"
+        )
+    match = await match_learner(mail, verdict)
+    if match is None:
+        sender = mail.from_address or "no From address"
+        note = f"{UNKNOWN_SENDER}: {sender}"
+        if too_large is not None:
+            note = f"{note}; {item.error}"
+        return Outcome(InboundState.FLAGGED, note, "unknown-sender")
+    learner = match.learner
+    flags: list[str] = [] if match.trusted else [UNVERIFIED]
+    untrusted_note = (
+        f"{UNVERIFIED}: From {mail.from_address or '(none)'} is not {learner.email or 'known'} "
+        f"(matched by {match.via})"
+    )
+    if verdict.kind is Kind.UNSUBSCRIBE:
+        if match.trusted:
+            await Learner.filter(id=learner.id, opted_out_at=None).update(opted_out_at=now)
+            return Outcome(
+                InboundState.PROCESSED,
+                f"unsubscribe ({verdict.reason}): learner {learner.id} opted out",
+                "unsubscribe",
+            )
+        await _file(item, mail, match, None, flags, too_large, now)
+        return Outcome(
+            InboundState.PROCESSED,
+            f"unsubscribe request not applied; {untrusted_note}",
+            "unverified",
+        )
+    prompt = await answered_prompt(match)
+    answer_note = ""
+    if match.trusted and prompt is not None and too_large is None:
+        step = await _quiz_step(prompt)
+        choices = verdict.choices if verdict.kind is Kind.ANSWER else None
+        if step is not None and choices is None:
+            choices = _choices_by_label(step, mail.body)
+        if step is not None and choices is not None:
+            result = await record_quiz_answer(
+                prompt.enrollment_id,
+                prompt.step_id,
+                prompt.occurrence,
+                list(choices),
+                Channel.EMAIL,
+                now,
+            )
+            answer_note = f"; answer to {prompt.step_id}#{prompt.occurrence}: {result.status}"
+            if result.status is AnswerStatus.INVALID:
+                answer_note += f" ({result.reason})"
+    await _file(item, mail, match, prompt, flags, too_large, now)
+    if too_large is not None:
+        return Outcome(InboundState.FLAGGED, item.error, "too-large")
+    if not match.trusted:
+        return Outcome(InboundState.PROCESSED, untrusted_note, "unverified")
+    kind = "answer" if answer_note else "reply"
+    note = f"filed for learner {learner.id} (matched by {match.via}){answer_note}"
+    return Outcome(InboundState.PROCESSED, note, kind)
+
+
+async def _file(
+    item: InboundItem,
+    mail: ParsedMail,
+    match: Match,
+    prompt: AnsweredPrompt | None,
+    flags: list[str],
+    too_large: list[dict[str, Any]] | None,
+    now: datetime,
+) -> None:
+    """File the message in the learner's conversation (atomic with the item's new state)."""
+    attachments = [a.as_dict() for a in mail.attachments]
+    body = mail.body
+    if too_large is not None:
+        attachments = too_large
+        flags = [*flags, TOO_LARGE]
+        body = f"[This email was too large to download; read it in the mailbox. {mail.subject}]"
+    if not body:
+        body = f"[no text] {mail.subject}".strip() if mail.subject else "[empty message]"
+    if prompt is None and match.enrollment_id is None and match.delivery is None:
+        answers = None  # matched by From: inbox.record_learner_message picks the prompt
+    else:
+        answers = prompt
+    await record_learner_message(
+        match.learner.id,
+        Channel.EMAIL,
+        body,
+        now,
+        raw_body=mail.text or None,
+        attachments=attachments,
+        inbound_id=item.id,
+        flags=flags,
+        answers=answers,
+    )
+
+
+async def _bounce(mail: ParsedMail, verdict: Classification) -> Outcome:
+    """Hard bounce: the address is unreachable. Soft bounce: counted (once: process_item
+    writes the count and the item's new state in one transaction)."""
+    report = mail.report
+    returned = await _deliveries_by_message_id(report.returned_message_ids if report else ())
+    by_message = next(iter(returned.values()), None)
+    notes: list[str] = []
+    conn = connection()
+    for bounce in verdict.bounces:
+        if not (bounce.hard or bounce.soft):
+            continue
+        learner = None
+        if bounce.recipient:
+            learner = await Learner.get_or_none(email=bounce.recipient)
+        if learner is None and by_message is not None:
+            learner = await Learner.get_or_none(id=by_message.learner_id)
+        if learner is None:
+            notes.append(f"{bounce.recipient or '?'} {bounce.status}: no learner")
+            continue
+        if bounce.hard:
+            await Learner.filter(id=learner.id).update(email_status=Reachability.UNREACHABLE)
+            notes.append(f"learner {learner.id} email unreachable ({bounce.status or 'failed'})")
+        else:
+            await conn.execute_query(
+                q(conn, "UPDATE learner SET soft_bounces = soft_bounces + 1 WHERE id = ?"),
+                [learner.id],
+            )
+            notes.append(f"learner {learner.id} soft bounce ({bounce.status or 'delayed'})")
+    detail = "; ".join(notes) or "nothing to record"
+    return Outcome(InboundState.PROCESSED, f"{verdict.reason} -> {detail}", "bounce")
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class UnknownSenderItem:
+    """A stored email nobody could be matched to, for the trainers' unknown-sender view."""
+
+    id: int
+    account: str
+    received_at: datetime
+    from_address: str | None
+    from_name: str
+    subject: str
+    snippet: str
+
+
+async def unknown_sender_items(limit: int = 200) -> list[UnknownSenderItem]:
+    """Emails from unknown senders, newest first; they stay until a trainer deals with them."""
+    items = (
+        await InboundItem.filter(
+            channel=Channel.EMAIL,
+            state=InboundState.FLAGGED,
+            error__startswith=UNKNOWN_SENDER,
+        )
+        .order_by("-id")
+        .limit(limit)
+    )
+    views = []
+    for item in items:
+        mail = parse_mail(bytes(item.payload))
+        views.append(
+            UnknownSenderItem(
+                id=item.id,
+                account=item.account,
+                received_at=item.received_at,
+                from_address=mail.from_address,
+                from_name=mail.from_name,
+                subject=mail.subject,
+                snippet=" ".join(mail.body.split())[:200],
+            )
+        )
+    return views

@@ -1,0 +1,1 @@
+"""The local Telegram Bot API emulator: an ASGI app that behaves like api.telegram.org."""

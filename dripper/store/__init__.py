@@ -1,0 +1,1 @@
+"""Every SQL statement dripper runs, one module per aggregate, with the dialect helpers."""

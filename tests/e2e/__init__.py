@@ -1,0 +1,1 @@
+"""End to end: dripper as real processes (kill tests, several workers), the CLI and the demo."""

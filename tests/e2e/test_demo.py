@@ -1,0 +1,105 @@
+"""`dripper demo --headless`: the whole drip on embedded defaults, as CI and new users run it.
+
+The JSON run uses the default `--imap auto` (Dovecot where it can run, else the embedded IMAP
+server); the text run forces the embedded server, so both mailboxes are played here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from dripper.cli import main
+from dripper.demo.mail import start_mailbox
+from dripper.errors import DripperError
+from dripper.sandbox.dovecot import dovecot_missing
+
+
+def test_headless_demo_plays_the_drip_and_reports_the_blocked_and_bounced() -> None:
+    result = CliRunner().invoke(main, ["demo", "--headless", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    states = {(row["channel"], row["state"]): row["n"] for row in summary["deliveries"]}
+    assert states[("telegram", "sent")] > 50
+    assert states[("email", "sent")] > 50
+    assert not [key for key in states if key[1] in ("failed", "uncertain")]
+    reach = {row["first_name"]: row for row in summary["reachability"]}
+    assert reach["Liam"]["telegram_status"] == "unreachable"  # blocked the bot
+    assert reach["Priya"]["email_status"] == "unreachable"  # hard bounce
+    assert summary["emails_per_address"]["liam@example.com"] > 5  # the drip went on by email
+    notes = " ".join(note["error"] for note in summary["notes"])
+    # Liam's block reaches dripper as a chat-member update before any send fails, so no
+    # send bounces off it; the bounce is seen when an email is refused.
+    assert "user unknown; continuing by telegram" in notes
+    assert summary["learner_actions"]["quiz and check-in taps"] > 10
+    assert summary["inbox_messages"]["in"] > 10
+    assert summary["quiz_answers"]["right"] > 0
+    assert summary["quiz_answers"]["wrong"] > 0
+    assert summary["trainer_answer"]["arrived_in_chat"] is True
+    expected = "dovecot" if dovecot_missing() is None else "embedded"
+    assert_email_replies_reached_the_inbox(summary, expected)
+
+
+def assert_email_replies_reached_the_inbox(summary: dict[str, Any], server: str) -> None:
+    email = summary["email"]
+    assert email["imap_server"] == server
+    sent = email["learner_emails"]
+    assert sent == {"quiz answer": 2, "reply": 2, "out-of-office": 1}
+    # Everything sent was stored by the poller and classified: the out-of-office as such.
+    assert email["stored_by_the_poller"] == 5
+    assert email["classified"] == {"answer": 2, "reply": 2, "auto-reply": 1}
+    # Each written reply is in the inbox, linked to the step of the email it answers.
+    for reply in email["replies"]:
+        assert reply["in_inbox"] is True
+        assert reply["answers_step"] is not None
+        assert reply["filed_under_step"] == reply["answers_step"]
+        assert reply["learner"] == "José" and "?" in reply["body"]
+    # The out-of-office was stored and recognised, and did not become an inbox message.
+    away = email["out_of_office"]
+    assert away["learner"] == "Ana" and away["stored"] is True
+    assert away["verdict"] == "auto-reply, hidden: Auto-Submitted: auto-replied"
+    assert away["inbox_messages"] == 0
+    by_channel = summary["inbox_messages_in_by_channel"]
+    assert by_channel["email"] == sent["reply"] + sent["quiz answer"]  # no auto-reply among them
+    assert sum(by_channel.values()) == summary["inbox_messages"]["in"]
+
+
+def test_demo_text_output_names_what_happened_with_the_embedded_imap_server() -> None:
+    result = CliRunner().invoke(
+        main, ["demo", "--headless", "--imap", "embedded"], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert "Reachability at the end:" in result.output
+    assert "Liam   telegram unreachable" in result.output
+    assert "arrived in" in result.output
+    assert "IMAP mailbox on the embedded pure-Python IMAP server" in result.output
+    assert ", 4 by email)" in result.output  # the out-of-office is not among them
+    assert "José wrote back to" in result.output and "filed in the inbox under" in result.output
+    assert "Ana's out-of-office auto-reply was stored, recognised" in result.output
+    assert "kept out of the inbox" in result.output
+
+
+def test_forcing_dovecot_where_it_cannot_run_is_an_error_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("dripper.demo.mail.dovecot_missing", lambda: "Dovecot is not installed")
+    result = CliRunner().invoke(main, ["demo", "--headless"], env={"DRIPPER_DEMO_IMAP": "dovecot"})
+    assert result.exit_code == 1
+    assert "--imap dovecot: Dovecot is not installed; or use --imap embedded" in result.output
+
+
+async def test_auto_falls_back_to_the_embedded_server_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("dripper.demo.mail.dovecot_missing", lambda: "Dovecot is not installed")
+    mailbox = await start_mailbox("auto")
+    try:
+        assert mailbox.server == "embedded"
+        assert mailbox.note.endswith("; no Dovecot: Dovecot is not installed")
+    finally:
+        await mailbox.stop()
+    with pytest.raises(DripperError, match="--imap embedded"):
+        await start_mailbox("dovecot")

@@ -1,0 +1,1 @@
+"""Tests against real servers on loopback: the emulator, aiosmtpd, IMAP servers, PostgreSQL."""

@@ -1,0 +1,1 @@
+"""The trainers' dashboard, driven through Textual's Pilot, with snapshots."""
