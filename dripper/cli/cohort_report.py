@@ -12,13 +12,7 @@ import click
 
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
-from dripper.reports.figures import (
-    OptionCount,
-    StepAnswer,
-    StepFigures,
-    step_answers,
-    step_figures,
-)
+from dripper.reports.steps import OptionCount, StepAnswer, StepFigures, step_answers, step_figures
 
 FIGURE_COLUMNS = (
     "step",

@@ -12,19 +12,15 @@ from tortoise.functions import Lower
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import parse_local_time, with_db
 from dripper.curriculum import CheckResult
+from dripper.curriculum.checks import find_curriculum
 from dripper.engine.wake import notify_wake
-from dripper.enrollments.enroll import (
-    cohort_named,
-    enroll,
-    move_cohort,
-    pause_cohort,
-    resume_cohort,
-)
+from dripper.enrollments.enroll import cohort_named, enroll
+from dripper.enrollments.move import move_cohort
+from dripper.enrollments.pause import pause_cohort, resume_cohort
 from dripper.errors import DripperError
 from dripper.learners.roster import ParsedLearners, import_learners, parse_learners_csv
 from dripper.models import Cohort, Enrollment, Learner
 from dripper.schedule.plan import learner_zone
-from dripper.store.curricula import find_curriculum
 
 
 def read_learner_file(csv_file: Path) -> ParsedLearners:

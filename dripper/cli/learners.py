@@ -172,7 +172,7 @@ COMMANDS: list[click.Command] = [learners_group]
 def pause_cmd(app: AppContext, learner: str, duration: timedelta | None) -> None:
     """Pause every drip of LEARNER (email or @handle) until `learners resume`, or --for a while."""
     from dripper.cli.enroll import select_learners
-    from dripper.enrollments.enroll import pause
+    from dripper.enrollments.pause import pause
 
     async def work() -> int:
         [found] = await select_learners((learner,), False, None)
@@ -193,7 +193,7 @@ def pause_cmd(app: AppContext, learner: str, duration: timedelta | None) -> None
 def resume_cmd(app: AppContext, learner: str) -> None:
     """Resume LEARNER's paused drips; the rest moves later by the time paused."""
     from dripper.cli.enroll import select_learners
-    from dripper.enrollments.enroll import resume
+    from dripper.enrollments.pause import resume
 
     async def work() -> int:
         [found] = await select_learners((learner,), False, None)

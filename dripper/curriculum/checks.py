@@ -42,6 +42,7 @@ from dripper.curriculum.model import (
     is_identifier,
 )
 from dripper.curriculum.source import Problem, Source, SourceError, read_source
+from dripper.errors import DripperError
 from dripper.hints import did_you_mean
 from dripper.schedule.slots import window_ever_opens
 
@@ -520,3 +521,27 @@ def summary(result: CheckResult) -> str:
         f'{result.path}: ok: {curriculum.id} "{curriculum.title}", {len(curriculum.steps)} steps '
         f"over {span} ({', '.join(parts)})"
     )
+
+
+def find_curriculum(curricula_dir: Path, key: str) -> CheckResult:
+    """The checked file in `curricula_dir` whose id is `key`; a clear error when absent or bad."""
+    results, problems = check_paths([curricula_dir])
+    for result in results:
+        if result.curriculum is not None and result.curriculum.id == key:
+            if result.problems:
+                break
+            return result
+    bad = [p for r in results for p in r.problems] + problems
+    for result in results:
+        if result.curriculum is None and any(f"id: {key}" in line for line in _head(result)):
+            lines = "\n".join(str(p) for p in result.problems)
+            raise DripperError(f"curriculum '{key}' has problems; fix them first:\n{lines}")
+    known = sorted(r.curriculum.id for r in results if r.curriculum is not None)
+    hint = did_you_mean(key, known)
+    detail = f" (known: {', '.join(known)})" if known and not hint else ""
+    suffix = f"; {len(bad)} problem(s) in other files, see `dripper check`" if bad else ""
+    raise DripperError(f"no curriculum with id '{key}' in {curricula_dir}{hint}{detail}{suffix}")
+
+
+def _head(result: CheckResult) -> list[str]:
+    return result.source_text.splitlines()[:20]

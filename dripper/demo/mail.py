@@ -27,7 +27,7 @@ from dripper.channels.email.message import ANSWER_MANY, ANSWER_ONE, reply_subjec
 from dripper.clock import Clock
 from dripper.config import ImapSettings
 from dripper.errors import DripperError
-from dripper.inbound.email.classify import dedupe_key
+from dripper.inbound.email.parse import dedupe_key
 from dripper.inbound.email.poller import ImapPoller, PollerOptions, PollReport
 from dripper.models import Channel, Delivery, InboundItem, Message
 from dripper.sandbox.dovecot import PASSWORD, Dovecot, dovecot_missing

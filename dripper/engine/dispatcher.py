@@ -33,7 +33,7 @@ from dripper.clock import Clock
 from dripper.content.compose import CourseView, LearnerView, compose_reply, compose_step
 from dripper.curriculum import Curriculum
 from dripper.engine.planner import plan_due
-from dripper.enrollments.enroll import resume_due
+from dripper.enrollments.pause import resume_due
 from dripper.inbox import reply_context
 from dripper.models import Channel as ChannelName
 from dripper.models import DeliveryKind, DeliveryState

@@ -17,12 +17,8 @@ from pathlib import Path
 
 from dripper.channels.base import Channel
 from dripper.channels.ratelimit import TokenBucket
-from dripper.channels.telegram.channel import (
-    ChatPacer,
-    TelegramChannel,
-    shared_telegram_budget,
-    telegram_budget,
-)
+from dripper.channels.telegram.budget import ChatPacer, shared_telegram_budget, telegram_budget
+from dripper.channels.telegram.channel import TelegramChannel
 from dripper.config import Settings
 from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from dripper.curriculum import CheckResult, Curriculum, check_paths
 from dripper.engine.planner import step_key
-from dripper.enrollments.enroll import replan_unsent
+from dripper.enrollments.move import replan_unsent
 from dripper.errors import DripperError
 from dripper.models import CurriculumVersion, DeliveryKind, DeliveryState, Enrollment
 from dripper.schedule.plan import learner_zone, plan_steps

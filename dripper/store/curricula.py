@@ -7,16 +7,14 @@ Enrollments pin the version they run, so editing a YAML file changes nothing by 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from dripper.curriculum import CheckResult, Curriculum, check_paths
+from dripper.curriculum import CheckResult, Curriculum
 from dripper.curriculum.checks import check_source
 from dripper.curriculum.source import parse_source
 from dripper.db import database_key
 from dripper.errors import DripperError
-from dripper.hints import did_you_mean
 from dripper.models import CurriculumVersion
 
 # Stored versions never change: parsed once per process, per database.
@@ -73,27 +71,3 @@ async def _load(version_id: int, using: BaseDBAsyncClient | None) -> Curriculum:
         raise DripperError(f"stored curriculum version {version_id} no longer loads: {problems}")
     _parsed[(database_key(), version_id)] = result.curriculum
     return result.curriculum
-
-
-def find_curriculum(curricula_dir: Path, key: str) -> CheckResult:
-    """The checked file in `curricula_dir` whose id is `key`; a clear error when absent or bad."""
-    results, problems = check_paths([curricula_dir])
-    for result in results:
-        if result.curriculum is not None and result.curriculum.id == key:
-            if result.problems:
-                break
-            return result
-    bad = [p for r in results for p in r.problems] + problems
-    for result in results:
-        if result.curriculum is None and any(f"id: {key}" in line for line in _head(result)):
-            lines = "\n".join(str(p) for p in result.problems)
-            raise DripperError(f"curriculum '{key}' has problems; fix them first:\n{lines}")
-    known = sorted(r.curriculum.id for r in results if r.curriculum is not None)
-    hint = did_you_mean(key, known)
-    detail = f" (known: {', '.join(known)})" if known and not hint else ""
-    suffix = f"; {len(bad)} problem(s) in other files, see `dripper check`" if bad else ""
-    raise DripperError(f"no curriculum with id '{key}' in {curricula_dir}{hint}{detail}{suffix}")
-
-
-def _head(result: CheckResult) -> list[str]:
-    return result.source_text.splitlines()[:20]

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from dripper.bench.harness import insert_learners
-from dripper.channels.telegram.channel import TelegramChannel, shared_telegram_budget
+from dripper.channels.telegram.budget import shared_telegram_budget
+from dripper.channels.telegram.channel import TelegramChannel
 from dripper.clock import SystemClock
 from dripper.curriculum.checks import CheckResult, check_source
 from dripper.curriculum.source import parse_source

@@ -27,7 +27,8 @@ from dripper.db import open_db
 from dripper.engine.planner import plan_due
 from dripper.enrollments.answers import AnswerStatus, record_quiz_answer
 from dripper.enrollments.apply import apply_changes, pending_changes
-from dripper.enrollments.enroll import enroll, pause
+from dripper.enrollments.enroll import enroll
+from dripper.enrollments.pause import pause
 from dripper.errors import DripperError
 from dripper.inbox import AnsweredPrompt, record_learner_message
 from dripper.models import (
@@ -39,16 +40,9 @@ from dripper.models import (
     Learner,
     Reachability,
 )
-from dripper.reports.figures import (
-    CohortRow,
-    LearnerRow,
-    OptionCount,
-    cohort_rows,
-    learner_count,
-    learner_rows,
-    step_answers,
-    step_figures,
-)
+from dripper.reports.cohorts import CohortRow, cohort_rows
+from dripper.reports.learners import LearnerRow, learner_count, learner_rows
+from dripper.reports.steps import OptionCount, step_answers, step_figures
 from dripper.store.outbox import Outcome, claim_due, record
 
 STATS = """\

@@ -16,7 +16,9 @@ from dripper.clock import ManualClock
 from dripper.curriculum.checks import CheckResult, check_source
 from dripper.curriculum.source import parse_source
 from dripper.engine.dispatcher import Dispatcher, DispatcherSettings
-from dripper.enrollments.enroll import enroll, move_cohort, pause, resume
+from dripper.enrollments.enroll import enroll
+from dripper.enrollments.move import move_cohort
+from dripper.enrollments.pause import pause, resume
 from dripper.models import Channel, Delivery, DeliveryState, Enrollment, Learner
 from dripper.sandbox import TelegramEmulator
 from tests.fixtures.sandboxes import telegram_sandbox
@@ -312,7 +314,7 @@ async def test_the_same_drip_on_postgresql(pg_env: Env) -> None:
 
 
 async def test_telegram_budgets_hold_against_an_enforcing_server(db: None) -> None:
-    from dripper.channels.telegram.channel import ChatPacer, telegram_budget
+    from dripper.channels.telegram.budget import ChatPacer, telegram_budget
 
     emulator = TelegramEmulator(tokens=[TOKEN], rate_limit=True, global_rate=30)
     async with served(emulator, budget=telegram_budget(30), pacer=ChatPacer()) as env:

@@ -18,7 +18,8 @@ from dripper.clock import ManualClock
 from dripper.curriculum.checks import check_source
 from dripper.curriculum.source import parse_source
 from dripper.engine.dispatcher import Dispatcher
-from dripper.enrollments.enroll import enroll, pause
+from dripper.enrollments.enroll import enroll
+from dripper.enrollments.pause import pause
 from dripper.inbound.telegram.poller import TelegramPoller
 from dripper.inbox import record_learner_message, reply_to_learner
 from dripper.models import (

@@ -18,7 +18,7 @@ from imapclient import IMAPClient  # type: ignore[import-untyped]
 from imapclient.exceptions import LoginError  # type: ignore[import-untyped]
 
 from dripper.bench.ingest_email import reply_message, seed_course
-from dripper.inbound.email.classify import attachments_from_bodystructure
+from dripper.inbound.email.parse import attachments_from_bodystructure
 from dripper.inbound.email.poller import ImapPoller, PollerOptions, PollReport
 from dripper.models import InboundItem, Message
 from dripper.sandbox.imap import ImapServer

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dripper.channels.base import Outbound, Outcome
-from dripper.channels.telegram.channel import TelegramChannel, split_html
+from dripper.channels.telegram.channel import TelegramChannel
 from dripper.content.compose import Button, Content
 from dripper.content.render import telegram_html, visible_length
+from dripper.content.split import split_html
 from dripper.sandbox import TelegramEmulator
 from dripper.sandbox.telegram.html import parse_html, utf16_len
 from tests.fixtures.sandboxes import telegram_sandbox

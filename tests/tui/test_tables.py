@@ -25,7 +25,8 @@ from textual.widgets import DataTable, Input, OptionList, Static
 
 from dripper.db import open_db
 from dripper.engine.planner import plan_due
-from dripper.enrollments.enroll import enroll, pause
+from dripper.enrollments.enroll import enroll
+from dripper.enrollments.pause import pause
 from dripper.inbox import AnsweredPrompt, record_learner_message
 from dripper.models import (
     Channel,

@@ -6,15 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dripper.inbound.email.classify import (
-    Kind,
+from dripper.inbound.email.classify import Kind, classify, parse_choices
+from dripper.inbound.email.parse import (
     attachments_from_bodystructure,
-    classify,
     decode_bytes,
     dedupe_key,
     html_to_text,
     normalise_message_id,
-    parse_choices,
     parse_mail,
     strip_reply,
 )

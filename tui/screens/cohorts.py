@@ -23,17 +23,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ListItem, ListView, Static
 
-from dripper.enrollments.enroll import pause_cohort, resume_cohort
+from dripper.enrollments.pause import pause_cohort, resume_cohort
 from dripper.errors import DripperError
 from dripper.models import Channel
-from dripper.reports.figures import (
-    CohortRow,
-    StepAnswer,
-    StepFigures,
-    cohort_rows,
-    step_answers,
-    step_figures,
-)
+from dripper.reports.cohorts import CohortRow, cohort_rows
+from dripper.reports.steps import StepAnswer, StepFigures, step_answers, step_figures
 from tui.messages import DataChanged
 from tui.session import Session, session_of
 from tui.text import clean, literal, shorten

@@ -18,11 +18,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from dripper.enrollments.enroll import pause, resume
+from dripper.enrollments.pause import pause, resume
 from dripper.errors import DripperError
 from dripper.inbox import cohort_names
 from dripper.models import Conversation, EnrollmentState, Reachability
-from dripper.reports.figures import LearnerRow, learner_count, learner_rows
+from dripper.reports.learners import LearnerRow, learner_count, learner_rows
 from tui.messages import DataChanged
 from tui.screens.pickers import Ask, Choose
 from tui.session import Session, age, session_of

@@ -41,15 +41,8 @@ from tortoise.transactions import in_transaction
 from dripper.curriculum import Checkin, Quiz
 from dripper.db import connection
 from dripper.enrollments.answers import AnswerStatus, record_quiz_answer
-from dripper.inbound.email.classify import (
-    Attachment,
-    Classification,
-    Kind,
-    ParsedMail,
-    classify,
-    dedupe_key,
-    parse_mail,
-)
+from dripper.inbound.email.classify import Classification, Kind, classify
+from dripper.inbound.email.parse import Attachment, ParsedMail, dedupe_key, parse_mail
 from dripper.inbox import PROMPT_KINDS, AnsweredPrompt, record_learner_message
 from dripper.models import (
     Channel,

@@ -38,7 +38,6 @@ from imapclient.exceptions import IMAPClientError, LoginError  # type: ignore[im
 from dripper.clock import Clock, SystemClock
 from dripper.config import ImapSettings, Settings
 from dripper.errors import DripperError
-from dripper.inbound.email.classify import attachments_from_bodystructure
 from dripper.inbound.email.ingest import (
     Cursor,
     Fetched,
@@ -48,6 +47,7 @@ from dripper.inbound.email.ingest import (
     process_pending,
     store_batch,
 )
+from dripper.inbound.email.parse import attachments_from_bodystructure
 
 log = logging.getLogger("dripper.imap")
 

@@ -38,7 +38,8 @@ from dripper.content.render import TELEGRAM_TEXT_LIMIT, telegram_html, visible_l
 from dripper.curriculum import Checkin, Curriculum, Quiz, StepBase
 from dripper.curriculum.templates import render
 from dripper.enrollments.answers import AnswerResult, AnswerStatus, record_quiz_answer
-from dripper.enrollments.enroll import pause, replan_unsent, resume
+from dripper.enrollments.move import replan_unsent
+from dripper.enrollments.pause import pause, resume
 from dripper.inbound.telegram.events import (
     BadTap,
     Command,
