@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from dripper import aio
-from dripper.bench.harness import insert_learners, one_step_curriculum, peak_rss_mb
+from dripper.bench.harness import peak_rss_mb
 from dripper.db import connection, open_db
 from dripper.enrollments.enroll import enroll
 from dripper.inbox import Folder
 from dripper.models import Learner
+from dripper.sandbox.seed import insert_learners, one_step_curriculum
 from dripper.store.sql import q, ts
 from tui.app import DripperApp
 from tui.screens.inbox import InboxScreen

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dripper.bench.harness import BENCH_TOKEN, one_step_curriculum
+from dripper.bench.harness import BENCH_TOKEN
 from dripper.channels.base import Outbound, Outcome
 from dripper.channels.telegram.channel import TelegramChannel
 from dripper.content.compose import CourseView, LearnerView, compose_step
+from dripper.sandbox.seed import one_step_curriculum
 
 # The baseline can be very slow (one job store commit per job); it is measured over what it
 # manages in this time, and reports how many it sent.

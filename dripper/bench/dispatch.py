@@ -21,8 +21,6 @@ from dripper.bench.harness import (
     BENCH_TOKEN,
     control,
     dispatch_figures,
-    insert_learners,
-    one_step_curriculum,
     peak_rss_mb,
     telegram_emulator_process,
 )
@@ -35,6 +33,7 @@ from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
 from dripper.models import Channel as ChannelName
 from dripper.models import Learner
+from dripper.sandbox.seed import insert_learners, one_step_curriculum
 
 
 async def _prepare(n: int, now: datetime, channel: ChannelName) -> None:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from dripper import aio
-from dripper.bench.harness import insert_learners, many_step_curriculum, peak_rss_mb
+from dripper.bench.harness import peak_rss_mb
 from dripper.db import connection, open_db
 from dripper.engine.planner import plan_due
 from dripper.enrollments.enroll import enroll
 from dripper.models import Learner
+from dripper.sandbox.seed import insert_learners, many_step_curriculum
 
 
 async def _run(n: int, steps: int) -> dict[str, Any]:

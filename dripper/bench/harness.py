@@ -20,10 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from dripper.curriculum.checks import CheckResult, check_source
-from dripper.curriculum.source import parse_source
 from dripper.db import connection
-from dripper.store.sql import as_datetime, q, ts
+from dripper.store.sql import as_datetime
 
 BENCH_TOKEN = "424242:BENCH-token"
 
@@ -109,81 +107,6 @@ async def control(base_url: str, method: str, **arguments: Any) -> Any:
         if not body.get("ok"):
             raise RuntimeError(f"control {method} failed: {body}")
         return body["result"]
-
-
-def one_step_curriculum() -> CheckResult:
-    """A curriculum whose single tip is due right at the anchor, with a personalised text."""
-    text = """\
-id: bench
-title: Benchmark
-send_window:
-  send_at: "* * * * *"
-  spread: 0m
-steps:
-  - id: tip
-    after: 0d
-    kind: tip
-    text: "Hi {{ learner.first_name }}, one **idea** for today: press `Ctrl+T`."
-"""
-    result = check_source(parse_source(text, "bench.yaml"))
-    assert result.curriculum is not None, result.problems
-    return result
-
-
-def many_step_curriculum(steps: int) -> CheckResult:
-    body = "".join(
-        f"""  - id: step-{n}
-    after: {n + 1}d
-    kind: tip
-    text: "Step {n} for {{{{ learner.first_name }}}}"
-"""
-        for n in range(steps)
-    )
-    text = f"""\
-id: bench-{steps}
-title: Benchmark with {steps} steps
-timezone: Europe/Berlin
-send_window:
-  send_at: "0 9 * * 1-5"
-  spread: 30m
-  quiet_hours: ["20:00-08:00"]
-steps:
-{body}"""
-    result = check_source(parse_source(text, "bench.yaml"))
-    assert result.curriculum is not None, result.problems
-    return result
-
-
-async def insert_learners(
-    count: int, now: datetime, *, telegram: bool = False, email: bool = False
-) -> None:
-    """N learners in one batch insert; chat ids are 1..N, addresses learnerN@example.com."""
-    conn = connection()
-    zones = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "UTC"]
-    rows = [
-        [
-            f"Learner{n}",
-            "",
-            f"learner{n}@example.com" if email else None,
-            n if telegram else None,
-            zones[n % len(zones)],
-            "{}",
-            "unknown",
-            "unknown",
-            0,
-            ts(conn, now),
-            ts(conn, now),
-        ]
-        for n in range(1, count + 1)
-    ]
-    sql = q(
-        conn,
-        "INSERT INTO learner (first_name, last_name, email, telegram_chat_id, timezone, "
-        "attributes, email_status, telegram_status, soft_bounces, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    for start in range(0, len(rows), 10_000):
-        await conn.execute_many(sql, rows[start : start + 10_000])
 
 
 async def dispatch_figures(n: int, started_at: datetime, elapsed: float) -> dict[str, Any]:

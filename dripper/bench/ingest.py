@@ -19,20 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from dripper import aio
-from dripper.bench.harness import (
-    BENCH_TOKEN,
-    control,
-    insert_learners,
-    one_step_curriculum,
-    peak_rss_mb,
-    telegram_emulator_process,
-)
+from dripper.bench.harness import BENCH_TOKEN, control, peak_rss_mb, telegram_emulator_process
 from dripper.channels.telegram.channel import TelegramChannel
 from dripper.db import connection, open_db
 from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
 from dripper.inbound.telegram.poller import PollerSettings, TelegramPoller
 from dripper.models import Learner
+from dripper.sandbox.seed import insert_learners, one_step_curriculum
 
 RUN_DEADLINE_S = 600
 

@@ -29,8 +29,6 @@ from dripper.bench.harness import (
     BENCH_TOKEN,
     control,
     dispatch_figures,
-    insert_learners,
-    one_step_curriculum,
     peak_rss_mb,
     telegram_emulator_process,
 )
@@ -39,6 +37,7 @@ from dripper.engine.wake import PG_CHANNEL
 from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
 from dripper.models import Learner
+from dripper.sandbox.seed import insert_learners, one_step_curriculum
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,5 @@
-"""Local stand-ins for the outside world (Telegram's Bot API) for tests, benchmarks and the demo."""
+"""Local stand-ins for the outside world (the Bot API, SMTP, IMAP) and seed data, for tests,
+benchmarks and the demo."""
 
 from dripper.sandbox.server import RunningServer, serve, start_server
 from dripper.sandbox.telegram.emulator import FaultKind, SendRecord, TelegramEmulator

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from dripper.bench.harness import insert_learners
 from dripper.channels.telegram.budget import shared_telegram_budget
 from dripper.channels.telegram.channel import TelegramChannel
 from dripper.clock import SystemClock
@@ -37,6 +36,7 @@ from dripper.engine.planner import plan_due
 from dripper.enrollments.enroll import enroll
 from dripper.models import Channel, Learner
 from dripper.sandbox import SendRecord, TelegramEmulator, start_server
+from dripper.sandbox.seed import insert_learners
 
 pytestmark = pytest.mark.postgres
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from dripper.bench.ingest_email import COURSE_ADDRESS, SeededLearner, reply_message, seed_course
 from dripper.config import ImapSettings, Settings
 from dripper.errors import DripperError
 from dripper.inbound.email.ingest import (
@@ -30,6 +29,7 @@ from dripper.models import (
     QuizAnswer,
     Reachability,
 )
+from dripper.sandbox.seed import COURSE_ADDRESS, SeededLearner, reply_message, seed_course
 from tests.fixtures.mail import Mailbox, eml
 
 KEY = b"inbound-test-hmac-key-0123456789"

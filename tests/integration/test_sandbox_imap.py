@@ -17,11 +17,11 @@ import pytest
 from imapclient import IMAPClient  # type: ignore[import-untyped]
 from imapclient.exceptions import LoginError  # type: ignore[import-untyped]
 
-from dripper.bench.ingest_email import reply_message, seed_course
 from dripper.inbound.email.parse import attachments_from_bodystructure
 from dripper.inbound.email.poller import ImapPoller, PollerOptions, PollReport
 from dripper.models import InboundItem, Message
 from dripper.sandbox.imap import ImapServer
+from dripper.sandbox.seed import reply_message, seed_course
 
 USER, PASSWORD = "course", 'pa ss"word'  # a password that has to be quoted
 KEY = b"sandbox-imap-test-key-0123456789"

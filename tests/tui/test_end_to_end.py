@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from textual.pilot import Pilot
 
-from dripper.bench.ingest_email import seed_course
 from dripper.channels.email.channel import EmailChannel
 from dripper.clock import ManualClock
 from dripper.engine.dispatcher import Dispatcher
 from dripper.inbound.email.poller import ImapPoller, PollerOptions
 from dripper.models import Channel, Delivery, DeliveryKind, DeliveryState
+from dripper.sandbox.seed import seed_course
 from dripper.sandbox.smtp import SmtpSink
 from tests.fixtures.mail import Mailbox, eml
 from tests.fixtures.sandboxes import smtp_sandbox, telegram_sandbox
