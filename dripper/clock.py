@@ -1,14 +1,13 @@
-"""Injectable clocks: real time for production, accelerated time for the demo, manual for tests.
+"""Injectable clocks: real time for production, manual time for the demo and the tests.
 
 The dispatcher never calls datetime.now() or asyncio.sleep() directly; it asks its clock, so a
-test can move time forward deterministically and the demo can play two weeks in a minute.
+test can move time forward deterministically and the demo can play six weeks in seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -36,24 +35,6 @@ class SystemClock:
 
     async def sleep_until(self, moment: datetime, wake: asyncio.Event) -> None:
         await _wait(wake, (moment - self.now()).total_seconds())
-
-
-class AcceleratedClock:
-    """Virtual time that starts at `start` and runs `factor` times faster than real time."""
-
-    def __init__(self, start: datetime, factor: float) -> None:
-        if factor <= 0:
-            raise ValueError("factor must be positive")
-        self._start = start
-        self._factor = factor
-        self._real_start = time.monotonic()
-
-    def now(self) -> datetime:
-        elapsed = (time.monotonic() - self._real_start) * self._factor
-        return self._start + timedelta(seconds=elapsed)
-
-    async def sleep_until(self, moment: datetime, wake: asyncio.Event) -> None:
-        await _wait(wake, (moment - self.now()).total_seconds() / self._factor)
 
 
 class ManualClock:

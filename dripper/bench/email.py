@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from dripper.bench.dispatch import dispatch_due
 from dripper.bench.harness import peak_rss_mb
 from dripper.channels.email.channel import EmailChannel
 from dripper.channels.ratelimit import TokenBucket
 from dripper.config import SmtpSettings
-from dripper.db import open_db
-from dripper.models import Channel as ChannelName
 
 
 async def _start_sink() -> tuple[asyncio.subprocess.Process, int]:
@@ -46,8 +43,6 @@ async def _stop_sink(process: asyncio.subprocess.Process) -> dict[str, int]:
 
 
 async def bench_email(n: int, baseline: str | None, connections: int = 3) -> dict[str, Any]:
-    from dripper.bench.dispatch import _dispatch
-
     if baseline is not None:
         raise SystemExit("--baseline is measured for --channel telegram only")
     process, port = await _start_sink()
@@ -62,13 +57,7 @@ async def bench_email(n: int, baseline: str | None, connections: int = 3) -> dic
             connections=connections,
         )
         channel = EmailChannel(settings, limiter=TokenBucket(None))
-        await channel.start()
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                async with open_db(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"):
-                    result.update(await _dispatch({ChannelName.EMAIL: channel}, n))
-            finally:
-                await channel.close()
+        result.update(await dispatch_due(channel, n))
     finally:
         counts = await _stop_sink(process)
     result["received"] = counts["received"]

@@ -72,7 +72,7 @@ class CheckResult:
         return self.curriculum is not None and not self.problems
 
 
-class CurriculumError(Exception):
+class CurriculumError(DripperError):
     """A curriculum file has problems; `problems` holds every one of them."""
 
     def __init__(self, problems: list[Problem]) -> None:

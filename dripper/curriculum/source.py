@@ -15,6 +15,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from dripper.errors import DripperError
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -29,7 +31,7 @@ class Problem:
         return f"{self.path}:{self.line}:{self.col}: {self.message}"
 
 
-class SourceError(Exception):
+class SourceError(DripperError):
     """The file cannot be read as YAML at all."""
 
     def __init__(self, problem: Problem) -> None:

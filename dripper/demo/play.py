@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +43,9 @@ from dripper.demo.mail import (
     email_summary,
     start_mailbox,
 )
-from dripper.engine.dispatcher import Dispatcher, DispatcherSettings
-from dripper.engine.wake import WakeListener
+from dripper.engine.dispatcher import DispatcherSettings
+from dripper.engine.worker import Worker
 from dripper.enrollments.enroll import enroll
-from dripper.inbound.telegram.poller import TelegramPoller
 from dripper.inbox import reply_to_learner
 from dripper.inbox.canned import EXAMPLE_CANNED_REPLIES
 from dripper.models import Channel as ChannelName
@@ -208,10 +206,7 @@ async def _summary(emulator: TelegramEmulator, sink: SmtpSink) -> dict[str, Any]
 
 
 async def _trainer_answers(
-    emulator: TelegramEmulator,
-    channels: dict[ChannelName, Channel],
-    clock: ManualClock,
-    settings: DispatcherSettings,
+    emulator: TelegramEmulator, worker: Worker, clock: ManualClock
 ) -> dict[str, Any]:
     """The trainer answers the first question a learner wrote on Telegram; the answer goes out
     through the dispatcher and is shown arriving in that learner's chat."""
@@ -227,7 +222,7 @@ async def _trainer_answers(
     learner = await Learner.get(id=conversation.learner_id)  # type: ignore[attr-defined]
     text = f"Good question, {learner.first_name}! I'll show you in our follow-up call on Friday."
     await reply_to_learner(conversation.id, text, clock.now())
-    await Dispatcher(channels, clock, "demo", settings, signing_key=DEMO_KEY).run_until_idle()
+    await worker.dispatcher.run_until_idle()
     chat = learner.telegram_chat_id or 0
     arrived = any(m.get("text") == text for m in emulator.messages(DEMO_TOKEN, chat))
     return {
@@ -245,40 +240,24 @@ class Delivering:
     """While the dashboard is open: every answer the trainer sends goes out through the
     dispatcher at once (the dashboard wakes it), and the trainer is told where it arrived."""
 
-    def __init__(
-        self,
-        emulator: TelegramEmulator,
-        sink: SmtpSink,
-        channels: dict[ChannelName, Channel],
-        clock: ManualClock,
-        settings: DispatcherSettings,
-    ) -> None:
-        self.emulator, self.sink, self.channels = emulator, sink, channels
-        self.clock, self.settings = clock, settings
+    def __init__(self, emulator: TelegramEmulator, sink: SmtpSink, worker: Worker) -> None:
+        self.emulator, self.sink, self.worker = emulator, sink, worker
         self.delivered: list[dict[str, str]] = []
         self._before: set[int] = set()  # answers that existed before the dashboard opened
         self._told: set[int] = set()
 
-    async def run(self, database_url: str, tell: Callable[[str], None]) -> None:
+    async def run(self, tell: Callable[[str], None]) -> None:
         # Answers sent before the dashboard opened (the demo's own) are not the trainer's.
         before = await Delivery.filter(kind=DeliveryKind.REPLY).values_list("id", flat=True)
         self._before = {int(delivery_id) for delivery_id in before}  # type: ignore[call-overload]
-        wake = asyncio.Event()
-        listener = WakeListener(database_url, wake)
-        await listener.start()
-        try:
-            while True:
-                wake.clear()
-                dispatcher = Dispatcher(
-                    self.channels, self.clock, "demo", self.settings, signing_key=DEMO_KEY
-                )
-                await dispatcher.run_until_idle()
-                for line in await self._arrivals():
-                    tell(line)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), 2)
-        finally:
-            await listener.close()
+        wake = self.worker.wake  # the dashboard wakes it when the trainer sends an answer
+        while True:
+            wake.clear()
+            await self.worker.dispatcher.run_until_idle()
+            for line in await self._arrivals():
+                tell(line)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), 2)
 
     async def _arrivals(self) -> list[str]:
         """The answers sent since the last look, with where each one arrived."""
@@ -365,12 +344,16 @@ async def _play(
         ChannelName.TELEGRAM: telegram,
         ChannelName.EMAIL: email,
     }
+    worker_settings = DispatcherSettings(
+        backoff_base=timedelta(minutes=5), no_channel_retry=timedelta(hours=6)
+    )
     try:
-        await telegram.start()
-        await email.start()
         with tempfile.TemporaryDirectory(prefix="dripper-demo-") as tmp:
             url = f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"
-            async with open_db(url):
+            worker = Worker(
+                channels, clock, url, dispatcher=worker_settings, signing_key=DEMO_KEY, name="demo"
+            )
+            async with open_db(url), worker:
                 learners = await _learners(emulator)
                 for key, cohort in (
                     ("excel-essentials", "Excel, November"),
@@ -378,55 +361,61 @@ async def _play(
                 ):
                     if key in by_id:
                         await enroll(by_id[key], cohort, COURSE_END, learners, clock.now())
-                dispatcher_settings = DispatcherSettings(
-                    backoff_base=timedelta(minutes=5), no_channel_retry=timedelta(hours=6)
-                )
-                poller = TelegramPoller(telegram.bot, now=clock.now)
-                simulated = SimulatedLearners(emulator)
-                by_email = EmailLearners(sink, mailbox, WRITES_BY_EMAIL, ON_HOLIDAY, HOLIDAY_FROM)
-                receiving = Receiving(mailbox, DEMO_KEY, clock)
-                await receiving.start()
-                blocked: set[int] = set()
-                try:
-                    for hour in range(DAYS * 24):
-                        moment = COURSE_END + timedelta(hours=hour)
-                        await clock.set(moment)
-                        if hour == 7 * 24:
-                            emulator.block(DEMO_TOKEN, BLOCKS_THE_BOT)
-                            blocked.add(BLOCKS_THE_BOT)
-                        dispatcher = Dispatcher(
-                            channels, clock, "demo", dispatcher_settings, signing_key=DEMO_KEY
-                        )
-                        await dispatcher.run_until_idle()
-                        simulated.act(blocked)
-                        if await by_email.act(moment):
-                            await receiving.wait_stored(len(by_email.written))
-                        await poller.run_until_idle()
-                        if on_day is not None and hour % 24 == 0:
-                            on_day(hour // 24, moment)
-                finally:
-                    await receiving.stop()
-                answer = await _trainer_answers(emulator, channels, clock, dispatcher_settings)
-                summary = await _summary(emulator, sink)
-                summary["learner_actions"] = dict(simulated.actions)
-                summary["trainer_answer"] = answer
-                summary["email"] = await email_summary(mailbox, by_email, receiving)
+                summary = await _play_weeks(worker, emulator, sink, mailbox, clock, on_day)
                 if dashboard is not None:
                     canned = Path(tmp) / "canned-replies.yaml"
                     canned.write_text(EXAMPLE_CANNED_REPLIES, encoding="utf-8")
-                    delivering = Delivering(emulator, sink, channels, clock, dispatcher_settings)
+                    delivering = Delivering(emulator, sink, worker)
                     await dashboard(
                         url,
                         trainer="trainer",
                         timezone="Europe/Berlin",
                         now=clock.now,
                         canned_replies=canned,
-                        background=partial(delivering.run, url),
+                        background=delivering.run,
                     )
                     summary["dashboard_answers"] = delivering.delivered
                 return summary
     finally:
-        await telegram.close()
-        await email.close()
         await sink.stop()
         await server.aclose()
+
+
+async def _play_weeks(
+    worker: Worker,
+    emulator: TelegramEmulator,
+    sink: SmtpSink,
+    mailbox: DemoMailbox,
+    clock: ManualClock,
+    on_day: Callable[[int, datetime], None] | None,
+) -> dict[str, Any]:
+    """Six weeks, an hour at a time: the worker sends what is due, learners act on what they
+    got, and the worker receives their taps, texts and emails. Returns the summary."""
+    assert worker.telegram is not None
+    simulated = SimulatedLearners(emulator)
+    by_email = EmailLearners(sink, mailbox, WRITES_BY_EMAIL, ON_HOLIDAY, HOLIDAY_FROM)
+    receiving = Receiving(mailbox, DEMO_KEY, clock)
+    await receiving.start()
+    blocked: set[int] = set()
+    try:
+        for hour in range(DAYS * 24):
+            moment = COURSE_END + timedelta(hours=hour)
+            await clock.set(moment)
+            if hour == 7 * 24:
+                emulator.block(DEMO_TOKEN, BLOCKS_THE_BOT)
+                blocked.add(BLOCKS_THE_BOT)
+            await worker.dispatcher.run_until_idle()
+            simulated.act(blocked)
+            if await by_email.act(moment):
+                await receiving.wait_stored(len(by_email.written))
+            await worker.telegram.run_until_idle()
+            if on_day is not None and hour % 24 == 0:
+                on_day(hour // 24, moment)
+    finally:
+        await receiving.stop()
+    answer = await _trainer_answers(emulator, worker, clock)
+    summary = await _summary(emulator, sink)
+    summary["learner_actions"] = dict(simulated.actions)
+    summary["trainer_answer"] = answer
+    summary["email"] = await email_summary(mailbox, by_email, receiving)
+    return summary

@@ -156,11 +156,15 @@ class Dispatcher:
         self._closing = False
         self._capacity = asyncio.Event()
         self._send_slots = asyncio.Semaphore(self.settings.concurrency)
+        # Set by run_until_idle: the run ends once nothing is due, and a failing cycle raises.
+        self._until_idle: asyncio.Event | None = None
 
     # ---- the loop ------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Dispatch until `stop` is set, then finish in-flight sends and return."""
+        """Dispatch until `stop` is set, then finish in-flight sends and return. A dispatcher
+        may run again after a run has ended (the demo runs one hour of drip at a time)."""
+        self._stopping = self._closing = False
         now = self.clock.now()
         retried, given_up = await recover_claims(now, expired_only=not self._recover_all)
         if retried or given_up:
@@ -180,8 +184,8 @@ class Dispatcher:
                     failures = 0
                 except Exception:
                     # A database hiccup (a lock held by another process, a dropped connection)
-                    # must not end `dripper run`; tests and benchmarks want to see it, though.
-                    if getattr(self, "_idle_stop", None) is not None:
+                    # must not end `dripper run`; a run until idle (tests, --once) raises it.
+                    if self._until_idle is not None:
                         raise
                     failures += 1
                     delay = min(30.0, 0.5 * 2**failures)
@@ -224,10 +228,13 @@ class Dispatcher:
                 log.warning("renewing leases failed; trying again shortly", exc_info=True)
 
     async def run_until_idle(self) -> Stats:
-        """Process everything due at the clock's current time, then return (tests, benchmarks)."""
-        stop = asyncio.Event()
-        self._idle_stop = stop
-        await self.run(stop)
+        """Process everything due at the clock's current time, then return (`dripper run
+        --once`, the demo, tests and benchmarks)."""
+        self._until_idle = asyncio.Event()
+        try:
+            await self.run(self._until_idle)
+        finally:
+            self._until_idle = None
         return self.stats
 
     async def _cycle(self, stop: asyncio.Event) -> None:
@@ -261,10 +268,9 @@ class Dispatcher:
             self._capacity.clear()
             await self._capacity.wait()
             return
-        idle_stop = getattr(self, "_idle_stop", None)
-        if idle_stop is not None:
+        if self._until_idle is not None:
             await self._drain()
-            idle_stop.set()
+            self._until_idle.set()
             return
         self.wake.clear()  # before looking: work enqueued from here on wakes the sleep below
         upcoming = await next_wake(now, self.settings.horizon)

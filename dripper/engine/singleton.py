@@ -1,5 +1,5 @@
 """Run a piece of work in exactly one worker at a time: the Telegram poller of a bot token, the
-IMAP poller of a mailbox.
+IMAP poller of a mailbox; and, on SQLite, only one `dripper run` per database (a lock file).
 
 On PostgreSQL the worker that holds a session advisory lock (on a connection of its own) does
 the work; the others wait and try again every few seconds. When the holder dies its connection
@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 from dripper.db import redact_url
+from dripper.errors import DripperError
 
 log = logging.getLogger("dripper.engine.singleton")
 
@@ -90,3 +94,39 @@ async def _work_while_held(
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    if not database_url.startswith("sqlite://") or ":memory:" in database_url:
+        return None
+    return Path(database_url.removeprefix("sqlite://").split("?", 1)[0])
+
+
+@contextlib.contextmanager
+def single_runner(database_url: str) -> Iterator[bool]:
+    """On SQLite, only one `dripper run` per database: yields True when this process holds the
+    lock (so every claim in the database belongs to a dead process). PostgreSQL runs several
+    workers and yields False."""
+    path = sqlite_path(database_url)
+    if path is None:
+        yield False
+        return
+    lock_path = path.with_name(path.name + ".run.lock")
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise DripperError(
+                f"another `dripper run` ({holder}) is already using {path}; with SQLite one "
+                "runner per database (use PostgreSQL to run several workers)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,26 +1,45 @@
-"""What `dripper run` assembles: channels from the settings, the single-runner lock, the worker.
+"""One dripper worker, assembled: channels, the dispatcher, the receivers and their wake-ups.
 
-Kept apart from the CLI so the demo and the benchmarks build the same thing in-process.
+The composition root: `dripper run` builds it from the settings (`Worker.from_settings`); the
+demo and the benchmarks build it from channels of their own (sandboxes, a manual clock). The
+caller opens the database first and keeps it open while the worker runs.
+
+- `run(stop)`: the dispatcher until `stop` is set, beside the Telegram receiver (long polling,
+  or the webhook when one is configured) and the IMAP poller. Each receiver runs in one worker
+  at a time (dripper.engine.singleton); a receiver that must give up (409 Conflict, a rejected
+  token) stops the whole worker, and its error is raised once the sends in flight are recorded.
+- `run_once()`: what is waiting now, received and sent, then return (`dripper run --once`).
+
+Everything enqueued elsewhere (an enrollment, a trainer's reply, a learner's answer planning a
+re-ask) wakes the dispatcher through `wake`: the receivers set it directly, other processes
+through the wake listener.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import fcntl
-import logging
 import os
 import socket
-import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
 
 from dripper.channels.base import Channel
 from dripper.channels.ratelimit import TokenBucket
 from dripper.channels.telegram.budget import ChatPacer, shared_telegram_budget, telegram_budget
 from dripper.channels.telegram.channel import TelegramChannel
+from dripper.clock import Clock
 from dripper.config import Settings
+from dripper.engine.dispatcher import Dispatcher, DispatcherSettings
+from dripper.engine.singleton import run_exclusively
+from dripper.engine.wake import WakeListener
 from dripper.errors import DripperError
+from dripper.inbound.email.poller import ImapPoller
+from dripper.inbound.telegram.poller import TelegramPoller
+from dripper.inbound.telegram.webhook import TelegramWebhook
 from dripper.models import Channel as ChannelName
 
 
@@ -30,51 +49,8 @@ def signing_key(settings: Settings) -> bytes | None:
     return key.get_secret_value().encode() if key is not None else None
 
 
-class RedactSecrets(logging.Filter):
-    """Replaces every configured secret in a log line with "***", whatever logged it."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self._secrets = [secret for secret in secrets if len(secret) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            redacted = message
-            for secret in self._secrets:
-                redacted = redacted.replace(secret, "***")
-            if redacted != message:
-                record.msg, record.args = redacted, None
-        return True
-
-
-def configure_logging(settings: Settings, *, verbose: bool) -> None:
-    """key=value lines on stderr, with every secret of `settings` redacted."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    for noisy in ("aiosqlite", "tortoise", "httpx", "httpcore", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    secrets = [
-        value.get_secret_value()
-        for value in (
-            settings.telegram.token,
-            settings.telegram.webhook_secret,
-            settings.smtp.password,
-            settings.imap.password,
-            settings.security.hmac_key,
-        )
-        if value is not None
-    ]
-    redact = RedactSecrets(secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
-
-
 def worker_id() -> str:
+    """Unique per process and start: host, pid and a random suffix (claims carry it)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
@@ -115,37 +91,163 @@ def build_channels(settings: Settings, *, unlimited: bool = False) -> dict[Chann
     return channels
 
 
-def sqlite_path(database_url: str) -> Path | None:
-    if not database_url.startswith("sqlite://") or ":memory:" in database_url:
-        return None
-    return Path(database_url.removeprefix("sqlite://").split("?", 1)[0])
+@dataclass(frozen=True)
+class Webhook:
+    """Where Telegram posts updates to (`[telegram] webhook_url`), instead of long polling."""
+
+    url: str
+    secret: str
+    host: str
+    port: int
 
 
-@contextlib.contextmanager
-def single_runner(database_url: str) -> Iterator[bool]:
-    """On SQLite, only one `dripper run` per database: yields True when this process holds the
-    lock (so every claim in the database belongs to a dead process). PostgreSQL runs several
-    workers and yields False."""
-    path = sqlite_path(database_url)
-    if path is None:
-        yield False
-        return
-    lock_path = path.with_name(path.name + ".run.lock")
-    with open(lock_path, "a+") as handle:
+class Worker:
+    """Channels, the dispatcher, the Telegram receiver and the IMAP poller of one process.
+
+    `async with worker:` starts the channels, the wake listener and the IMAP connection (a
+    wrong setting fails there, named), and closes them all on the way out.
+    """
+
+    def __init__(
+        self,
+        channels: Mapping[ChannelName, Channel],
+        clock: Clock,
+        database_url: str,
+        *,
+        dispatcher: DispatcherSettings | None = None,
+        signing_key: bytes | None = None,
+        recover_all: bool = False,
+        receive_telegram: bool = True,
+        webhook: Webhook | None = None,
+        mail: ImapPoller | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.channels = dict(channels)
+        self.database_url = database_url
+        self.wake = asyncio.Event()
+        self.name = name or worker_id()
+        self.dispatcher = Dispatcher(
+            self.channels,
+            clock,
+            self.name,
+            dispatcher,
+            wake=self.wake,
+            recover_all_on_start=recover_all,
+            signing_key=signing_key,
+        )
+        telegram = self.channels.get(ChannelName.TELEGRAM)
+        self.telegram: TelegramPoller | None = None
+        if receive_telegram and isinstance(telegram, TelegramChannel):
+            self.telegram = TelegramPoller(
+                telegram.bot, signing_key=signing_key, now=clock.now, wake=self.wake
+            )
+        self.webhook: TelegramWebhook | None = None
+        if webhook is not None and self.telegram is not None:
+            self.webhook = TelegramWebhook(
+                self.telegram,
+                url=webhook.url,
+                secret=webhook.secret,
+                host=webhook.host,
+                port=webhook.port,
+            )
+        self.mail = mail
+        self._listener = WakeListener(database_url, self.wake)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock, *, recover_all: bool) -> Worker:
+        """The worker `dripper run` runs: every channel, receiver and limit the settings give."""
+        telegram = settings.telegram
+        webhook = None
+        if telegram.webhook_url is not None and telegram.webhook_secret is not None:
+            host, port = telegram.listen_host_port
+            webhook = Webhook(
+                telegram.webhook_url, telegram.webhook_secret.get_secret_value(), host, port
+            )
+        return cls(
+            build_channels(settings),
+            clock,
+            settings.database_url,
+            dispatcher=DispatcherSettings(lease=timedelta(seconds=settings.lease_seconds)),
+            signing_key=signing_key(settings),
+            recover_all=recover_all,
+            webhook=webhook,
+            mail=ImapPoller.from_settings(settings) if settings.imap.host else None,
+        )
+
+    # ---- lifetime ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Worker:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise DripperError(
-                f"another `dripper run` ({holder}) is already using {path}; with SQLite one "
-                "runner per database (use PostgreSQL to run several workers)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
+            for channel in self.channels.values():
+                await channel.start()
+            await self._listener.start()
+            if self.mail is not None:
+                await self.mail.connect()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self.mail is not None:
+            await self.mail.close()
+        await self._listener.close()
+        for channel in self.channels.values():
+            # Also a channel whose start failed: it may hold half-open connections.
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    # ---- running -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Receive and send until `stop` is set; in-flight sends finish and are recorded."""
+        receiving: asyncio.Task[None] | None = None
+        reading: asyncio.Task[None] | None = None
         try:
-            yield True
+            if self.webhook is not None:
+                receiving = asyncio.create_task(self.webhook.run(stop))
+            elif self.telegram is not None:
+                # One poller per bot token across all workers (PostgreSQL).
+                receiving = asyncio.create_task(
+                    run_exclusively(
+                        f"telegram:{self.telegram.account}",
+                        self.database_url,
+                        self.telegram.run,
+                        stop,
+                    )
+                )
+            if receiving is not None:
+                # A receiver that must give up (409 Conflict) stops the whole worker.
+                receiving.add_done_callback(lambda _: stop.set())
+            if self.mail is not None:
+                reading = asyncio.create_task(
+                    run_exclusively(
+                        f"imap:{self.mail.account}", self.database_url, self.mail.run, stop
+                    )
+                )
+            await self.dispatcher.run(stop)
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            for task in (receiving, reading):
+                if task is not None:
+                    await asyncio.wait({task})
+        if receiving is not None:
+            receiving.result()
+
+    async def run_once(self) -> None:
+        """Receive what is waiting, then send everything due now, and return."""
+        if self.telegram is not None:
+            if self.webhook is not None:
+                await self.telegram.process_pending()  # Telegram posts; nothing to fetch
+            else:
+                await self.telegram.run_until_idle()
+        if self.mail is not None:
+            await self.mail.poll_once()
+        await self.dispatcher.run_until_idle()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from dripper.errors import DripperError
 from dripper.models import (
     Channel,
     Conversation,
@@ -27,7 +28,7 @@ from dripper.models import (
 from dripper.store.sql import q, ts
 
 
-class EmptyMessageError(ValueError):
+class EmptyMessageError(DripperError, ValueError):
     """A reply or note with nothing but white space in it."""
 
 

@@ -1,6 +1,6 @@
 """Reading the inbox: the conversation list with its folders and filters, one thread, the learner.
 
-Read-only queries for any front end (the Textual dashboard, the `dripper inbox` command, tests).
+Read-only queries for any front end (the Textual dashboard, the demo, tests).
 The list is one statement over denormalised columns (`last_message_id`, `last_inbound_id`), so
 it stays fast with tens of thousands of conversations; it returns a page, never everything.
 """

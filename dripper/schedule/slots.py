@@ -63,6 +63,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from dripper.errors import DripperError
 from dripper.schedule.offsets import Offset, QuietHours, SendWindow
 
 __all__ = [
@@ -86,7 +87,7 @@ _CACHE_SIZE = 1 << 16
 _EVER_OPENS_FROM = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-class WindowNeverOpensError(ValueError):
+class WindowNeverOpensError(DripperError, ValueError):
     """No send slot outside quiet hours and skip dates within two years of the earliest moment."""
 
 

@@ -241,14 +241,6 @@ async def record(
     return len(rows)
 
 
-async def insert_deliveries(deliveries: Sequence[NewDelivery], now: datetime) -> None:
-    """Insert deliveries; one whose business key already exists is left as it is."""
-    if not deliveries:
-        return
-    async with in_transaction() as tx:
-        await insert_in(tx, deliveries, now)
-
-
 _INSERT = (
     "INSERT INTO delivery (business_key, enrollment_id, learner_id, kind, step_id, occurrence, "
     "channel_preference, due_at, available_at, expires_at, state, uncertain, attempts, payload, "

@@ -173,7 +173,7 @@ def test_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     from dripper.config import load_settings
-    from dripper.engine.worker import configure_logging
+    from dripper.engine.logs import configure_logging
 
     settings = load_settings(None, {"DRIPPER_TELEGRAM_TOKEN": "999:SECRET-token-value"})
     configure_logging(settings, verbose=True)

@@ -192,10 +192,6 @@ class EmailChannel:
             local_hostname=self._local_hostname,
         )
 
-    @property
-    def open_connections(self) -> int:
-        return sum(connection.is_open for connection in self._all)
-
     # ---------------------------------------------------------------- sending
 
     async def send(self, message: Outbound) -> SendResult:

@@ -17,7 +17,7 @@ Matching a message to a learner, in order: a signed token in a recipient address
 List-Unsubscribe of our mail), then In-Reply-To / References against the Message-IDs we sent,
 then the From address. A token or thread match whose From is not the learner's address is
 kept with the flag "unverified-sender" and not trusted to unsubscribe or answer a quiz. Mail
-from nobody we know is flagged "unknown sender" and kept (`unknown_sender_items`).
+from nobody we know is flagged "unknown sender" and kept, raw, for the trainers.
 
 InboundItem.error holds the error of a flagged item and a short note on a processed one (why
 an auto-reply was hidden, which learner a bounce was counted for). A message over the size
@@ -548,44 +548,3 @@ async def _bounce(mail: ParsedMail, verdict: Classification) -> Outcome:
 
 
 # --------------------------------------------------------------------------- views
-
-
-@dataclass(frozen=True)
-class UnknownSenderItem:
-    """A stored email nobody could be matched to, for the trainers' unknown-sender view."""
-
-    id: int
-    account: str
-    received_at: datetime
-    from_address: str | None
-    from_name: str
-    subject: str
-    snippet: str
-
-
-async def unknown_sender_items(limit: int = 200) -> list[UnknownSenderItem]:
-    """Emails from unknown senders, newest first; they stay until a trainer deals with them."""
-    items = (
-        await InboundItem.filter(
-            channel=Channel.EMAIL,
-            state=InboundState.FLAGGED,
-            error__startswith=UNKNOWN_SENDER,
-        )
-        .order_by("-id")
-        .limit(limit)
-    )
-    views = []
-    for item in items:
-        mail = parse_mail(bytes(item.payload))
-        views.append(
-            UnknownSenderItem(
-                id=item.id,
-                account=item.account,
-                received_at=item.received_at,
-                from_address=mail.from_address,
-                from_name=mail.from_name,
-                subject=mail.subject,
-                snippet=" ".join(mail.body.split())[:200],
-            )
-        )
-    return views

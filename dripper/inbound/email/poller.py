@@ -6,7 +6,7 @@ dripper never marks, moves or deletes mail, so trainers may keep reading it in a
 
 One cycle (`poll_once`): process items left pending by an earlier run (a crash after storing),
 then fetch every message whose UID is above the stored cursor, in batches; each batch is stored
-with the new cursor in one transaction (`mail_ingest.store_batch`), then processed. A message
+with the new cursor in one transaction (`ingest.store_batch`), then processed. A message
 larger than `max_message_bytes` is stored as its header block plus the attachment list from
 BODYSTRUCTURE, and flagged "too large". A new UIDVALIDITY (the server rebuilt its index)
 re-scans the whole mailbox: the dedupe key (Message-ID, else a hash) absorbs what was stored.
@@ -14,7 +14,8 @@ re-scans the whole mailbox: the dedupe key (Message-ID, else a hash) absorbs wha
 Between cycles the poller waits in IDLE when the server offers it, and polls anyway every
 `poll_interval` seconds (IDLE notifications can be lost; some servers have no IDLE). Network or
 server errors close the connection and reconnect with exponential backoff; the first connection
-of `run_imap_poller` raises DripperError instead, naming the setting to fix.
+(`connect`, which the worker makes before it runs) raises DripperError instead, naming the
+setting to fix.
 """
 
 from __future__ import annotations
@@ -411,15 +412,3 @@ def _logout(client: IMAPClient) -> None:
 def _shutdown(client: IMAPClient) -> None:
     with contextlib.suppress(Exception):
         client.shutdown()
-
-
-async def run_imap_poller(settings: Settings, stop: asyncio.Event) -> None:
-    """Receive learner email until `stop` is set (for `dripper run`, inside `open_db`).
-
-    The first connection is made before returning control to the loop: a wrong host, port,
-    TLS setting, login or mailbox raises DripperError naming the setting. Later failures are
-    retried with backoff and logged.
-    """
-    poller = ImapPoller.from_settings(settings)
-    await poller.connect()
-    await poller.run(stop)

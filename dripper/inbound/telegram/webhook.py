@@ -55,13 +55,6 @@ class TelegramWebhook:
         self._stored = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
-    @property
-    def bound_port(self) -> int:
-        """The port actually listened on (useful with port 0)."""
-        if self._runner is None or not self._runner.addresses:
-            raise RuntimeError("the webhook server is not started")
-        return int(self._runner.addresses[0][1])
-
     async def start(self) -> None:
         """Listen, then tell Telegram where to post. Raises DripperError when either fails."""
         app = web.Application(client_max_size=MAX_UPDATE_BYTES)
