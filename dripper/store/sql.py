@@ -1,4 +1,4 @@
-"""Dialect helpers for the raw SQL of the outbox: placeholders, timestamps, JSON, row values.
+"""Dialect helpers for dripper's raw SQL: placeholders, timestamps, JSON, row values, RETURNING.
 
 Tortoise stores SQLite timestamps as text in `str(datetime)` form (UTC, "+00:00"), which sorts
 chronologically; every timestamp written here uses that same form so comparisons stay correct.
@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 _PLACEHOLDER = re.compile(r"\?")
+
+
+async def returning(
+    conn: BaseDBAsyncClient, sql: str, params: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """The rows of an `INSERT/UPDATE ... RETURNING` statement written with `?` placeholders.
+
+    The one way to count what such a statement wrote: Tortoise's asyncpg client drops the rows
+    of RETURNING in `execute_query`, and reads the count of an INSERT from the wrong field of
+    PostgreSQL's status ("INSERT 0 1"), so it always says 0. `execute_query_dict` gives both
+    backends' rows.
+    """
+    return list(await conn.execute_query_dict(q(conn, sql), list(params)))
 
 
 def is_postgres(conn: BaseDBAsyncClient) -> bool:
