@@ -15,10 +15,10 @@ from typing import Any
 
 from dripper import aio
 from dripper.bench.harness import peak_rss_mb
-from dripper.db import connection, open_db
+from dripper.db import open_db
 from dripper.engine.planner import plan_due
 from dripper.enrollments.enroll import enroll
-from dripper.models import Learner
+from dripper.models import Enrollment, Learner
 from dripper.sandbox.seed import insert_learners, many_step_curriculum
 
 
@@ -36,13 +36,13 @@ async def _run(n: int, steps: int) -> dict[str, Any]:
             planning = time.perf_counter()
             planned = await plan_due(now + timedelta(days=1), timedelta(0))
             plan_s = time.perf_counter() - planning
-            rows = await connection().execute_query_dict("SELECT COUNT(*) AS n FROM enrollment")
+            rows = await Enrollment.all().count()
     return {
         "bench": "enroll",
         "n": n,
         "steps": steps,
         "elapsed_s": round(elapsed, 3),
-        "rows": int(rows[0]["n"]),
+        "rows": rows,
         "enrolled": report.enrolled,
         "enrollments_per_s": round(report.enrolled / elapsed, 1),
         "plan_s": round(plan_s, 3),

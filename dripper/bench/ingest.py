@@ -21,25 +21,24 @@ from typing import Any
 from dripper import aio
 from dripper.bench.harness import BENCH_TOKEN, control, peak_rss_mb, telegram_emulator_process
 from dripper.channels.telegram.channel import TelegramChannel
-from dripper.db import connection, open_db
+from dripper.db import open_db
 from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
 from dripper.inbound.telegram.poller import PollerSettings, TelegramPoller
-from dripper.models import Learner
+from dripper.models import InboundItem, InboundState, Learner, Message
 from dripper.sandbox.seed import insert_learners, one_step_curriculum
 
 RUN_DEADLINE_S = 600
 
 
 async def _counts() -> dict[str, int]:
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        "SELECT (SELECT COUNT(*) FROM inbound_item) AS stored, "
-        "(SELECT COUNT(*) FROM inbound_item WHERE state = 'flagged') AS flagged, "
-        "(SELECT COUNT(*) FROM message) AS messages, "
-        "(SELECT COUNT(DISTINCT inbound_id) FROM message) AS distinct_items"
-    )
-    return {key: int(value) for key, value in rows[0].items()}
+    filed = await Message.exclude(inbound_id=None).distinct().values_list("inbound_id", flat=True)
+    return {
+        "stored": await InboundItem.all().count(),
+        "flagged": await InboundItem.filter(state=InboundState.FLAGGED).count(),
+        "messages": await Message.all().count(),
+        "distinct_items": len(filed),
+    }
 
 
 async def _ingest_once(n: int) -> dict[str, Any]:

@@ -32,11 +32,11 @@ from dripper.bench.harness import (
     peak_rss_mb,
     telegram_emulator_process,
 )
-from dripper.db import connection, open_db, redact_url
-from dripper.engine.wake import PG_CHANNEL
+from dripper.db import open_db, redact_url
+from dripper.engine.wake import notify_wake_async
 from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
-from dripper.models import Learner
+from dripper.models import Delivery, DeliveryState, Learner
 from dripper.sandbox.seed import insert_learners, one_step_curriculum
 
 
@@ -102,10 +102,7 @@ async def _stop_workers(processes: list[asyncio.subprocess.Process]) -> list[dic
 
 
 async def _sent() -> int:
-    rows = await connection().execute_query_dict(
-        "SELECT COUNT(*) AS n FROM delivery WHERE state = 'sent'"
-    )
-    return int(rows[0]["n"])
+    return await Delivery.filter(state=DeliveryState.SENT).count()
 
 
 async def _until_sent(n: int, deadline: float) -> None:
@@ -129,7 +126,7 @@ async def _dispatch(url: str, api_url: str, n: int, workers: int) -> dict[str, A
             await enroll(one_step_curriculum(), "bench", now - timedelta(minutes=1), learners, now)
             started_at = datetime.now(UTC)
             started = time.perf_counter()
-            await connection().execute_script(f"NOTIFY {PG_CHANNEL}")
+            await notify_wake_async(url)
             await _until_sent(n, deadline=started + max(120.0, n / 50))
             elapsed = time.perf_counter() - started
             reports = await _stop_workers(processes)

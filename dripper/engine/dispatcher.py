@@ -37,6 +37,7 @@ from dripper.enrollments.pause import resume_due
 from dripper.inbox import reply_context
 from dripper.models import Channel as ChannelName
 from dripper.models import DeliveryKind, DeliveryState
+from dripper.schedule.keys import nudge_key
 from dripper.schedule.plan import learner_zone, plan_nudge, window_of
 from dripper.store.curricula import curriculum_of
 from dripper.store.outbox import (
@@ -502,7 +503,7 @@ class Dispatcher:
         expires = due + window.expire_after if window.expire_after else None
         return [
             NewDelivery(
-                business_key=f"{row.enrollment_id}:{row.step_id}:{row.occurrence}:n{number}",
+                business_key=nudge_key(row.enrollment_id, row.step_id, row.occurrence, number),
                 enrollment_id=row.enrollment_id,
                 learner_id=row.learner_id,
                 kind=DeliveryKind.NUDGE.value,

@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from dripper.errors import DripperError
 from dripper.models import DeliveryKind
+from dripper.schedule.keys import step_key
 from dripper.schedule.plan import due_times, learner_zone, window_of
 from dripper.schedule.slots import expires_at
 from dripper.store.curricula import curriculum_of
@@ -21,10 +22,6 @@ from dripper.store.planning import lock_due_enrollments, planned_steps, set_plan
 
 PLAN_BATCH = 500
 log = logging.getLogger("dripper.engine.planner")
-
-
-def step_key(enrollment_id: int, step_id: str, occurrence: int = 0) -> str:
-    return f"{enrollment_id}:{step_id}:{occurrence}"
 
 
 async def plan_due(now: datetime, horizon: timedelta, batch: int = PLAN_BATCH) -> int:

@@ -12,22 +12,20 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from dripper.curriculum import Checkin, Quiz
-from dripper.inbox import cancel_nudges
 from dripper.models import Channel, DeliveryKind, Enrollment, Learner
+from dripper.schedule.keys import step_key
 from dripper.schedule.plan import learner_zone, plan_reask, window_of
 from dripper.schedule.slots import expires_at
+from dripper.store.answers import first_answer, insert_answer, right_answers
 from dripper.store.curricula import curriculum_of
-from dripper.store.outbox import NewDelivery, insert_in
-from dripper.store.sql import as_json, is_postgres, json_param, q, ts
+from dripper.store.outbox import NewDelivery, cancel_nudges, insert_in
 
 
 class AnswerStatus(StrEnum):
@@ -88,11 +86,11 @@ async def record_quiz_answer(
 
     learner = await Learner.get(id=enrollment.learner_id)  # type: ignore[attr-defined]
     async with in_transaction() as tx:
-        inserted = await _insert_answer(
+        inserted = await insert_answer(
             tx, enrollment_id, step_id, occurrence, picked, correct, channel, now
         )
         if not inserted:
-            first_choices, first_correct = await _first_answer(
+            first_choices, first_correct = await first_answer(
                 tx, enrollment_id, step_id, occurrence
             )
             return AnswerResult(
@@ -100,7 +98,7 @@ async def record_quiz_answer(
             )
         reask_at = None
         if isinstance(step, Quiz) and correct is not None:
-            right_so_far = await _right_answers(tx, enrollment_id, step_id)
+            right_so_far = await right_answers(tx, enrollment_id, step_id)
             tz = learner_zone(learner.timezone, curriculum)
             window = window_of(curriculum)
             reask_at = plan_reask(step, now, correct, right_so_far, window, tz, enrollment_id)
@@ -109,7 +107,7 @@ async def record_quiz_answer(
                     tx,
                     [
                         NewDelivery(
-                            business_key=f"{enrollment_id}:{step_id}:{occurrence + 1}",
+                            business_key=step_key(enrollment_id, step_id, occurrence + 1),
                             enrollment_id=enrollment_id,
                             learner_id=learner.id,
                             kind=DeliveryKind.REASK.value,
@@ -125,71 +123,3 @@ async def record_quiz_answer(
                 )
         await cancel_nudges(enrollment_id, step_id, now, tx)
     return AnswerResult(AnswerStatus.RECORDED, picked, correct, reask_at, explanation)
-
-
-async def _insert_answer(
-    tx: BaseDBAsyncClient,
-    enrollment_id: int,
-    step_id: str,
-    occurrence: int,
-    choices: Sequence[int],
-    correct: bool | None,
-    channel: Channel,
-    now: datetime,
-) -> bool:
-    stored_correct: bool | int | None = correct
-    if correct is not None and not is_postgres(tx):
-        stored_correct = int(correct)
-    # RETURNING, not the row count: Tortoise's asyncpg client reads the count of an INSERT
-    # from the wrong field of the status ("INSERT 0 1") and always says 0.
-    inserted = await tx.execute_query_dict(
-        q(
-            tx,
-            "INSERT INTO quiz_answer (enrollment_id, step_id, occurrence, choices, correct, "
-            "channel, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (enrollment_id, step_id, occurrence) DO NOTHING RETURNING id",
-        ),
-        [
-            enrollment_id,
-            step_id,
-            occurrence,
-            json_param(tx, list(choices)),
-            stored_correct,
-            channel.value,
-            ts(tx, now),
-        ],
-    )
-    return bool(inserted)
-
-
-async def _first_answer(
-    tx: BaseDBAsyncClient, enrollment_id: int, step_id: str, occurrence: int
-) -> tuple[tuple[int, ...], bool | None]:
-    rows = await tx.execute_query_dict(
-        q(
-            tx,
-            "SELECT choices, correct FROM quiz_answer "
-            "WHERE enrollment_id = ? AND step_id = ? AND occurrence = ?",
-        ),
-        [enrollment_id, step_id, occurrence],
-    )
-    if not rows:
-        return (), None
-    correct = rows[0]["correct"]
-    return (
-        tuple(int(c) for c in as_json(rows[0]["choices"])),
-        None if correct is None else bool(correct),
-    )
-
-
-async def _right_answers(tx: BaseDBAsyncClient, enrollment_id: int, step_id: str) -> int:
-    """How many askings of this quiz the learner answered right, this one included."""
-    rows = await tx.execute_query_dict(
-        q(
-            tx,
-            "SELECT COUNT(*) AS n FROM quiz_answer WHERE enrollment_id = ? AND step_id = ? "
-            "AND correct = ?",
-        ),
-        [enrollment_id, step_id, True if is_postgres(tx) else 1],
-    )
-    return int(rows[0]["n"])

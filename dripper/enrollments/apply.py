@@ -15,14 +15,14 @@ from pathlib import Path
 from tortoise.transactions import in_transaction
 
 from dripper.curriculum import CheckResult, Curriculum, check_paths
-from dripper.engine.planner import step_key
 from dripper.enrollments.move import replan_unsent
 from dripper.errors import DripperError
 from dripper.models import CurriculumVersion, DeliveryKind, DeliveryState, Enrollment
+from dripper.schedule.keys import step_key
 from dripper.schedule.plan import learner_zone, plan_steps
 from dripper.store.curricula import curriculum_of, store_version
+from dripper.store.enrollments import cancel_queued_steps, repoint
 from dripper.store.outbox import NewDelivery, insert_in
-from dripper.store.sql import in_list, q, ts
 
 
 @dataclass(frozen=True)
@@ -123,29 +123,15 @@ async def apply_changes(items: list[PendingApply], now: datetime) -> ApplyReport
         async with in_transaction() as tx:
             for enrollment in enrollments:
                 report.enrollments += 1
-                await tx.execute_query(
-                    q(tx, "UPDATE enrollment SET curriculum_id = ? WHERE id = ?"),
-                    [version.id, enrollment.id],
-                )
+                await repoint(tx, enrollment.id, now, curriculum_id=version.id)
                 if item.changes.removed:
-                    count, _ = await tx.execute_query(
-                        q(
-                            tx,
-                            "UPDATE delivery SET state = ?, last_error = ?, updated_at = ? "
-                            "WHERE enrollment_id = ? AND state IN (?, ?) AND step_id IN "
-                            + in_list(tx, len(item.changes.removed)),
-                        ),
-                        [
-                            DeliveryState.CANCELLED.value,
-                            "step removed from the curriculum by dripper apply",
-                            ts(tx, now),
-                            enrollment.id,
-                            DeliveryState.PENDING.value,
-                            DeliveryState.HELD.value,
-                            *item.changes.removed,
-                        ],
+                    report.cancelled += await cancel_queued_steps(
+                        tx,
+                        enrollment.id,
+                        item.changes.removed,
+                        "step removed from the curriculum by dripper apply",
+                        now,
                     )
-                    report.cancelled += int(count)
                 shift = timedelta(seconds=enrollment.shift_seconds)
                 anchor = enrollment.anchor_at
                 report.rescheduled += await replan_unsent(

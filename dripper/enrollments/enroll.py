@@ -12,16 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tortoise.transactions import in_transaction
-
 from dripper.curriculum import CheckResult, Curriculum
-from dripper.db import connection
 from dripper.errors import DripperError
 from dripper.models import Cohort, Enrollment, EnrollmentState, Learner
 from dripper.store.curricula import store_version
-from dripper.store.sql import q, ts
-
-ENROLL_BATCH = 5000
+from dripper.store.enrollments import NewEnrollment, insert_enrollments
 
 
 @dataclass
@@ -77,8 +72,7 @@ async def enroll(
     report = EnrollReport(cohort=cohort.name)
     rows_in_cohort = await Enrollment.filter(cohort_id=cohort.id).values("learner_id")
     existing: set[int] = {int(row["learner_id"]) for row in rows_in_cohort}
-    rows: list[list[object]] = []
-    conn = connection()
+    rows: list[NewEnrollment] = []
     state = EnrollmentState.PAUSED if cohort.paused else EnrollmentState.ACTIVE
     for learner in learners:
         if learner.id in existing:
@@ -92,30 +86,18 @@ async def enroll(
             )
             continue
         existing.add(learner.id)
-        anchor = course_end if curriculum.anchor == "course_end" else now
         rows.append(
-            [
+            NewEnrollment(
                 learner.id,
                 cohort.id,
                 version.id,
-                state.value,
-                ts(conn, anchor),
-                ts(conn, anchor),
-                0,
-                ts(conn, now if cohort.paused else None),
-                "cohort" if cohort.paused else None,
-                ts(conn, now),
-            ]
+                state,
+                anchor_at=course_end if curriculum.anchor == "course_end" else now,
+                paused_at=now if cohort.paused else None,
+                pause_reason="cohort" if cohort.paused else None,
+            )
         )
-    sql = q(
-        conn,
-        "INSERT INTO enrollment (learner_id, cohort_id, curriculum_id, state, anchor_at, "
-        "plan_due_at, shift_seconds, paused_at, pause_reason, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    for start in range(0, len(rows), ENROLL_BATCH):
-        async with in_transaction() as tx:
-            await tx.execute_many(sql, rows[start : start + ENROLL_BATCH])
+    await insert_enrollments(rows, now)
     report.enrolled = len(rows)
     return report
 

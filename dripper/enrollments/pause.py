@@ -14,12 +14,20 @@ from datetime import datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from dripper.db import connection
 from dripper.enrollments.enroll import cohort_named
-from dripper.models import DeliveryState, Enrollment, EnrollmentState
+from dripper.models import Enrollment, EnrollmentState
 from dripper.schedule.plan import PlannedStep, learner_zone, plan_steps
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import as_datetime, in_list, q, ts
+from dripper.store.enrollments import (
+    held_deliveries,
+    mark_resumed,
+    pause_enrollments,
+    paused_enrollments,
+    release_held,
+    release_held_of_active,
+    resumes_due,
+)
+from dripper.store.sql import as_datetime
 
 
 async def pause(
@@ -28,57 +36,22 @@ async def pause(
     """Pause active enrollments: their queued deliveries are held until resume."""
     if not enrollment_ids:
         return 0
-    conn = connection()
-    ids = list(enrollment_ids)
-    async with in_transaction() as tx:
-        count, _ = await tx.execute_query(
-            q(
-                conn,
-                "UPDATE enrollment SET state = ?, paused_at = ?, pause_reason = ?, resume_at = ? "
-                "WHERE state = ? AND id IN " + in_list(conn, len(ids)),
-            ),
-            ["paused", ts(conn, now), reason, ts(conn, resume_at), "active", *ids],
-        )
-        await tx.execute_query(
-            q(
-                conn,
-                "UPDATE delivery SET state = ?, updated_at = ? WHERE state = ? "
-                "AND enrollment_id IN " + in_list(conn, len(ids)),
-            ),
-            [DeliveryState.HELD.value, ts(conn, now), DeliveryState.PENDING.value, *ids],
-        )
-    return int(count)
+    return await pause_enrollments(list(enrollment_ids), reason, now, resume_at)
 
 
 async def resume(enrollment_ids: Sequence[int], now: datetime) -> int:
     """Resume paused enrollments: everything not yet sent moves later by the time paused."""
     if not enrollment_ids:
         return 0
-    conn = connection()
-    ids = list(enrollment_ids)
     async with in_transaction() as tx:
-        paused = await tx.execute_query_dict(
-            q(
-                conn,
-                "SELECT id, paused_at, shift_seconds FROM enrollment WHERE state = ? AND id IN "
-                + in_list(conn, len(ids)),
-            ),
-            ["paused", *ids],
-        )
+        paused = await paused_enrollments(tx, list(enrollment_ids))
         if not paused:
             return 0
         shifts: dict[int, timedelta] = {}
         for row in paused:
             paused_at = as_datetime(row["paused_at"]) or now
             shifts[int(row["id"])] = max(now - paused_at, timedelta(0))
-        await tx.execute_many(
-            q(
-                conn,
-                "UPDATE enrollment SET state = ?, paused_at = NULL, pause_reason = NULL, "
-                "resume_at = NULL, shift_seconds = shift_seconds + ?, plan_due_at = ? WHERE id = ?",
-            ),
-            [["active", int(d.total_seconds()), ts(conn, now), i] for i, d in shifts.items()],
-        )
+        await mark_resumed(tx, shifts, now)
         await _reschedule_held(tx, shifts, now)
     return len(shifts)
 
@@ -88,19 +61,9 @@ async def _reschedule_held(
 ) -> None:
     """Held deliveries go back to pending: steps at their re-planned time, nudges and re-asks
     later by the pause, rounded up to whole days."""
-    held = await tx.execute_query_dict(
-        q(
-            tx,
-            "SELECT d.id, d.enrollment_id, d.kind, d.step_id, d.due_at, d.expires_at, "
-            "e.anchor_at, e.shift_seconds, e.curriculum_id, l.timezone FROM delivery d "
-            "JOIN enrollment e ON e.id = d.enrollment_id JOIN learner l ON l.id = e.learner_id "
-            "WHERE d.state = ? AND d.enrollment_id IN " + in_list(tx, len(shifts)),
-        ),
-        [DeliveryState.HELD.value, *shifts],
-    )
-    updates = []
+    moves: list[tuple[int, datetime, datetime | None]] = []
     plans: dict[int, dict[str, PlannedStep]] = {}
-    for row in held:
+    for row in await held_deliveries(tx, list(shifts)):
         enrollment_id = int(row["enrollment_id"])
         due = as_datetime(row["due_at"]) or now
         expires = as_datetime(row["expires_at"])
@@ -125,49 +88,16 @@ async def _reschedule_held(
         else:
             days = timedelta(days=math.ceil(shifts[enrollment_id] / timedelta(days=1)))
             new_due, new_expires = due + days, (expires + days if expires else None)
-        updates.append(
-            [
-                DeliveryState.PENDING.value,
-                ts(tx, new_due),
-                ts(tx, new_due),
-                ts(tx, new_expires),
-                ts(tx, now),
-                int(row["id"]),
-            ]
-        )
-    if updates:
-        await tx.execute_many(
-            q(
-                tx,
-                "UPDATE delivery SET state = ?, due_at = ?, available_at = ?, expires_at = ?, "
-                "updated_at = ? WHERE id = ?",
-            ),
-            updates,
-        )
+        moves.append((int(row["id"]), new_due, new_expires))
+    await release_held(tx, moves, now)
 
 
 async def resume_due(now: datetime) -> int:
     """Resume enrollments whose pause had an end (`/pause 7d`) that has come, and give back
     any delivery recorded as held after its enrollment was already resumed (a send claimed
     just before the resume)."""
-    conn = connection()
-    await conn.execute_query(
-        q(
-            conn,
-            "UPDATE delivery SET state = ? WHERE state = ? AND enrollment_id IN "
-            "(SELECT id FROM enrollment WHERE state = ?)",
-        ),
-        [DeliveryState.PENDING.value, DeliveryState.HELD.value, "active"],
-    )
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT id FROM enrollment WHERE state = ? AND resume_at IS NOT NULL "
-            "AND resume_at <= ?",
-        ),
-        ["paused", ts(conn, now)],
-    )
-    return await resume([int(r["id"]) for r in rows], now)
+    await release_held_of_active()
+    return await resume(await resumes_due(now), now)
 
 
 async def pause_cohort(name: str, now: datetime) -> int:

@@ -18,7 +18,7 @@ from dripper.inbox.filing import (
     PROMPT_KINDS,
     AnsweredPrompt,
     IncomingMessage,
-    cancel_nudges,
+    latest_prompt_in,
     record_learner_message,
     record_learner_messages,
 )
@@ -37,14 +37,11 @@ from dripper.inbox.views import (
     InboxQuery,
     LearnerPanel,
     ThreadEntry,
-    change_stamp,
-    cohort_names,
     conversation_summary,
     count_conversations,
     learner_panel,
     list_conversations,
     thread,
-    unread_count,
 )
 from dripper.inbox.workflow import (
     InboxError,
@@ -52,7 +49,6 @@ from dripper.inbox.workflow import (
     assign,
     close,
     ensure_trainer,
-    known_labels,
     mark_read,
     mark_unread,
     remove_label,
@@ -61,6 +57,12 @@ from dripper.inbox.workflow import (
     trainer_handle,
     trainers,
     wait_on_learner,
+)
+from dripper.store.conversations import (
+    change_stamp,
+    cohort_names,
+    known_labels,
+    unread_count,
 )
 
 __all__ = [
@@ -82,7 +84,6 @@ __all__ = [
     "add_label",
     "add_note",
     "assign",
-    "cancel_nudges",
     "change_stamp",
     "close",
     "cohort_names",
@@ -90,6 +91,7 @@ __all__ = [
     "count_conversations",
     "ensure_trainer",
     "known_labels",
+    "latest_prompt_in",
     "learner_panel",
     "list_conversations",
     "load_canned_replies",

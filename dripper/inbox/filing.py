@@ -21,18 +21,16 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from dripper.db import connection
 from dripper.models import (
     Channel,
     Conversation,
-    ConversationStatus,
-    DeliveryKind,
-    DeliveryState,
     Message,
     MessageDirection,
 )
+from dripper.store.conversations import insert_message, reopen_with_messages
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import in_list, json_param, q, ts
+from dripper.store.enrollments import latest_enrollments
+from dripper.store.outbox import SentStep, cancel_nudges, sent_steps
 
 PROMPT_KINDS = ("question", "quiz", "checkin")
 
@@ -43,31 +41,6 @@ class AnsweredPrompt:
     step_id: str
     occurrence: int
     delivery_id: int
-
-
-async def cancel_nudges(
-    enrollment_id: int, step_id: str, now: datetime, using: BaseDBAsyncClient | None = None
-) -> int:
-    """The learner answered: reminders for that prompt that have not gone out are cancelled."""
-    conn = using or connection()
-    count, _ = await conn.execute_query(
-        q(
-            conn,
-            "UPDATE delivery SET state = ?, last_error = ?, updated_at = ? WHERE enrollment_id = ? "
-            "AND step_id = ? AND kind = ? AND state IN (?, ?)",
-        ),
-        [
-            DeliveryState.CANCELLED.value,
-            "answered before the reminder was due",
-            ts(conn, now),
-            enrollment_id,
-            step_id,
-            DeliveryKind.NUDGE.value,
-            DeliveryState.PENDING.value,
-            DeliveryState.HELD.value,
-        ],
-    )
-    return int(count)
 
 
 @dataclass(frozen=True)
@@ -123,9 +96,9 @@ async def record_learner_messages(items: Sequence[IncomingMessage], now: datetim
     returns the new message ids in order. Same rules as `record_learner_message`."""
     if not items:
         return []
-    prompts = await _latest_prompts({i.learner_id for i in items if i.answers is None})
-    fallback = await _latest_enrollments(
-        {i.learner_id for i in items if i.answers is None and i.learner_id not in prompts}
+    prompts = await latest_prompts({i.learner_id for i in items if i.answers is None})
+    fallback = await latest_enrollments(
+        sorted({i.learner_id for i in items if i.answers is None and i.learner_id not in prompts})
     )
     ids: list[int] = []
     placed = []
@@ -141,119 +114,64 @@ async def record_learner_messages(items: Sequence[IncomingMessage], now: datetim
         nudged: dict[tuple[int, str], None] = {}
         for item, prompt, enrollment_id in placed:
             conversation_id = conversations[(item.learner_id, enrollment_id)]
-            rows = await tx.execute_query_dict(
-                q(
-                    tx,
-                    "INSERT INTO message (conversation_id, direction, channel, body, raw_body, "
-                    "attachments, step_id, inbound_id, flags, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                ),
-                [
-                    conversation_id,
-                    MessageDirection.INBOUND.value,
-                    item.channel.value,
-                    item.body,
-                    item.raw_body,
-                    json_param(tx, list(item.attachments)),
-                    prompt.step_id if prompt else None,
-                    item.inbound_id,
-                    json_param(tx, list(item.flags)),
-                    ts(tx, now),
-                ],
+            message_id = await insert_message(
+                tx,
+                conversation_id,
+                MessageDirection.INBOUND,
+                item.channel,
+                item.body,
+                now,
+                raw_body=item.raw_body,
+                attachments=item.attachments,
+                step_id=prompt.step_id if prompt else None,
+                inbound_id=item.inbound_id,
+                flags=item.flags,
             )
-            ids.append(int(rows[0]["id"]))
+            ids.append(message_id)
             touched[conversation_id] = ids[-1]
             if prompt is not None:
                 nudged[(prompt.enrollment_id, prompt.step_id)] = None
-        # A learner's message reopens a closed, snoozed or waiting conversation.
-        # Never backwards: another receiver may have filed a newer message meanwhile.
-        await tx.execute_many(
-            q(
-                tx,
-                "UPDATE conversation SET status = ?, snoozed_until = NULL, updated_at = ?, "
-                "last_message_at = CASE WHEN COALESCE(last_message_id, 0) > ? "
-                "THEN last_message_at ELSE ? END, "
-                "last_message_id = CASE WHEN COALESCE(last_message_id, 0) > ? "
-                "THEN last_message_id ELSE ? END, "
-                "last_inbound_id = CASE WHEN COALESCE(last_inbound_id, 0) > ? "
-                "THEN last_inbound_id ELSE ? END WHERE id = ?",
-            ),
-            [
-                [
-                    ConversationStatus.OPEN.value,
-                    ts(tx, now),
-                    newest,
-                    ts(tx, now),
-                    newest,
-                    newest,
-                    newest,
-                    newest,
-                    cid,
-                ]
-                for cid, newest in touched.items()
-            ],
-        )
+        await reopen_with_messages(tx, touched, now)
         for enrollment_id, step_id in nudged:
             await cancel_nudges(enrollment_id, step_id, now, tx)
     return ids
 
 
-async def _latest_prompts(learner_ids: set[int]) -> dict[int, AnsweredPrompt]:
+async def latest_prompts(learner_ids: set[int]) -> dict[int, AnsweredPrompt]:
     """The latest delivered prompt of each learner, with one query for all of them."""
     if not learner_ids:
         return {}
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT d.id, d.learner_id, d.enrollment_id, d.step_id, d.occurrence, "
-            "e.curriculum_id FROM delivery d JOIN enrollment e ON e.id = d.enrollment_id "
-            "WHERE d.state = ? AND d.kind IN (?, ?, ?) AND d.learner_id IN "
-            + in_list(conn, len(learner_ids))
-            + " ORDER BY d.learner_id, d.sent_at DESC, d.id DESC",
-        ),
-        [
-            DeliveryState.SENT.value,
-            DeliveryKind.STEP.value,
-            DeliveryKind.NUDGE.value,
-            DeliveryKind.REASK.value,
-            *sorted(learner_ids),
-        ],
-    )
+    return await _prompts(await sent_steps(learner_ids=sorted(learner_ids)))
+
+
+async def latest_prompt_in(enrollment_id: int) -> AnsweredPrompt | None:
+    """The prompt most recently sent in an enrollment, else its latest sent step (an email
+    reply's token names the enrollment, not the step)."""
+    sent = await sent_steps(enrollment_id=enrollment_id, limit=20)
+    found = await _prompts(sent)
+    if found:
+        return next(iter(found.values()))
+    return _answered(sent[0]) if sent else None
+
+
+async def _prompts(sent: Sequence[SentStep]) -> dict[int, AnsweredPrompt]:
+    """Per learner, the newest of `sent` (each learner's newest first) that is a prompt."""
     found: dict[int, AnsweredPrompt] = {}
-    for row in rows:
-        learner_id = int(row["learner_id"])
-        if learner_id in found:
+    for step in sent:
+        if step.learner_id in found:
             continue
-        curriculum = await curriculum_of(int(row["curriculum_id"]))
+        curriculum = await curriculum_of(step.curriculum_id)
         try:
-            step = curriculum.step(str(row["step_id"]))
+            kind = getattr(curriculum.step(step.step_id), "kind", "")
         except KeyError:
             continue
-        if getattr(step, "kind", "") in PROMPT_KINDS:
-            found[learner_id] = AnsweredPrompt(
-                int(row["enrollment_id"]),
-                str(row["step_id"]),
-                int(row["occurrence"]),
-                int(row["id"]),
-            )
+        if kind in PROMPT_KINDS:
+            found[step.learner_id] = _answered(step)
     return found
 
 
-async def _latest_enrollments(learner_ids: set[int]) -> dict[int, int]:
-    if not learner_ids:
-        return {}
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT learner_id, MAX(id) AS id FROM enrollment WHERE learner_id IN "
-            + in_list(conn, len(learner_ids))
-            + " GROUP BY learner_id",
-        ),
-        sorted(learner_ids),
-    )
-    return {int(row["learner_id"]): int(row["id"]) for row in rows}
+def _answered(step: SentStep) -> AnsweredPrompt:
+    return AnsweredPrompt(step.enrollment_id, step.step_id, step.occurrence, step.id)
 
 
 async def _conversation_ids(

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from dripper.errors import DripperError
@@ -25,7 +24,8 @@ from dripper.models import (
     Message,
     MessageDirection,
 )
-from dripper.store.sql import q, ts
+from dripper.schedule.keys import reply_key
+from dripper.store.conversations import mark_read_in, touch_conversation
 
 
 class EmptyMessageError(DripperError, ValueError):
@@ -67,7 +67,7 @@ async def reply_to_learner(
             using_db=tx,
         )
         delivery = await Delivery.create(
-            business_key=f"reply:{message.id}",
+            business_key=reply_key(message.id),
             enrollment_id=conversation.enrollment_id,  # type: ignore[attr-defined]
             learner_id=conversation.learner_id,  # type: ignore[attr-defined]
             kind=DeliveryKind.REPLY,
@@ -116,63 +116,6 @@ def _checked(body: str) -> str:
     if not body.strip():
         raise EmptyMessageError("the message is empty")
     return body
-
-
-async def touch_conversation(
-    tx: BaseDBAsyncClient,
-    conversation_id: int,
-    message_id: int,
-    now: datetime,
-    status: ConversationStatus | None,
-    *,
-    answered_id: int | None = None,
-) -> None:
-    """The conversation's newest message is `message_id`, unless a newer one was filed
-    meanwhile (never backwards). `status` applies only if no learner message is newer than the
-    one answered (`answered_id`, default `message_id`): a learner message the trainer had not
-    seen, or one racing the reply, keeps the conversation open."""
-    sets = (
-        "last_message_at = CASE WHEN COALESCE(last_message_id, 0) > ? THEN last_message_at "
-        "ELSE ? END, "
-        "last_message_id = CASE WHEN COALESCE(last_message_id, 0) > ? THEN last_message_id "
-        "ELSE ? END, updated_at = ?"
-    )
-    values: list[object] = [message_id, ts(tx, now), message_id, message_id, ts(tx, now)]
-    if status is not None:
-        guard = answered_id if answered_id is not None else message_id
-        sets += (
-            ", status = CASE WHEN COALESCE(last_inbound_id, 0) > ? THEN status ELSE ? END, "
-            "snoozed_until = CASE WHEN COALESCE(last_inbound_id, 0) > ? THEN snoozed_until "
-            "ELSE NULL END"
-        )
-        values += [guard, status.value, guard]
-    await tx.execute_query(
-        q(tx, f"UPDATE conversation SET {sets} WHERE id = ?"), [*values, conversation_id]
-    )
-
-
-async def mark_read_in(
-    tx: BaseDBAsyncClient, conversation_id: int, trainer_id: int, *, upto: int | None = None
-) -> None:
-    """The trainer has seen the conversation up to message `upto` (default: all of it so far).
-    A read mark never moves back."""
-    if upto is None:
-        rows = await tx.execute_query_dict(
-            q(tx, "SELECT COALESCE(last_message_id, 0) AS newest FROM conversation WHERE id = ?"),
-            [conversation_id],
-        )
-        upto = int(rows[0]["newest"]) if rows else 0
-    await tx.execute_query(
-        q(
-            tx,
-            "INSERT INTO read_mark (trainer_id, conversation_id, last_read_message_id) "
-            "VALUES (?, ?, ?) ON CONFLICT (trainer_id, conversation_id) DO UPDATE SET "
-            "last_read_message_id = CASE WHEN read_mark.last_read_message_id > "
-            "excluded.last_read_message_id THEN read_mark.last_read_message_id "
-            "ELSE excluded.last_read_message_id END",
-        ),
-        [trainer_id, conversation_id, upto],
-    )
 
 
 @dataclass(frozen=True)

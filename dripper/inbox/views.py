@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from dripper.content.compose import CourseView, LearnerView, compose_step
 from dripper.curriculum.model import Checkin, Quiz
-from dripper.db import connection
 from dripper.models import (
     Conversation,
     ConversationLabel,
@@ -29,8 +27,9 @@ from dripper.models import (
     QuizAnswer,
 )
 from dripper.schedule.plan import learner_zone
+from dripper.store.conversations import InboxFilter, conversation_page, count_in_folder, labels_of
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import as_datetime, in_list, like_escape, q, ts
+from dripper.store.sql import as_datetime
 
 
 class Folder(StrEnum):
@@ -72,79 +71,12 @@ class ConversationRow:
     labels: tuple[str, ...]
 
 
-def _where(query: InboxQuery, trainer_id: int | None, now_param: Any) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    values: list[object] = []
-    awake = "(c.status = 'open' OR (c.status = 'snoozed' AND c.snoozed_until <= ?))"
-    folder = query.folder
-    if folder in (Folder.OPEN, Folder.MINE, Folder.UNASSIGNED):
-        clauses.append(awake)
-        values.append(now_param)
-    if folder is Folder.MINE:
-        clauses.append("c.assignee_id = ?")
-        values.append(trainer_id if trainer_id is not None else -1)
-    elif folder is Folder.UNASSIGNED:
-        clauses.append("c.assignee_id IS NULL")
-    elif folder is Folder.WAITING:
-        clauses.append("c.status = 'waiting'")
-    elif folder is Folder.SNOOZED:
-        clauses.append("c.status = 'snoozed' AND c.snoozed_until > ?")
-        values.append(now_param)
-    elif folder is Folder.CLOSED:
-        clauses.append("c.status = 'closed'")
-    if query.cohort:
-        clauses.append("co.name = ?")
-        values.append(query.cohort)
-    if query.label:
-        clauses.append(
-            "EXISTS (SELECT 1 FROM conversation_label cl WHERE cl.conversation_id = c.id "
-            "AND cl.label = ?)"
-        )
-        values.append(query.label.strip().lower())
-    for word in (query.search or "").split():
-        pattern = "%" + like_escape(word.lower()) + "%"
-        clauses.append(
-            "(LOWER(l.first_name || ' ' || l.last_name) LIKE ? ESCAPE '\\' "
-            "OR LOWER(COALESCE(l.email, '')) LIKE ? ESCAPE '\\' "
-            "OR LOWER(COALESCE(l.telegram_username, '')) LIKE ? ESCAPE '\\' "
-            "OR EXISTS (SELECT 1 FROM message sm WHERE sm.conversation_id = c.id "
-            "AND LOWER(sm.body) LIKE ? ESCAPE '\\'))"
-        )
-        values.extend([pattern] * 4)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), values
-
-
-_FROM = (
-    " FROM conversation c JOIN learner l ON l.id = c.learner_id"
-    " LEFT JOIN enrollment e ON e.id = c.enrollment_id"
-    " LEFT JOIN cohort co ON co.id = e.cohort_id"
-)
-
-
 async def list_conversations(
     query: InboxQuery, trainer_id: int | None, now: datetime
 ) -> list[ConversationRow]:
     """One page of the inbox, newest activity first."""
-    conn = connection()
-    where, values = _where(query, trainer_id, ts(conn, now))
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT c.id, c.learner_id, c.status, c.snoozed_until, c.last_message_at, "
-            "c.last_inbound_id, l.first_name, l.last_name, l.telegram_chat_id, "
-            "co.name AS cohort, t.handle AS assignee, lm.channel AS last_channel, "
-            "lm.direction AS last_direction, SUBSTR(lm.body, 1, 200) AS preview, "
-            "rm.last_read_message_id AS read_upto"
-            + _FROM
-            + " LEFT JOIN trainer t ON t.id = c.assignee_id"
-            " LEFT JOIN message lm ON lm.id = c.last_message_id"
-            " LEFT JOIN read_mark rm ON rm.conversation_id = c.id AND rm.trainer_id = ?"
-            + where
-            + " ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC LIMIT ? OFFSET ?",
-        ),
-        [trainer_id if trainer_id is not None else -1, *values, query.limit, query.offset],
-    )
-    labels = await _labels([int(row["id"]) for row in rows])
+    rows = await conversation_page(_filter(query), trainer_id, now, query.limit, query.offset)
+    labels = await labels_of([int(row["id"]) for row in rows])
     found = []
     for row in rows:
         last_inbound = row["last_inbound_id"]
@@ -171,66 +103,11 @@ async def list_conversations(
 
 
 async def count_conversations(query: InboxQuery, trainer_id: int | None, now: datetime) -> int:
-    conn = connection()
-    where, values = _where(query, trainer_id, ts(conn, now))
-    rows = await conn.execute_query_dict(q(conn, "SELECT COUNT(*) AS n" + _FROM + where), values)
-    return int(rows[0]["n"])
+    return await count_in_folder(_filter(query), trainer_id, now)
 
 
-async def unread_count(trainer_id: int) -> int:
-    """Conversations with a learner message this trainer has not opened yet."""
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT COUNT(*) AS n FROM conversation c LEFT JOIN read_mark rm "
-            "ON rm.conversation_id = c.id AND rm.trainer_id = ? "
-            "WHERE c.last_inbound_id > COALESCE(rm.last_read_message_id, 0)",
-        ),
-        [trainer_id],
-    )
-    return int(rows[0]["n"])
-
-
-async def _labels(conversation_ids: list[int]) -> dict[int, tuple[str, ...]]:
-    if not conversation_ids:
-        return {}
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT conversation_id, label FROM conversation_label WHERE conversation_id IN "
-            + in_list(conn, len(conversation_ids))
-            + " ORDER BY label",
-        ),
-        conversation_ids,
-    )
-    found: dict[int, tuple[str, ...]] = {}
-    for row in rows:
-        key = int(row["conversation_id"])
-        found[key] = (*found.get(key, ()), str(row["label"]))
-    return found
-
-
-async def cohort_names() -> list[str]:
-    conn = connection()
-    rows = await conn.execute_query_dict("SELECT name FROM cohort ORDER BY name")
-    return [str(row["name"]) for row in rows]
-
-
-async def change_stamp() -> tuple[object, ...]:
-    """Changes whenever anything a dashboard shows changes: a message or quiz answer (new ids),
-    a conversation's status, assignment or labels, a delivery's state (their `updated_at`).
-    Each is a MAX over an index, so polling it every second costs next to nothing."""
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        "SELECT (SELECT MAX(id) FROM message) AS message, "
-        "(SELECT MAX(id) FROM quiz_answer) AS answer, "
-        "(SELECT MAX(updated_at) FROM conversation) AS conversation, "
-        "(SELECT MAX(updated_at) FROM delivery) AS delivery"
-    )
-    row = rows[0]
-    return tuple(str(row[key]) for key in ("message", "answer", "conversation", "delivery"))
+def _filter(query: InboxQuery) -> InboxFilter:
+    return InboxFilter(query.folder.value, query.cohort, query.label, query.search)
 
 
 class EntryKind(StrEnum):

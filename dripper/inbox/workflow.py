@@ -13,11 +13,15 @@ from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
-from dripper.db import connection
 from dripper.errors import DripperError
-from dripper.inbox.replies import mark_read_in
 from dripper.models import ConversationStatus, Trainer
-from dripper.store.sql import q, ts
+from dripper.store.conversations import (
+    label_conversation,
+    mark_read_in,
+    unlabel_conversation,
+    unread_again,
+    update_conversation,
+)
 
 _HANDLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LABEL = re.compile(r"^[^\s,\x00-\x1f\x7f-\x9f][^,\x00-\x1f\x7f-\x9f]{0,63}$")
@@ -55,7 +59,7 @@ async def trainers() -> list[Trainer]:
 
 async def assign(conversation_id: int, trainer_id: int | None, now: datetime) -> None:
     """Give the conversation to a trainer, or take it back to unassigned (None)."""
-    await _update(conversation_id, now, "assignee_id = ?", [trainer_id])
+    await _update(conversation_id, now, assignee_id=trainer_id)
 
 
 async def close(conversation_id: int, now: datetime) -> None:
@@ -75,25 +79,15 @@ async def snooze(conversation_id: int, until: datetime, now: datetime) -> None:
     the learner writes."""
     if until <= now:
         raise InboxError("a snooze must end in the future")
-    await _update(
-        conversation_id,
-        now,
-        "status = ?, snoozed_until = ?",
-        [ConversationStatus.SNOOZED.value, ts(connection(), until)],
-    )
+    await _update(conversation_id, now, status=ConversationStatus.SNOOZED, snoozed_until=until)
 
 
 async def _set_status(conversation_id: int, status: ConversationStatus, now: datetime) -> None:
-    await _update(conversation_id, now, "status = ?, snoozed_until = NULL", [status.value])
+    await _update(conversation_id, now, status=status, snoozed_until=None)
 
 
-async def _update(conversation_id: int, now: datetime, sets: str, values: list[object]) -> None:
-    conn = connection()
-    count, _ = await conn.execute_query(
-        q(conn, f"UPDATE conversation SET {sets}, updated_at = ? WHERE id = ?"),
-        [*values, ts(conn, now.astimezone(UTC)), conversation_id],
-    )
-    if not count:
+async def _update(conversation_id: int, now: datetime, **columns: object) -> None:
+    if not await update_conversation(conversation_id, now.astimezone(UTC), **columns):
         raise InboxError(f"conversation {conversation_id} does not exist")
 
 
@@ -107,41 +101,12 @@ def normalise_label(label: str) -> str:
 async def add_label(conversation_id: int, label: str, now: datetime) -> str:
     """Label a conversation; labelling twice is harmless. Returns the label as stored."""
     cleaned = normalise_label(label)
-    async with in_transaction() as tx:
-        await tx.execute_query(
-            q(
-                tx,
-                "INSERT INTO conversation_label (conversation_id, label) VALUES (?, ?) "
-                "ON CONFLICT (conversation_id, label) DO NOTHING",
-            ),
-            [conversation_id, cleaned],
-        )
-        await tx.execute_query(
-            q(tx, "UPDATE conversation SET updated_at = ? WHERE id = ?"),
-            [ts(tx, now.astimezone(UTC)), conversation_id],
-        )
+    await label_conversation(conversation_id, cleaned, now.astimezone(UTC))
     return cleaned
 
 
 async def remove_label(conversation_id: int, label: str, now: datetime) -> None:
-    cleaned = normalise_label(label)
-    async with in_transaction() as tx:
-        await tx.execute_query(
-            q(tx, "DELETE FROM conversation_label WHERE conversation_id = ? AND label = ?"),
-            [conversation_id, cleaned],
-        )
-        await tx.execute_query(
-            q(tx, "UPDATE conversation SET updated_at = ? WHERE id = ?"),
-            [ts(tx, now.astimezone(UTC)), conversation_id],
-        )
-
-
-async def known_labels() -> list[str]:
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        "SELECT DISTINCT label FROM conversation_label ORDER BY label"
-    )
-    return [str(row["label"]) for row in rows]
+    await unlabel_conversation(conversation_id, normalise_label(label), now.astimezone(UTC))
 
 
 async def mark_read(conversation_id: int, trainer_id: int, *, upto: int | None = None) -> None:
@@ -153,12 +118,4 @@ async def mark_read(conversation_id: int, trainer_id: int, *, upto: int | None =
 
 async def mark_unread(conversation_id: int, trainer_id: int) -> None:
     """Flag the conversation unread again for this trainer (its newest learner message)."""
-    conn = connection()
-    await conn.execute_query(
-        q(
-            conn,
-            "UPDATE read_mark SET last_read_message_id = COALESCE((SELECT last_inbound_id - 1 "
-            "FROM conversation WHERE id = ?), 0) WHERE trainer_id = ? AND conversation_id = ?",
-        ),
-        [conversation_id, trainer_id, conversation_id],
-    )
+    await unread_again(conversation_id, trainer_id)

@@ -17,10 +17,9 @@ from enum import StrEnum
 
 from tortoise.transactions import in_transaction
 
-from dripper.db import connection
 from dripper.models import Invite, Learner, Reachability
+from dripper.store.learners import claim_invite
 from dripper.store.outbox import release_waiting_for_chat
-from dripper.store.sql import q, ts
 from dripper.tokens import sign, verify
 
 INVITE = "invite"
@@ -79,7 +78,6 @@ async def redeem(key: bytes, token: str, chat_id: int, now: datetime) -> Redempt
     invite_id = invite_id_of(key, token)
     if invite_id is None:
         return Redemption(Redeemed.INVALID)
-    conn = connection()
     async with in_transaction() as tx:
         invite = await Invite.get_or_none(id=invite_id, using_db=tx)
         if invite is None:
@@ -92,14 +90,7 @@ async def redeem(key: bytes, token: str, chat_id: int, now: datetime) -> Redempt
         holder = await Learner.get_or_none(telegram_chat_id=chat_id, using_db=tx)
         if holder is not None and holder.id != learner.id:
             return Redemption(Redeemed.CHAT_TAKEN, holder)
-        claimed, _ = await tx.execute_query(
-            q(
-                conn,
-                "UPDATE invite SET used_at = ?, used_by_chat_id = ? "
-                "WHERE id = ? AND used_by_chat_id IS NULL",
-            ),
-            [ts(conn, now), chat_id, invite_id],
-        )
+        claimed = await claim_invite(tx, invite_id, chat_id, now)
         if not claimed:
             return Redemption(Redeemed.USED_ELSEWHERE, learner)
         learner.telegram_chat_id = chat_id

@@ -12,10 +12,11 @@ from email.utils import format_datetime
 from dripper.channels.email.message import message_id_for
 from dripper.curriculum.checks import CheckResult, check_source
 from dripper.curriculum.source import parse_source
-from dripper.db import connection
 from dripper.enrollments.enroll import enroll
 from dripper.models import Channel, Delivery, DeliveryKind, DeliveryState, Enrollment, Learner
-from dripper.store.sql import q, ts
+from dripper.schedule.keys import step_key
+from dripper.store.learners import NewLearner
+from dripper.store.learners import insert_learners as store_learners
 from dripper.tokens import reply_address, reply_token, unsubscribe_address, unsubscribe_token
 
 COURSE_ADDRESS = "course@example.com"
@@ -103,7 +104,7 @@ async def seed_course(
         enrollment = await Enrollment.get(learner_id=learner.id)
         seed = SeededLearner(learner.id, str(learner.email), enrollment.id)
         for index, step in enumerate(sent):
-            key = f"{enrollment.id}:{step}:0"
+            key = step_key(enrollment.id, step)
             seed.message_ids[step] = message_id_for(key, COURSE_DOMAIN)
             when = COURSE_END + timedelta(days=1, hours=index)
             deliveries.append(
@@ -127,7 +128,7 @@ async def seed_course(
     by_key = {d.business_key: d.id for d in await Delivery.all()}
     for seed in seeded:
         for step in sent:
-            seed.delivery_ids[step] = by_key[f"{seed.enrollment_id}:{step}:0"]
+            seed.delivery_ids[step] = by_key[step_key(seed.enrollment_id, step)]
     return seeded
 
 
@@ -205,29 +206,16 @@ async def insert_learners(
     count: int, now: datetime, *, telegram: bool = False, email: bool = False
 ) -> None:
     """N learners in one batch insert; chat ids are 1..N, addresses learnerN@example.com."""
-    conn = connection()
     zones = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "UTC"]
-    rows = [
+    await store_learners(
         [
-            f"Learner{n}",
-            "",
-            f"learner{n}@example.com" if email else None,
-            n if telegram else None,
-            zones[n % len(zones)],
-            "{}",
-            "unknown",
-            "unknown",
-            0,
-            ts(conn, now),
-            ts(conn, now),
-        ]
-        for n in range(1, count + 1)
-    ]
-    sql = q(
-        conn,
-        "INSERT INTO learner (first_name, last_name, email, telegram_chat_id, timezone, "
-        "attributes, email_status, telegram_status, soft_bounces, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            NewLearner(
+                f"Learner{n}",
+                email=f"learner{n}@example.com" if email else None,
+                telegram_chat_id=n if telegram else None,
+                timezone=zones[n % len(zones)],
+            )
+            for n in range(1, count + 1)
+        ],
+        now,
     )
-    for start in range(0, len(rows), 10_000):
-        await conn.execute_many(sql, rows[start : start + 10_000])

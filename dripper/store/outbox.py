@@ -17,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from dripper.db import connection
-from dripper.models import DeliveryState
+from dripper.models import DeliveryKind, DeliveryState
 from dripper.store.sql import as_datetime, as_json, in_list, is_postgres, json_param, q, ts
 
 PENDING = DeliveryState.PENDING.value
@@ -386,3 +386,117 @@ async def next_wake(now: datetime, horizon: timedelta) -> datetime | None:
         if moment is not None:
             candidates.append(moment - horizon if "plan_due_at" in sql else moment)
     return min(candidates) if candidates else None
+
+
+async def cancel_nudges(
+    enrollment_id: int, step_id: str, now: datetime, using: BaseDBAsyncClient | None = None
+) -> int:
+    """The learner answered: reminders for that prompt that have not gone out are cancelled."""
+    conn = using or connection()
+    count, _ = await conn.execute_query(
+        q(
+            conn,
+            "UPDATE delivery SET state = ?, last_error = ?, updated_at = ? WHERE enrollment_id = ? "
+            "AND step_id = ? AND kind = ? AND state IN (?, ?)",
+        ),
+        [
+            DeliveryState.CANCELLED.value,
+            "answered before the reminder was due",
+            ts(conn, now),
+            enrollment_id,
+            step_id,
+            DeliveryKind.NUDGE.value,
+            DeliveryState.PENDING.value,
+            DeliveryState.HELD.value,
+        ],
+    )
+    return int(count)
+
+
+@dataclass(frozen=True)
+class SentStep:
+    """A step (first sending, reminder or re-ask) that went out, newest first where listed."""
+
+    id: int
+    learner_id: int
+    enrollment_id: int
+    step_id: str
+    occurrence: int
+    curriculum_id: int
+
+
+async def sent_steps(
+    *, learner_ids: Sequence[int] = (), enrollment_id: int | None = None, limit: int | None = None
+) -> list[SentStep]:
+    """The steps sent to these learners (or in this enrollment), each learner's newest first:
+    where a learner's reply is filed and which prompt it answers is decided from these."""
+    conn = connection()
+    if enrollment_id is not None:
+        whose, values = "d.enrollment_id = ?", [enrollment_id]
+    else:
+        whose, values = "d.learner_id IN " + in_list(conn, len(learner_ids)), list(learner_ids)
+    rows = await conn.execute_query_dict(
+        q(
+            conn,
+            "SELECT d.id, d.learner_id, d.enrollment_id, d.step_id, d.occurrence, "
+            "e.curriculum_id FROM delivery d JOIN enrollment e ON e.id = d.enrollment_id "
+            f"WHERE {whose} AND d.state = ? AND d.kind IN (?, ?, ?) AND d.step_id IS NOT NULL "
+            "ORDER BY d.learner_id, d.sent_at DESC, d.id DESC" + (" LIMIT ?" if limit else ""),
+        ),
+        [
+            *values,
+            DeliveryState.SENT.value,
+            DeliveryKind.STEP.value,
+            DeliveryKind.NUDGE.value,
+            DeliveryKind.REASK.value,
+            *([limit] if limit else []),
+        ],
+    )
+    return [
+        SentStep(
+            int(row["id"]),
+            int(row["learner_id"]),
+            int(row["enrollment_id"]),
+            str(row["step_id"]),
+            int(row["occurrence"]),
+            int(row["curriculum_id"]),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class SentMail:
+    """A delivery of ours found by the Message-ID it went out with."""
+
+    id: int
+    learner_id: int
+    enrollment_id: int | None
+    step_id: str | None
+    occurrence: int
+
+
+async def sent_by_message_id(message_ids: Sequence[str]) -> dict[str, SentMail]:
+    """Our deliveries whose provider message id (an email's Message-ID) is one of these, by
+    that id in lower case."""
+    if not message_ids:
+        return {}
+    conn = connection()
+    rows = await conn.execute_query_dict(
+        q(
+            conn,
+            "SELECT id, learner_id, enrollment_id, step_id, occurrence, provider_message_id "
+            f"FROM delivery WHERE provider_message_id IN {in_list(conn, len(message_ids))}",
+        ),
+        list(message_ids),
+    )
+    return {
+        str(row["provider_message_id"]).lower(): SentMail(
+            int(row["id"]),
+            int(row["learner_id"]),
+            None if row["enrollment_id"] is None else int(row["enrollment_id"]),
+            row["step_id"],
+            int(row["occurrence"]),
+        )
+        for row in rows
+    }

@@ -46,7 +46,6 @@ from dripper.inbox import (
     unread_count,
 )
 from dripper.inbox.canned import context_for
-from dripper.inbox.replies import touch_conversation
 from dripper.models import (
     Channel,
     Conversation,
@@ -60,6 +59,7 @@ from dripper.models import (
     QuizAnswer,
     Trainer,
 )
+from dripper.store.conversations import touch_conversation
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 CURRICULUM = """\

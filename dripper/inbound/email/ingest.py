@@ -43,19 +43,19 @@ from dripper.db import connection
 from dripper.enrollments.answers import AnswerStatus, record_quiz_answer
 from dripper.inbound.email.classify import Classification, Kind, classify
 from dripper.inbound.email.parse import Attachment, ParsedMail, dedupe_key, parse_mail
-from dripper.inbox import PROMPT_KINDS, AnsweredPrompt, record_learner_message
+from dripper.inbox import AnsweredPrompt, latest_prompt_in, record_learner_message
 from dripper.models import (
     Channel,
-    DeliveryKind,
-    DeliveryState,
     Enrollment,
     InboundItem,
     InboundState,
     Learner,
     Reachability,
 )
+from dripper.store import inbound as inbound_store
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import as_json, in_list, json_param, q, ts
+from dripper.store.learners import count_soft_bounce
+from dripper.store.outbox import SentMail, sent_by_message_id
 from dripper.tokens import REPLY
 
 log = logging.getLogger("dripper.mail")
@@ -100,14 +100,7 @@ class StoreReport:
 
 async def load_cursor(account: str) -> Cursor | None:
     """Where the last stored batch of this mailbox ended, or None before the first one."""
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(conn, "SELECT position FROM channel_cursor WHERE channel = ? AND account = ?"),
-        [Channel.EMAIL.value, account],
-    )
-    if not rows:
-        return None
-    position = as_json(rows[0]["position"]) or {}
+    position = await inbound_store.load_cursor(Channel.EMAIL, account) or {}
     try:
         return Cursor(int(position["uidvalidity"]), int(position["last_uid"]))
     except (KeyError, TypeError, ValueError):
@@ -132,18 +125,6 @@ def _too_large_attachments(note: str | None) -> list[dict[str, Any]] | None:
     return [dict(item) for item in listed if isinstance(item, dict)]
 
 
-_INSERT_ITEM = (
-    "INSERT INTO inbound_item (channel, account, external_id, payload, state, error, "
-    "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (channel, account, external_id) DO NOTHING RETURNING id"
-)
-_UPSERT_CURSOR = (
-    "INSERT INTO channel_cursor (channel, account, position, updated_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (channel, account) DO UPDATE SET position = excluded.position, "
-    "updated_at = excluded.updated_at"
-)
-
-
 async def store_batch(
     account: str,
     cursor: Cursor,
@@ -155,50 +136,23 @@ async def store_batch(
 
     `limit` is the size cap the poller applied (for the note on a message it did not download).
     """
-    stored = 0
+    items = [
+        inbound_store.RawItem(
+            dedupe_key(item.raw),
+            item.raw,
+            too_large_note(item.size, limit, item.too_large)
+            if item.too_large is not None
+            else None,
+        )
+        for item in fetched
+    ]
+    position = {"uidvalidity": cursor.uidvalidity, "last_uid": cursor.last_uid}
     async with in_transaction() as tx:
-        for item in fetched:
-            note = (
-                too_large_note(item.size, limit, item.too_large)
-                if item.too_large is not None
-                else None
-            )
-            # Counted by RETURNING: the asyncpg client miscounts INSERTs (see answers.py).
-            inserted = await tx.execute_query_dict(
-                q(tx, _INSERT_ITEM),
-                [
-                    Channel.EMAIL.value,
-                    account,
-                    dedupe_key(item.raw),
-                    item.raw,
-                    InboundState.PENDING.value,
-                    note,
-                    ts(tx, now),
-                ],
-            )
-            stored += len(inserted)
-        await _save_cursor(tx, account, cursor, now)
+        stored = await inbound_store.store_items(tx, Channel.EMAIL, account, items, position, now)
     return StoreReport(stored, len(fetched) - stored)
 
 
-async def _save_cursor(tx: BaseDBAsyncClient, account: str, cursor: Cursor, now: datetime) -> None:
-    position = {"uidvalidity": cursor.uidvalidity, "last_uid": cursor.last_uid}
-    await tx.execute_query(
-        q(tx, _UPSERT_CURSOR),
-        [Channel.EMAIL.value, account, json_param(tx, position), ts(tx, now)],
-    )
-
-
 # --------------------------------------------------------------------------- matching
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    id: int
-    learner_id: int
-    enrollment_id: int | None
-    step_id: str | None
-    occurrence: int
 
 
 @dataclass(frozen=True)
@@ -209,31 +163,7 @@ class Match:
     via: str  # "token", "thread" or "from"
     trusted: bool  # From is the learner's own address
     enrollment_id: int | None = None  # from a reply token
-    delivery: _Delivery | None = None  # the message of ours it answers (thread match)
-
-
-async def _deliveries_by_message_id(ids: Sequence[str]) -> dict[str, _Delivery]:
-    if not ids:
-        return {}
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT id, learner_id, enrollment_id, step_id, occurrence, provider_message_id "
-            f"FROM delivery WHERE provider_message_id IN {in_list(conn, len(ids))}",
-        ),
-        list(ids),
-    )
-    return {
-        str(row["provider_message_id"]).lower(): _Delivery(
-            int(row["id"]),
-            int(row["learner_id"]),
-            None if row["enrollment_id"] is None else int(row["enrollment_id"]),
-            row["step_id"],
-            int(row["occurrence"]),
-        )
-        for row in rows
-    }
+    delivery: SentMail | None = None  # the message of ours it answers (thread match)
 
 
 def _same_address(learner: Learner, address: str | None) -> bool:
@@ -252,7 +182,7 @@ async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | No
             enrollment_id = enrollment.id if enrollment is not None else None
         # The token names the conversation; the thread ids, when they are ours and in it,
         # name the exact mail (and step) answered.
-        known = await _deliveries_by_message_id(mail.thread_ids)
+        known = await sent_by_message_id(mail.thread_ids)
         delivery = next(
             (
                 known[mid]
@@ -265,7 +195,7 @@ async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | No
         )
         trusted = _same_address(learner, mail.from_address)
         return Match(learner, "token", trusted, enrollment_id, delivery)
-    known = await _deliveries_by_message_id(mail.thread_ids)
+    known = await sent_by_message_id(mail.thread_ids)
     for message_id in mail.thread_ids:
         delivery = known.get(message_id)
         if delivery is None:
@@ -281,41 +211,6 @@ async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | No
     return None
 
 
-async def _latest_in_enrollment(enrollment_id: int) -> AnsweredPrompt | None:
-    """The prompt most recently sent in an enrollment, else its latest sent step."""
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT d.id, d.step_id, d.occurrence, e.curriculum_id FROM delivery d "
-            "JOIN enrollment e ON e.id = d.enrollment_id WHERE d.enrollment_id = ? "
-            "AND d.state = ? AND d.kind IN (?, ?, ?) AND d.step_id IS NOT NULL "
-            "ORDER BY d.sent_at DESC, d.id DESC LIMIT 20",
-        ),
-        [
-            enrollment_id,
-            DeliveryState.SENT.value,
-            DeliveryKind.STEP.value,
-            DeliveryKind.NUDGE.value,
-            DeliveryKind.REASK.value,
-        ],
-    )
-    fallback: AnsweredPrompt | None = None
-    for row in rows:
-        prompt = AnsweredPrompt(
-            enrollment_id, str(row["step_id"]), int(row["occurrence"]), int(row["id"])
-        )
-        fallback = fallback or prompt
-        curriculum = await curriculum_of(int(row["curriculum_id"]))
-        try:
-            step = curriculum.step(prompt.step_id)
-        except KeyError:
-            continue
-        if getattr(step, "kind", "") in PROMPT_KINDS:
-            return prompt
-    return fallback
-
-
 async def answered_prompt(match: Match) -> AnsweredPrompt | None:
     """What the message answers: the exact mail it replies to, else the enrollment's latest
     prompt (reply token), else None (inbox.record_learner_message guesses)."""
@@ -325,9 +220,9 @@ async def answered_prompt(match: Match) -> AnsweredPrompt | None:
             return AnsweredPrompt(
                 delivery.enrollment_id, delivery.step_id, delivery.occurrence, delivery.id
             )
-        return await _latest_in_enrollment(delivery.enrollment_id)
+        return await latest_prompt_in(delivery.enrollment_id)
     if match.enrollment_id is not None:
-        return await _latest_in_enrollment(match.enrollment_id)
+        return await latest_prompt_in(match.enrollment_id)
     return None
 
 
@@ -408,10 +303,7 @@ async def process_item(item: InboundItem, key: bytes | None, now: datetime) -> s
 
 
 async def _finish(conn: BaseDBAsyncClient, item_id: int, outcome: Outcome, now: datetime) -> None:
-    await conn.execute_query(
-        q(conn, "UPDATE inbound_item SET state = ?, error = ?, processed_at = ? WHERE id = ?"),
-        [outcome.state.value, outcome.note, ts(conn, now), item_id],
-    )
+    await inbound_store.finish_item(conn, item_id, outcome.state, outcome.note, now)
 
 
 async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outcome:
@@ -519,10 +411,9 @@ async def _bounce(mail: ParsedMail, verdict: Classification) -> Outcome:
     """Hard bounce: the address is unreachable. Soft bounce: counted (once: process_item
     writes the count and the item's new state in one transaction)."""
     report = mail.report
-    returned = await _deliveries_by_message_id(report.returned_message_ids if report else ())
+    returned = await sent_by_message_id(report.returned_message_ids if report else ())
     by_message = next(iter(returned.values()), None)
     notes: list[str] = []
-    conn = connection()
     for bounce in verdict.bounces:
         if not (bounce.hard or bounce.soft):
             continue
@@ -538,10 +429,7 @@ async def _bounce(mail: ParsedMail, verdict: Classification) -> Outcome:
             await Learner.filter(id=learner.id).update(email_status=Reachability.UNREACHABLE)
             notes.append(f"learner {learner.id} email unreachable ({bounce.status or 'failed'})")
         else:
-            await conn.execute_query(
-                q(conn, "UPDATE learner SET soft_bounces = soft_bounces + 1 WHERE id = ?"),
-                [learner.id],
-            )
+            await count_soft_bounce(learner.id)
             notes.append(f"learner {learner.id} soft bounce ({bounce.status or 'delayed'})")
     detail = "; ".join(notes) or "nothing to record"
     return Outcome(InboundState.PROCESSED, f"{verdict.reason} -> {detail}", "bounce")

@@ -43,13 +43,20 @@ from telegram.error import (
 from telegram.warnings import PTBUserWarning
 from tortoise.transactions import in_transaction
 
-from dripper.db import connection
 from dripper.errors import DripperError
 from dripper.inbound.telegram.actions import Batch, TelegramActions
 from dripper.inbound.telegram.events import ALLOWED_UPDATES, Event, classify
 from dripper.inbox import record_learner_messages
-from dripper.models import Channel, InboundState
-from dripper.store.sql import in_list, json_param, q, ts
+from dripper.models import Channel
+from dripper.store.inbound import (
+    RawItem,
+    filed_item_ids,
+    last_pending_id,
+    load_cursor,
+    mark_items,
+    pending_items,
+    store_items,
+)
 
 log = logging.getLogger("dripper.inbound.telegram.poller")
 
@@ -206,9 +213,7 @@ class TelegramPoller:
 
     async def store(self, updates: list[Any]) -> int:
         """Store raw updates and the cursor past them in one transaction; returns new items."""
-        conn = connection()
-        now = self._now()
-        rows: list[list[Any]] = []
+        items: list[RawItem] = []
         last = (self._offset or 0) - 1
         for update in updates:
             raw = json.dumps(update, ensure_ascii=False, separators=(",", ":")).encode()
@@ -217,37 +222,12 @@ class TelegramPoller:
                 last = max(last, update_id)
                 external_id = str(update_id)
             else:  # never seen from Telegram; kept (and flagged when processed), not keyed
-                external_id = f"no-update-id:{time.time_ns()}:{len(rows)}"
-            rows.append(
-                [Channel.TELEGRAM.value, self.account, external_id, raw, "pending", ts(conn, now)]
-            )
+                external_id = f"no-update-id:{time.time_ns()}:{len(items)}"
+            items.append(RawItem(external_id, raw))
         offset = last + 1
-        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
         async with in_transaction() as tx:
-            # execute_query_dict: the asyncpg client drops the rows of INSERT ... RETURNING.
-            inserted = await tx.execute_query_dict(
-                q(
-                    conn,
-                    "INSERT INTO inbound_item (channel, account, external_id, payload, state, "
-                    f"received_at) VALUES {values} "
-                    "ON CONFLICT (channel, account, external_id) DO NOTHING RETURNING id",
-                ),
-                [value for row in rows for value in row],
-            )
-            added = len(inserted)
-            await tx.execute_query(
-                q(
-                    conn,
-                    "INSERT INTO channel_cursor (channel, account, position, updated_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (channel, account) DO UPDATE SET "
-                    "position = excluded.position, updated_at = excluded.updated_at",
-                ),
-                [
-                    Channel.TELEGRAM.value,
-                    self.account,
-                    json_param(conn, {"offset": offset}),
-                    ts(conn, now),
-                ],
+            added = await store_items(
+                tx, Channel.TELEGRAM, self.account, items, {"offset": offset}, self._now()
             )
         self._offset = offset
         self.stats.fetched += len(updates)
@@ -255,17 +235,8 @@ class TelegramPoller:
         return added
 
     async def _load_offset(self) -> int:
-        conn = connection()
-        rows = await conn.execute_query_dict(
-            q(conn, "SELECT position FROM channel_cursor WHERE channel = ? AND account = ?"),
-            [Channel.TELEGRAM.value, self.account],
-        )
-        if not rows:
-            return 0
-        position = rows[0]["position"]
-        if isinstance(position, str | bytes):
-            position = json.loads(position)
-        return int(position.get("offset", 0))
+        position = await load_cursor(Channel.TELEGRAM, self.account)
+        return int(position.get("offset", 0)) if position else 0
 
     # ---- processing ----------------------------------------------------------------------
 
@@ -274,44 +245,23 @@ class TelegramPoller:
         two rounds once `stop` is set); returns how many."""
         done = 0
         while stop is None or not stop.is_set():
-            conn = connection()
-            rows = await conn.execute_query_dict(
-                q(
-                    conn,
-                    "SELECT id, payload FROM inbound_item WHERE channel = ? AND account = ? "
-                    "AND state = ? ORDER BY id LIMIT ?",
-                ),
-                [
-                    Channel.TELEGRAM.value,
-                    self.account,
-                    InboundState.PENDING.value,
-                    self.settings.process_batch,
-                ],
-            )
+            rows = await pending_items(Channel.TELEGRAM, self.account, self.settings.process_batch)
             if not rows:
                 return done
             if self._resumed_upto is None:
-                last = await conn.execute_query_dict(
-                    q(
-                        conn,
-                        "SELECT MAX(id) AS id FROM inbound_item WHERE channel = ? AND account = ? "
-                        "AND state = ?",
-                    ),
-                    [Channel.TELEGRAM.value, self.account, InboundState.PENDING.value],
-                )
-                self._resumed_upto = int(last[0]["id"] or 0)
-            await self._process_round(conn, rows)
+                self._resumed_upto = await last_pending_id(Channel.TELEGRAM, self.account)
+            await self._process_round(rows)
             done += len(rows)
         return done
 
-    async def _process_round(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+    async def _process_round(self, rows: list[dict[str, Any]]) -> None:
         ids = [int(row["id"]) for row in rows]
         events = [self._decode(int(row["id"]), row["payload"]) for row in rows]
         # Only items left pending by an earlier run can have been filed already: items stored
         # by this run are processed once, and checking costs a look at the message table.
         resumed = [item_id for item_id in ids if item_id <= (self._resumed_upto or 0)]
         batch = await Batch.load(
-            await _already_filed(conn, resumed) if resumed else set(),
+            await filed_item_ids(resumed),
             [chat for chat in (getattr(e, "chat_id", None) for e in events) if chat is not None],
         )
         flags: dict[int, str | None] = {}
@@ -354,46 +304,14 @@ class TelegramPoller:
             return f"processing failed: {type(exc).__name__}: {exc}"
 
     async def _mark(self, outcomes: list[tuple[int, str | None]]) -> None:
-        conn = connection()
-        now = ts(conn, self._now())
-        processed = [item_id for item_id, flag in outcomes if flag is None]
-        flagged = [(item_id, flag) for item_id, flag in outcomes if flag is not None]
         async with in_transaction() as tx:
-            if processed:
-                await tx.execute_query(
-                    q(
-                        conn,
-                        "UPDATE inbound_item SET state = ?, processed_at = ? WHERE id IN "
-                        + in_list(conn, len(processed)),
-                    ),
-                    [InboundState.PROCESSED.value, now, *processed],
-                )
-            if flagged:
-                await tx.execute_many(
-                    q(
-                        conn,
-                        "UPDATE inbound_item SET state = ?, error = ?, processed_at = ? "
-                        "WHERE id = ?",
-                    ),
-                    [[InboundState.FLAGGED.value, flag, now, item_id] for item_id, flag in flagged],
-                )
-        self.stats.processed += len(processed)
+            await mark_items(tx, outcomes, self._now())
+        flagged = [(item_id, flag) for item_id, flag in outcomes if flag is not None]
+        self.stats.processed += len(outcomes) - len(flagged)
         self.stats.flagged += len(flagged)
         self.stats.flags.extend(flagged)
         for item_id, flag in flagged:
             log.info("inbound item %d flagged: %s", item_id, flag)
-
-
-async def _already_filed(conn: Any, item_ids: list[int]) -> set[int]:
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT DISTINCT inbound_id FROM message WHERE inbound_id IN "
-            + in_list(conn, len(item_ids)),
-        ),
-        item_ids,
-    )
-    return {int(row["inbound_id"]) for row in rows}
 
 
 async def _until_stopped(stop: asyncio.Event, work: Any) -> Any:
