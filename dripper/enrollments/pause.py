@@ -21,9 +21,9 @@ from dripper.store.curricula import curriculum_of
 from dripper.store.enrollments import (
     held_deliveries,
     mark_resumed,
+    move_deliveries,
     pause_enrollments,
     paused_enrollments,
-    release_held,
     release_held_of_active,
     resumes_due,
 )
@@ -89,7 +89,7 @@ async def _reschedule_held(
             days = timedelta(days=math.ceil(shifts[enrollment_id] / timedelta(days=1)))
             new_due, new_expires = due + days, (expires + days if expires else None)
         moves.append((int(row["id"]), new_due, new_expires))
-    await release_held(tx, moves, now)
+    await move_deliveries(tx, moves, now, release=True)
 
 
 async def resume_due(now: datetime) -> int:

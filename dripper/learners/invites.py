@@ -23,7 +23,6 @@ from dripper.store.outbox import release_waiting_for_chat
 from dripper.tokens import sign, verify
 
 INVITE = "invite"
-# The dispatcher's reason for a delivery waiting on a learner who has no chat yet (scheduler.py).
 
 
 def invite_token(key: bytes, invite_id: int) -> str:

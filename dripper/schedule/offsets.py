@@ -1,7 +1,7 @@
 """Time values of the curriculum language (durations, step offsets, send windows) and their parsers.
 
-Pure: no I/O, no clock. The curriculum loader turns YAML strings into these values; the scheduler
-turns them into UTC due times.
+Pure: no I/O, no clock. The curriculum loader turns YAML strings into these values;
+dripper.schedule.slots turns them into UTC due times.
 """
 
 from __future__ import annotations

@@ -158,34 +158,6 @@ async def held_deliveries(
     )
 
 
-async def release_held(
-    tx: BaseDBAsyncClient,
-    moves: Sequence[tuple[int, datetime, datetime | None]],
-    now: datetime,
-) -> None:
-    """Held deliveries pending again at new times: (delivery id, due, expires)."""
-    if not moves:
-        return
-    await tx.execute_many(
-        q(
-            tx,
-            "UPDATE delivery SET state = ?, due_at = ?, available_at = ?, expires_at = ?, "
-            "updated_at = ? WHERE id = ?",
-        ),
-        [
-            [
-                DeliveryState.PENDING.value,
-                ts(tx, due),
-                ts(tx, due),
-                ts(tx, expires),
-                ts(tx, now),
-                delivery_id,
-            ]
-            for delivery_id, due, expires in moves
-        ],
-    )
-
-
 async def release_held_of_active() -> None:
     """Give back deliveries recorded as held after their enrollment was already resumed (a
     send claimed just before the resume)."""
@@ -258,14 +230,18 @@ async def move_deliveries(
     tx: BaseDBAsyncClient,
     moves: Sequence[tuple[int, datetime, datetime | None]],
     now: datetime,
+    *,
+    release: bool = False,
 ) -> None:
-    """Queued deliveries at new times, in whatever state they are: (id, due, expires)."""
+    """Queued deliveries at new times: (id, due, expires). With `release`, held ones are
+    pending again (a resume); without, each keeps its state (a new course date)."""
     if not moves:
         return
+    state = f"state = '{DeliveryState.PENDING.value}', " if release else ""
     await tx.execute_many(
         q(
             tx,
-            "UPDATE delivery SET due_at = ?, available_at = ?, expires_at = ?, "
+            f"UPDATE delivery SET {state}due_at = ?, available_at = ?, expires_at = ?, "
             "updated_at = ? WHERE id = ?",
         ),
         [

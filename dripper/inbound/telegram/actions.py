@@ -1,6 +1,6 @@
 """What dripper does about each Telegram event: bind chats, learner commands, answers, filing.
 
-One method per event type of `telegram_events`; each changes the database in short
+One method per event type of dripper.inbound.telegram.events; each changes the database in short
 transactions and then replies with a direct Bot API call (conversational replies are not drips:
 they do not go through the outbox). A reply that fails is logged and never undoes what was
 recorded. A handler returns None when the item is done, or the reason to flag it for a human.
