@@ -35,7 +35,7 @@ from dripper.channels.base import Outbound, Outcome, SendResult
 from dripper.channels.ratelimit import TokenBucket
 from dripper.channels.telegram.budget import ChatPacer
 from dripper.channels.telegram.shared import SharedBudget
-from dripper.channels.telegram.transport import AiohttpRequest, ConnectionLost, FastRequest, NotSent
+from dripper.channels.telegram.transport import AiohttpRequest, ConnectionLost, NotSent
 from dripper.content.compose import Button
 from dripper.content.split import split_html
 from dripper.errors import DripperError
@@ -83,7 +83,7 @@ class TelegramChannel:
         self.bot = Bot(
             token,
             base_url=api_url,
-            request=FastRequest(connection_pool_size=connections, read_timeout=read_timeout),
+            request=AiohttpRequest(connection_pool_size=connections, read_timeout=read_timeout),
             get_updates_request=AiohttpRequest(connection_pool_size=2, read_timeout=read_timeout),
         )
 
