@@ -12,18 +12,19 @@ from textual.worker import Worker, WorkerState
 
 from dripper.db import open_db
 from dripper.errors import DripperError
-from dripper.inbox import (
-    CannedRepliesError,
-    CannedReply,
-    change_stamp,
-    ensure_trainer,
-    load_canned_replies,
-)
+from dripper.inbox import CannedRepliesError, change_stamp, ensure_trainer
 from tui.commands import ActionCommands
 from tui.keymap import binding_ids, default_keymap_path, load_keymap
-from tui.messages import DataChanged
+from tui.messages import (
+    DataChanged,
+    Edited,
+    OpenAnswers,
+    OpenConversation,
+    OpenLearners,
+    OpenSteps,
+)
 from tui.screens.cohorts import CohortsScreen, StepAnswersScreen, StepFiguresScreen
-from tui.screens.conversation import ConversationScreen
+from tui.screens.conversation import ConversationScreen, notify_canned_trouble
 from tui.screens.help import HelpScreen
 from tui.screens.inbox import InboxScreen
 from tui.screens.learners import LearnersScreen
@@ -63,7 +64,6 @@ class DripperApp(App[None]):
         self._stamp: tuple[object, ...] | None = None
         self._database_trouble = False
         self._polling = False
-        self.canned: list[CannedReply] = []
         self.keymap: dict[str, str] = {}
         self.session: Session
 
@@ -78,7 +78,7 @@ class DripperApp(App[None]):
         trainer = await ensure_trainer(self.config.trainer_handle, timezone=self.config.timezone)
         self.session = Session(self.config, trainer)
         self._apply_keymap()
-        self.reload_canned_replies()
+        self._check_canned_replies()
         self._stamp = await change_stamp()
         self.set_interval(self.config.live_interval, self._look_for_changes)
         await self.push_screen(InboxScreen())
@@ -113,21 +113,12 @@ class DripperApp(App[None]):
         if self.keymap:
             self.set_keymap(self.keymap)
 
-    def reload_canned_replies(self) -> None:
-        path = self.config.canned_replies
-        if path is None:
-            return
+    def _check_canned_replies(self) -> None:
+        """Say at the start when the canned replies file is broken, not at the first use."""
         try:
-            self.canned = load_canned_replies(path)
+            self.session.canned_replies()
         except CannedRepliesError as exc:
-            self.canned = []
-            self.notify(
-                str(exc),
-                title="Canned replies not loaded",
-                severity="error",
-                timeout=15,
-                markup=False,
-            )
+            notify_canned_trouble(self, exc)
 
     async def _look_for_changes(self) -> None:
         """Another process (a worker filing a reply, another trainer) changed something: every
@@ -173,6 +164,23 @@ class DripperApp(App[None]):
         """Tell every screen on the stack to read its data again."""
         for screen in self.screen_stack:
             screen.post_message(DataChanged())
+
+    # Messages from the screens (tui.messages): the app is the one place that knows them all.
+
+    def on_edited(self, _: Edited) -> None:
+        self.data_changed()
+
+    def on_open_conversation(self, message: OpenConversation) -> None:
+        self.push_screen(ConversationScreen(message.conversation_id))
+
+    def on_open_learners(self, message: OpenLearners) -> None:
+        self.push_screen(LearnersScreen(cohort=message.cohort))
+
+    def on_open_steps(self, message: OpenSteps) -> None:
+        self.push_screen(StepFiguresScreen(message.cohort))
+
+    def on_open_answers(self, message: OpenAnswers) -> None:
+        self.push_screen(StepAnswersScreen(message.cohort, message.step_id, message.figures))
 
     def _bring_forward(self, kind: type[Screen[None]], make: Callable[[], Screen[None]]) -> None:
         """Go back to the screen of that kind if it is open, else open one: pressing F2 twice

@@ -6,16 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from dripper.engine.wake import notify_wake_async
+from dripper.inbox import CannedReply, load_canned_replies
 from dripper.models import Trainer
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
-
-    from tui.app import DripperApp
 
 
 def _utc_now() -> datetime:
@@ -55,9 +54,25 @@ class Session:
         """Tell `dripper run` that a reply is waiting, so it leaves now, not at the next poll."""
         await notify_wake_async(self.config.database_url)
 
+    def canned_replies(self) -> list[CannedReply]:
+        """The team's canned replies, read again (the file may have changed since the start);
+        none when no file is configured. Raises CannedRepliesError, which says where."""
+        path = self.config.canned_replies
+        return [] if path is None else load_canned_replies(path)
+
+
+@runtime_checkable
+class HasSession(Protocol):
+    """What a screen needs of the app it runs in: `tui.app.DripperApp` is one."""
+
+    session: Session
+
 
 def session_of(node: DOMNode) -> Session:
-    app = cast("DripperApp", node.app)
+    """The session of the dashboard `node` is shown in."""
+    app = node.app
+    if not isinstance(app, HasSession):
+        raise TypeError(f"{type(app).__name__} runs no dripper dashboard session")
     return app.session
 
 

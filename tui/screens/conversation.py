@@ -14,22 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from dripper.errors import DripperError
 from dripper.inbox import (
+    CannedRepliesError,
     CannedReply,
     ConversationSummary,
-    EmptyMessageError,
     EntryKind,
     LearnerPanel,
     add_label,
@@ -50,7 +50,7 @@ from dripper.inbox import (
 )
 from dripper.inbox.canned import context_for
 from tui.keymap import keys_for
-from tui.messages import DataChanged
+from tui.messages import DataChanged, Edited
 from tui.screens.pickers import Ask, Choose
 from tui.session import session_of
 from tui.widgets.conversation import (
@@ -60,9 +60,6 @@ from tui.widgets.conversation import (
     render_entry,
     render_header,
 )
-
-if TYPE_CHECKING:
-    from tui.app import DripperApp
 
 WIDE = 110  # from this width on, the learner panel sits beside the thread by default
 PANEL_TICK_S = 30.0  # the learner's local time in the panel moves on by itself
@@ -220,7 +217,7 @@ class ConversationScreen(Screen[None]):
 
     def _changed(self) -> None:
         """Every screen reads its data again: this one, and the inbox beneath it."""
-        cast("DripperApp", self.app).data_changed()
+        self.post_message(Edited())
 
     def _say(self, message: str, *, severity: SeverityLevel = "information") -> None:
         # Messages name labels and trainers: never read them as markup.
@@ -281,7 +278,7 @@ class ConversationScreen(Screen[None]):
                     author_id=session.trainer.id,
                     answering=self._answering,
                 )
-        except (EmptyMessageError, DripperError) as exc:
+        except DripperError as exc:
             self._say(f"Not sent: {exc}", severity="error")
             return
         finally:
@@ -298,10 +295,14 @@ class ConversationScreen(Screen[None]):
 
     @work(exit_on_error=False, group="conversation-pick")
     async def action_canned(self) -> None:
-        app = cast("DripperApp", self.app)
-        app.reload_canned_replies()  # the team may have edited the file since the start
-        if not app.canned:
-            path = session_of(self).config.canned_replies
+        session = session_of(self)
+        try:
+            canned = session.canned_replies()  # the team may have edited the file since the start
+        except CannedRepliesError as exc:
+            notify_canned_trouble(self, exc)
+            return
+        if not canned:
+            path = session.config.canned_replies
             where = str(path) if path else "the file named by canned_replies in dripper.toml"
             self._say(
                 f"No canned replies yet: write them in {where} "
@@ -309,11 +310,12 @@ class ConversationScreen(Screen[None]):
                 severity="warning",
             )
             return
-        choices = [(reply.title, reply) for reply in app.canned]
-        picked = await app.push_screen_wait(Choose[CannedReply]("Insert a canned reply", choices))
+        choices = [(reply.title, reply) for reply in canned]
+        picked = await self.app.push_screen_wait(
+            Choose[CannedReply]("Insert a canned reply", choices)
+        )
         if picked is None:
             return
-        session = session_of(self)
         try:
             text = picked.render(await context_for(self.conversation_id, session.trainer))
         except DripperError as exc:
@@ -427,3 +429,10 @@ class ConversationScreen(Screen[None]):
 
     def action_thread_up(self) -> None:
         self.thread_view.scroll_up()
+
+
+def notify_canned_trouble(node: App[None] | Widget, exc: CannedRepliesError) -> None:
+    """Say that the canned replies file is broken, and where (the error names file:line)."""
+    node.notify(
+        str(exc), title="Canned replies not loaded", severity="error", timeout=15, markup=False
+    )

@@ -27,8 +27,7 @@ from dripper.inbox import (
     list_conversations,
     unread_count,
 )
-from tui.messages import DataChanged
-from tui.screens.conversation import ConversationScreen
+from tui.messages import DataChanged, OpenConversation
 from tui.screens.pickers import Ask, Choose
 from tui.session import age, session_of
 from tui.text import literal, shorten
@@ -298,4 +297,4 @@ class InboxScreen(Screen[None]):
         conversation_id = self.selected_id()
         if conversation_id is None:
             return
-        self.app.push_screen(ConversationScreen(conversation_id))
+        self.post_message(OpenConversation(conversation_id))

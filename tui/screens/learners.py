@@ -9,28 +9,25 @@ no room for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Sequence
 
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from dripper.enrollments.pause import pause, resume
 from dripper.errors import DripperError
 from dripper.inbox import cohort_names
 from dripper.models import Conversation, EnrollmentState, Reachability
 from dripper.reports.learners import LearnerRow, learner_count, learner_rows
-from tui.messages import DataChanged
+from tui.messages import Edited, OpenConversation
 from tui.screens.pickers import Ask, Choose
+from tui.screens.table import TableScreen
 from tui.session import Session, age, session_of
 from tui.text import clean, literal, shorten
-from tui.widgets.tables import Column, RefreshGate, bar_cell, set_columns
-
-if TYPE_CHECKING:
-    from tui.app import DripperApp
+from tui.widgets.tables import Column, bar_cell
 
 PAGE = 200
 WIDE = 110  # from this width on, channels, state and progress say more
@@ -96,8 +93,12 @@ def state_text(row: LearnerRow, session: Session, wide: bool, *, exact: bool = F
     return Text(word, style=style)
 
 
-class LearnersScreen(Screen[None]):
+class LearnersScreen(TableScreen[LearnerRow]):
     """Every learner, or those of one cohort; pause and resume them."""
+
+    TABLE, STATUS, DETAIL = "learners", "learners-status", "learner-detail"
+    WIDE = WIDE
+    REFRESH_LEAST = 0.5
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="learners.back"),
@@ -119,35 +120,12 @@ class LearnersScreen(Screen[None]):
         self.cohort = cohort
         self.search: str | None = None
         self.limit = PAGE
-        self.rows: list[LearnerRow] = []
         self.total = 0
         self.total_known = False
-        self.loaded = False
         self.fills = 0  # how many times the list was filled from the database
-        self._wide = False
-        self._widths: dict[str, int] = {}
-        self.refresh_gate = RefreshGate(self, self.reload, least=0.5)
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="learners-status", classes="status-line")
-        table: DataTable[Text | str] = DataTable(
-            id="learners", cursor_type="row", zebra_stripes=True
-        )
-        yield table
-        yield Static(id="learner-detail", classes="table-detail")
+    def compose_hints(self) -> ComposeResult:
         yield Static(id="learners-more", classes="hint")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self._set_columns()
-        self.query_one("#learners", DataTable).loading = True
-        self._show_status()
-        self.reload()
-
-    def on_resize(self) -> None:
-        selected = self.selected()
-        self._set_columns()
-        self._fill(selected)
 
     # ------------------------------------------------------------------ data
 
@@ -170,26 +148,17 @@ class LearnersScreen(Screen[None]):
         if not self.total_known:
             self.total = len(rows)
         self.loaded = True
-        self.query_one("#learners", DataTable).loading = False
-        self._fill(selected)
+        self.table.loading = False
+        self.fill(selected)
         self.fills += 1
         self.total = await learner_count(cohort=self.cohort, search=self.search)
         self.total_known = True
         self._show_more()
-        self._show_status()
+        self.show_status()
 
-    def on_data_changed(self, _: DataChanged) -> None:
-        self.refresh_gate.changed()
-
-    def on_screen_resume(self) -> None:
-        self.refresh_gate.resumed()
-
-    def _set_columns(self) -> None:
-        table = self.query_one("#learners", DataTable)
-        width = max(60, self.size.width or 80)
-        self._wide = width >= WIDE
-        wide = self._wide
-        columns = [
+    def columns(self, width: int) -> Sequence[Column]:
+        wide = width >= WIDE
+        return [
             Column("name", "Learner", 12, grow=2 if wide else 3, most=32),
             Column("channels", "Channels", 14 if wide else 8),
             Column("cohorts", "Cohort", 10 if wide else 8, grow=3 if wide else 2, most=40),
@@ -198,38 +167,33 @@ class LearnersScreen(Screen[None]):
             Column("failures", "Failures", 7, grow=2 if wide else 3, most=48),
             Column("reply", "Reply", 5),
         ]
-        self._widths = set_columns(table, columns, width)
 
-    def _fill(self, selected: LearnerRow | None = None) -> None:
-        table = self.query_one("#learners", DataTable)
-        if not table.columns:
-            return
-        table.clear()
+    def key(self, row: LearnerRow) -> str:
+        return str(row.learner_id)
+
+    def cells(self, row: LearnerRow) -> Sequence[Text | str]:
         session = session_of(self)
-        now = session.now()
-        widths = self._widths
-        bar_width = 6 if self._wide else 4
-        for row in self.rows:
-            progress = bar_cell(
-                row.progress,
-                bar_width,
-                f"{row.steps_sent}/{row.steps_total}",
-                label_width=widths["progress"] - bar_width - 1,
-            )
-            table.add_row(
-                literal(shorten(row.name, widths["name"])),
-                channels_cell(row, self._wide),
-                literal(shorten(", ".join(row.cohorts) or "—", widths["cohorts"])),
-                state_text(row, session, self._wide),
-                progress,
-                self._failures_cell(row, widths["failures"]),
-                age(row.last_reply_at, now) or Text("—", style="dim"),
-                key=str(row.learner_id),
-            )
-        if selected is not None and str(selected.learner_id) in table.rows:
-            table.move_cursor(row=table.get_row_index(str(selected.learner_id)))
+        widths = self.widths
+        bar_width = 6 if self.wide else 4
+        progress = bar_cell(
+            row.progress,
+            bar_width,
+            f"{row.steps_sent}/{row.steps_total}",
+            label_width=widths["progress"] - bar_width - 1,
+        )
+        return (
+            literal(shorten(row.name, widths["name"])),
+            channels_cell(row, self.wide),
+            literal(shorten(", ".join(row.cohorts) or "—", widths["cohorts"])),
+            state_text(row, session, self.wide),
+            progress,
+            self._failures_cell(row, widths["failures"]),
+            age(row.last_reply_at, session.now()) or Text("—", style="dim"),
+        )
+
+    def filled(self) -> None:
         self._show_more()
-        self._show_detail()
+        self.show_detail()
 
     @staticmethod
     def _failures_cell(row: LearnerRow, width: int) -> Text:
@@ -257,7 +221,7 @@ class LearnersScreen(Screen[None]):
             return "No learner matches: `/` changes the search, `c` the cohort."
         return "No learners yet: `dripper learners import FILE.csv` adds them."
 
-    def _show_status(self) -> None:
+    def show_status(self) -> None:
         status = Text.assemble(("Learners", "bold"))
         status.append(f" {self.total:,}" if self.loaded else " loading…")
         extras = []
@@ -270,7 +234,7 @@ class LearnersScreen(Screen[None]):
             status.append_text(literal(extra, one_line=True))
         self.query_one("#learners-status", Static).update(status)
 
-    def _show_detail(self) -> None:
+    def show_detail(self) -> None:
         detail = self.query_one("#learner-detail", Static)
         row = self.selected()
         detail.display = row is not None
@@ -303,21 +267,13 @@ class LearnersScreen(Screen[None]):
             second.append(f" · last reply {age(row.last_reply_at, session.now())} ago")
         detail.update(Text("\n", end="").join([first, second]))
 
-    def selected(self) -> LearnerRow | None:
-        table = self.query_one("#learners", DataTable)
-        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
-            return None
-        return self.rows[table.cursor_row]
-
-    @on(DataTable.RowHighlighted, "#learners")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_detail()
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_detail()
         if event.cursor_row == len(self.rows) - 1 and self.total > len(self.rows):
             self.limit = len(self.rows) + PAGE
             self.reload()
 
-    @on(DataTable.RowSelected, "#learners")
-    def _row_selected(self, _: DataTable.RowSelected) -> None:
+    def choose(self) -> None:
         self.action_open_conversation()
 
     # ------------------------------------------------------------------ actions
@@ -325,7 +281,7 @@ class LearnersScreen(Screen[None]):
     def _requery(self) -> None:
         self.limit = PAGE
         self.total_known = False
-        self.query_one("#learners", DataTable).move_cursor(row=0)
+        self.table.move_cursor(row=0)
         self.reload()
 
     def action_search(self) -> None:
@@ -392,19 +348,7 @@ class LearnersScreen(Screen[None]):
 
     async def _changed(self, session: Session) -> None:
         await session.wake_dispatcher()
-        cast("DripperApp", self.app).data_changed()
-
-    def action_cursor_down(self) -> None:
-        self.query_one("#learners", DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one("#learners", DataTable).action_cursor_up()
-
-    def action_cursor_first(self) -> None:
-        self.query_one("#learners", DataTable).action_scroll_top()
-
-    def action_cursor_last(self) -> None:
-        self.query_one("#learners", DataTable).action_scroll_bottom()
+        self.post_message(Edited())
 
     @work(exit_on_error=False, group="learners-open")
     async def action_open_conversation(self) -> None:
@@ -416,9 +360,7 @@ class LearnersScreen(Screen[None]):
             name = clean(row.name, one_line=True)
             self.notify(f"{name} has no conversation yet.", markup=False)
             return
-        from tui.screens.conversation import ConversationScreen
-
-        self.app.push_screen(ConversationScreen(conversation_id))
+        self.post_message(OpenConversation(conversation_id))
 
 
 async def latest_conversation(row: LearnerRow, *, limited: bool) -> int | None:
