@@ -20,8 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from dripper.db import connection
-from dripper.store.sql import as_datetime
+from dripper.store import status
 
 BENCH_TOKEN = "424242:BENCH-token"
 
@@ -112,17 +111,8 @@ async def control(base_url: str, method: str, **arguments: Any) -> Any:
 async def dispatch_figures(n: int, started_at: datetime, elapsed: float) -> dict[str, Any]:
     """The dispatch benchmarks' figures, read from the outbox: throughput, lag (from the moment
     all n deliveries fell due), and what was not sent."""
-    rows = await connection().execute_query_dict(
-        "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state"
-    )
-    states = {row["state"]: int(row["n"]) for row in rows}
-    sent_rows = await connection().execute_query_dict(
-        "SELECT sent_at FROM delivery WHERE sent_at IS NOT NULL"
-    )
-    lags = [
-        ((as_datetime(row["sent_at"]) or started_at) - started_at).total_seconds()
-        for row in sent_rows
-    ]
+    states = await status.deliveries_by_state()
+    lags = [(moment - started_at).total_seconds() for moment in await status.sent_times()]
     return {
         "elapsed_s": round(elapsed, 3),
         "msgs_per_s": round(states.get("sent", 0) / elapsed, 1),

@@ -11,68 +11,26 @@ import click
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
 from dripper.cli.enroll import select_learners
-from dripper.db import connection
-from dripper.models import Delivery, DeliveryState, Enrollment
+from dripper.models import Delivery, Enrollment
 from dripper.schedule.plan import learner_zone, plan_steps
 from dripper.schedule.slots import local_iso
+from dripper.store import status
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import as_datetime, q
 
 
 async def status_data(now: datetime) -> dict[str, Any]:
-    conn = connection()
-    by_state = await conn.execute_query_dict(
-        "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state ORDER BY state"
-    )
-    by_cohort = await conn.execute_query_dict(
-        "SELECT c.name AS cohort, d.state AS state, COUNT(*) AS n FROM delivery d "
-        "JOIN enrollment e ON e.id = d.enrollment_id JOIN cohort c ON c.id = e.cohort_id "
-        "GROUP BY c.name, d.state ORDER BY c.name, d.state"
-    )
-    by_channel = await conn.execute_query_dict(
-        "SELECT channel, state, COUNT(*) AS n FROM delivery WHERE channel IS NOT NULL "
-        "GROUP BY channel, state ORDER BY channel, state"
-    )
-    enrollments = await conn.execute_query_dict(
-        "SELECT state, COUNT(*) AS n FROM enrollment GROUP BY state ORDER BY state"
-    )
-    next_due_rows = await conn.execute_query_dict(
-        q(conn, "SELECT MIN(available_at) AS t FROM delivery WHERE state = ?"), ["pending"]
-    )
-    next_plan_rows = await conn.execute_query_dict(
-        q(conn, "SELECT MIN(plan_due_at) AS t FROM enrollment WHERE state = ?"), ["active"]
-    )
-    candidates = [
-        moment
-        for moment in (
-            as_datetime(next_due_rows[0]["t"]) if next_due_rows else None,
-            as_datetime(next_plan_rows[0]["t"]) if next_plan_rows else None,
-        )
-        if moment is not None
-    ]
-    problems = (
-        await Delivery.filter(
-            state__in=[DeliveryState.FAILED, DeliveryState.UNCERTAIN, DeliveryState.SKIPPED]
-        )
-        .order_by("-updated_at")
-        .limit(10)
-        .values("id", "business_key", "state", "channel", "last_error", "updated_at")
-    )
-    waiting = (
-        await Delivery.filter(state=DeliveryState.PENDING, last_error__isnull=False)
-        .order_by("available_at")
-        .limit(10)
-        .values("id", "business_key", "available_at", "attempts", "last_error")
-    )
+    next_due = await status.next_due()
     return {
         "now": now.isoformat(),
-        "deliveries": {row["state"]: row["n"] for row in by_state},
-        "by_cohort": [dict(row) for row in by_cohort],
-        "by_channel": [dict(row) for row in by_channel],
-        "enrollments": {row["state"]: row["n"] for row in enrollments},
-        "next_due": min(candidates).isoformat() if candidates else None,
-        "recent_problems": [_jsonable(row) for row in problems],
-        "retrying": [_jsonable(row) for row in waiting],
+        "deliveries": await status.deliveries_by_state(),
+        "by_cohort": await status.deliveries_by_cohort(),
+        "by_channel": [
+            row for row in await status.deliveries_by_channel() if row["channel"] is not None
+        ],
+        "enrollments": await status.enrollments_by_state(),
+        "next_due": next_due.isoformat() if next_due else None,
+        "recent_problems": [_jsonable(row) for row in await status.recent_problems()],
+        "retrying": [_jsonable(row) for row in await status.retrying()],
     }
 
 

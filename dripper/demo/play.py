@@ -33,7 +33,7 @@ from dripper.clock import ManualClock
 from dripper.config import SmtpSettings
 from dripper.content.render import plain_text
 from dripper.curriculum import CheckResult, check_paths
-from dripper.db import connection, open_db
+from dripper.db import open_db
 from dripper.demo.mail import (
     DemoMailbox,
     EmailLearner,
@@ -60,6 +60,7 @@ from dripper.models import (
 )
 from dripper.sandbox import TelegramEmulator, start_server
 from dripper.sandbox.smtp import SmtpSink
+from dripper.store import status
 
 DEMO_TOKEN = "1000000001:SANDBOX-dripper-demo-token"
 COURSE_END = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # a Friday, 17:00 in Berlin
@@ -151,8 +152,7 @@ class SimulatedLearners:
                     self.actions["written replies"] += 1
 
 
-def _verdict(correct: object) -> str:
-    """A quiz answer's correctness as stored by SQLite (0/1) or PostgreSQL (bool)."""
+def _verdict(correct: bool | None) -> str:
     return "check-in" if correct is None else ("right" if correct else "wrong")
 
 
@@ -165,43 +165,24 @@ REPLIES = (
 
 
 async def _summary(emulator: TelegramEmulator, sink: SmtpSink) -> dict[str, Any]:
-    conn = connection()
-    by_state = await conn.execute_query_dict(
-        "SELECT COALESCE(channel, '-') AS channel, state, COUNT(*) AS n FROM delivery "
-        "GROUP BY channel, state ORDER BY channel, state"
-    )
-    problems = await conn.execute_query_dict(
-        "SELECT l.first_name AS learner, d.step_id AS step, d.state AS state, "
-        "d.last_error AS error FROM delivery d JOIN learner l ON l.id = d.learner_id "
-        "WHERE d.last_error IS NOT NULL ORDER BY d.due_at"
-    )
-    reach = await conn.execute_query_dict(
-        "SELECT first_name, telegram_status, email_status FROM learner ORDER BY id"
-    )
     chats = Counter[str]()
     for person in LEARNERS:
         if person.telegram_id is not None:
             chats[person.first_name] = len(emulator.messages(DEMO_TOKEN, person.telegram_id))
     mails = Counter(received.rcpt_tos[0] for received in sink.messages)
-    inbox = await conn.execute_query_dict(
-        "SELECT direction, COUNT(*) AS n FROM message GROUP BY direction ORDER BY direction"
-    )
-    by_channel = await conn.execute_query_dict(
-        "SELECT channel, COUNT(*) AS n FROM message WHERE direction = 'in' "
-        "GROUP BY channel ORDER BY channel"
-    )
-    quizzes = await conn.execute_query_dict(
-        "SELECT correct, COUNT(*) AS n FROM quiz_answer GROUP BY correct ORDER BY correct"
-    )
+    quizzes = await status.quiz_answers_by_correctness()
     return {
-        "inbox_messages": {row["direction"]: row["n"] for row in inbox},
-        "inbox_messages_in_by_channel": {row["channel"]: row["n"] for row in by_channel},
-        "quiz_answers": {_verdict(row["correct"]): row["n"] for row in quizzes},
-        "deliveries": [dict(row) for row in by_state],
+        "inbox_messages": await status.messages_by_direction(),
+        "inbox_messages_in_by_channel": await status.inbound_by_channel(),
+        "quiz_answers": {_verdict(correct): n for correct, n in quizzes.items()},
+        "deliveries": [
+            {**row, "channel": row["channel"] or "-"}
+            for row in await status.deliveries_by_channel()
+        ],
         "telegram_messages_per_learner": dict(chats),
         "emails_per_address": dict(mails),
-        "reachability": [dict(row) for row in reach],
-        "notes": [dict(row) for row in problems],
+        "reachability": await status.reachability(),
+        "notes": await status.delivery_notes(),
     }
 
 

@@ -1,8 +1,8 @@
 """Read models: figures about cohorts, learners and steps for the dashboard and `dripper report`.
 
 Read-only, no UI code: async functions that return frozen dataclasses. Each runs a fixed
-handful of aggregate queries, whatever the number of learners; `learner_rows` pages, and only
-looks at the learners of its page after the first query.
+handful of aggregate queries (in `dripper.store.reports`), whatever the number of learners;
+`learner_rows` pages, and only looks at the learners of its page after the first query.
 
 Definitions, so that every screen tells the same story:
 

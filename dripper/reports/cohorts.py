@@ -6,25 +6,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from dripper.db import connection
-from dripper.models import (
-    CurriculumVersion,
-    EnrollmentState,
-)
-from dripper.reports.common import (
-    CANCELLED,
-    ENROLLMENT_STATE,
-    ENROLLMENT_STATES,
-    FAILED,
-    NOT_SENT,
-    SENT,
-    STEP,
-    UNCERTAIN,
-    WAITING_ENROLLMENTS,
-    rate,
-)
+from dripper.models import CurriculumVersion, EnrollmentState
+from dripper.reports.common import rate
+from dripper.store import reports as store
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import as_datetime, is_postgres, q, ts
+from dripper.store.reports import CANCELLED
+from dripper.store.sql import as_datetime
 
 
 @dataclass(frozen=True)
@@ -52,34 +39,9 @@ class CohortRow:
 
 async def cohort_rows(now: datetime) -> list[CohortRow]:
     """Every cohort with its learners, progress and failures, by course end."""
-    conn = connection()
-    cohorts = await conn.execute_query_dict(
-        "SELECT id, name, curriculum_key, course_end, paused FROM cohort ORDER BY course_end, name"
-    )
-    enrollments = (
-        f"SELECT e.cohort_id, e.curriculum_id, {ENROLLMENT_STATES} AS st FROM enrollment e "
-        f"LEFT JOIN ({WAITING_ENROLLMENTS}) u ON u.enrollment_id = e.id"
-        if is_postgres(conn)
-        else f"SELECT e.cohort_id, e.curriculum_id, {ENROLLMENT_STATE} AS st FROM enrollment e"
-    )
-    states = await conn.execute_query_dict(
-        "SELECT x.cohort_id, x.curriculum_id, x.st, COUNT(*) AS n "
-        f"FROM ({enrollments}) x GROUP BY x.cohort_id, x.curriculum_id, x.st"
-    )
-    step_of_live = f"d.kind = '{STEP}' AND e.state <> '{CANCELLED}'"
-    sums = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT e.cohort_id, "
-            f"SUM(CASE WHEN {step_of_live} AND d.state = '{SENT}' THEN 1 ELSE 0 END) AS sent, "
-            f"SUM(CASE WHEN {step_of_live} AND d.state <> '{NOT_SENT}' "
-            f"AND (d.state = '{SENT}' OR d.due_at <= ?) THEN 1 ELSE 0 END) AS due, "
-            f"SUM(CASE WHEN d.state = '{FAILED}' THEN 1 ELSE 0 END) AS failed, "
-            f"SUM(CASE WHEN d.state = '{UNCERTAIN}' THEN 1 ELSE 0 END) AS uncertain "
-            "FROM delivery d JOIN enrollment e ON e.id = d.enrollment_id GROUP BY e.cohort_id",
-        ),
-        [ts(conn, now)],
-    )
+    cohorts = await store.cohorts()
+    states = await store.enrollment_states()
+    sums = await store.cohort_deliveries(now)
     by_cohort: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     versions_of: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for row in states:

@@ -6,28 +6,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from dripper.db import connection
-from dripper.models import (
-    EnrollmentState,
-    Reachability,
-)
-from dripper.reports.common import (
-    CANCELLED,
-    ENROLLMENT_STATE,
-    FAILED,
-    INBOUND,
-    NOT_SENT,
-    SENT,
-    STEP,
-    UNCERTAIN,
-    cohort_named,
-    full_name,
-    rate,
-)
+from dripper.models import EnrollmentState, Reachability
+from dripper.reports.common import cohort_named, full_name, rate
+from dripper.store import reports as store
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import as_datetime, in_list, like_escape, q, ts
+from dripper.store.reports import CANCELLED
+from dripper.store.sql import as_datetime
 
 
 @dataclass(frozen=True)
@@ -57,39 +42,10 @@ class LearnerRow:
     last_reply_at: datetime | None
 
 
-def _learner_filter(cohort_id: int | None, search: str | None) -> tuple[str, list[Any]]:
-    """WHERE clause (with `?` placeholders) and parameters for the learners of a page."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if cohort_id is not None:
-        clauses.append(
-            "EXISTS (SELECT 1 FROM enrollment f WHERE f.learner_id = l.id AND f.cohort_id = ?)"
-        )
-        params.append(cohort_id)
-    term = (search or "").strip().casefold()
-    if term:
-        pattern = f"%{like_escape(term)}%"
-        columns = (
-            "l.first_name || ' ' || l.last_name",
-            "COALESCE(l.email, '')",
-            "'@' || COALESCE(l.telegram_username, '')",
-        )
-        clauses.append(
-            "(" + " OR ".join(f"LOWER({column}) LIKE ? ESCAPE '\\'" for column in columns) + ")"
-        )
-        params.extend([pattern] * len(columns))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
 async def learner_count(*, cohort: str | None = None, search: str | None = None) -> int:
     """How many learners `learner_rows` pages through with the same filters."""
-    conn = connection()
     cohort_id = (await cohort_named(cohort)).id if cohort is not None else None
-    where, params = _learner_filter(cohort_id, search)
-    rows = await conn.execute_query_dict(
-        q(conn, f"SELECT COUNT(*) AS n FROM learner l{where}"), params
-    )
-    return int(rows[0]["n"])
+    return await store.count_learners(cohort_id, search)
 
 
 async def learner_rows(
@@ -105,19 +61,8 @@ async def learner_rows(
     `cohort` keeps the learners enrolled in it and limits every figure to that enrollment;
     `search` keeps those whose name, email or @handle contains the text (case is ignored).
     """
-    conn = connection()
     cohort_id = (await cohort_named(cohort)).id if cohort is not None else None
-    where, params = _learner_filter(cohort_id, search)
-    learners = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT l.id, l.first_name, l.last_name, l.email, l.telegram_username, "
-            "l.telegram_chat_id, l.email_status, l.telegram_status, l.timezone, l.opted_out_at "
-            f"FROM learner l{where} ORDER BY LOWER(l.first_name), LOWER(l.last_name), l.id "
-            "LIMIT ? OFFSET ?",
-        ),
-        [*params, max(limit, 0), max(offset, 0)],
-    )
+    learners = await store.learner_page(cohort_id, search, limit, offset)
     ids = [int(row["id"]) for row in learners]
     if not ids:
         return []
@@ -195,18 +140,7 @@ class _Enrolled:
 
 
 async def _enrollments(learner_ids: Sequence[int], cohort_id: int | None) -> list[_Enrolled]:
-    conn = connection()
-    only = " AND e.cohort_id = ?" if cohort_id is not None else ""
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            f"SELECT e.id, e.learner_id, e.curriculum_id, e.resume_at, c.name, "
-            f"{ENROLLMENT_STATE} AS st FROM enrollment e JOIN cohort c ON c.id = e.cohort_id "
-            f"WHERE e.learner_id IN {in_list(conn, len(learner_ids))}{only} "
-            "ORDER BY c.course_end, c.name",
-        ),
-        [*learner_ids, *([cohort_id] if cohort_id is not None else [])],
-    )
+    rows = await store.learner_enrollments(learner_ids, cohort_id)
     return [
         _Enrolled(
             id=int(row["id"]),
@@ -222,20 +156,7 @@ async def _enrollments(learner_ids: Sequence[int], cohort_id: int | None) -> lis
 
 async def _step_counts(enrollment_ids: Sequence[int], now: datetime) -> dict[int, tuple[int, int]]:
     """(sent, due) first sendings of each enrollment."""
-    if not enrollment_ids:
-        return {}
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            f"SELECT enrollment_id, SUM(CASE WHEN state = '{SENT}' THEN 1 ELSE 0 END) AS sent, "
-            f"SUM(CASE WHEN state <> '{NOT_SENT}' AND (state = '{SENT}' OR due_at <= ?) "
-            "THEN 1 ELSE 0 END) AS due FROM delivery "
-            f"WHERE enrollment_id IN {in_list(conn, len(enrollment_ids))} "
-            f"AND kind = '{STEP}' GROUP BY enrollment_id",
-        ),
-        [ts(conn, now), *enrollment_ids],
-    )
+    rows = await store.step_counts(enrollment_ids, now)
     return {
         int(row["enrollment_id"]): (int(row["sent"] or 0), int(row["due"] or 0)) for row in rows
     }
@@ -245,22 +166,7 @@ async def _failures(
     learner_ids: Sequence[int], cohort_id: int | None
 ) -> dict[int, list[tuple[str | None, datetime | None]]]:
     """Failed and uncertain deliveries of each learner, newest first: (reason, when)."""
-    conn = connection()
-    join = (
-        " JOIN enrollment e ON e.id = d.enrollment_id AND e.cohort_id = ?"
-        if cohort_id is not None
-        else ""
-    )
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            f"SELECT d.learner_id, d.last_error, d.updated_at FROM delivery d{join} "
-            f"WHERE d.learner_id IN {in_list(conn, len(learner_ids))} "
-            f"AND d.state IN ('{FAILED}', '{UNCERTAIN}') "
-            "ORDER BY d.updated_at DESC, d.id DESC",
-        ),
-        [*([cohort_id] if cohort_id is not None else []), *learner_ids],
-    )
+    rows = await store.learner_failures(learner_ids, cohort_id)
     found: dict[int, list[tuple[str | None, datetime | None]]] = defaultdict(list)
     for row in rows:
         found[int(row["learner_id"])].append((row["last_error"], as_datetime(row["updated_at"])))
@@ -268,22 +174,7 @@ async def _failures(
 
 
 async def _last_replies(learner_ids: Sequence[int], cohort_id: int | None) -> dict[int, datetime]:
-    conn = connection()
-    join = (
-        " JOIN enrollment e ON e.id = c.enrollment_id AND e.cohort_id = ?"
-        if cohort_id is not None
-        else ""
-    )
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT c.learner_id, MAX(m.created_at) AS t FROM message m "
-            f"JOIN conversation c ON c.id = m.conversation_id{join} "
-            f"WHERE c.learner_id IN {in_list(conn, len(learner_ids))} "
-            f"AND m.direction = '{INBOUND}' GROUP BY c.learner_id",
-        ),
-        [*([cohort_id] if cohort_id is not None else []), *learner_ids],
-    )
+    rows = await store.last_replies(learner_ids, cohort_id)
     found = {}
     for row in rows:
         moment = as_datetime(row["t"])

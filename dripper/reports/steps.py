@@ -9,30 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from dripper.curriculum import Checkin, Curriculum, Quiz, StepBase
-from dripper.db import connection
 from dripper.errors import DripperError
 from dripper.hints import did_you_mean
-from dripper.models import (
-    Channel,
-    Cohort,
-    CurriculumVersion,
-)
-from dripper.reports.common import (
-    CANCELLED,
-    FAILED,
-    INBOUND,
-    OUTCOME_SUMS,
-    OUTCOMES,
-    SENT,
-    SKIPPED,
-    STEP,
-    UNCERTAIN,
-    cohort_named,
-    full_name,
-    rate,
-)
+from dripper.models import Channel, Cohort, CurriculumVersion
+from dripper.reports.common import cohort_named, full_name, rate
+from dripper.store import reports as store
 from dripper.store.curricula import curriculum_of
-from dripper.store.sql import as_datetime, as_json, q
+from dripper.store.reports import CANCELLED, FAILED, OUTCOMES, SENT, SKIPPED, UNCERTAIN
+from dripper.store.sql import as_datetime, as_json
 
 SUMMARY_LENGTH = 60
 
@@ -98,15 +82,7 @@ class _CohortPlan:
 
     @classmethod
     async def load(cls, cohort: Cohort) -> _CohortPlan:
-        conn = connection()
-        rows = await conn.execute_query_dict(
-            q(
-                conn,
-                "SELECT curriculum_id, state, COUNT(*) AS n FROM enrollment WHERE cohort_id = ? "
-                "GROUP BY curriculum_id, state",
-            ),
-            [cohort.id],
-        )
+        rows = await store.cohort_versions(cohort.id)
         running: dict[int, int] = defaultdict(int)
         any_version: set[int] = set()
         for row in rows:
@@ -208,40 +184,11 @@ def _chosen(curriculum: Curriculum | None, step_id: str, choices: Sequence[int])
 
 async def step_figures(cohort_name: str) -> list[StepFigures]:
     """Delivered, replied and answered figures of every step of the cohort's curriculum."""
-    conn = connection()
     cohort = await cohort_named(cohort_name)
     plan = await _CohortPlan.load(cohort)
-    outcomes = await conn.execute_query_dict(
-        q(
-            conn,
-            f"SELECT d.step_id, {OUTCOME_SUMS} FROM delivery d "
-            "JOIN enrollment e ON e.id = d.enrollment_id "
-            f"WHERE e.cohort_id = ? AND d.kind = '{STEP}' GROUP BY d.step_id",
-        ),
-        [cohort.id],
-    )
-    replies = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT m.step_id, COUNT(DISTINCT c.enrollment_id) AS n FROM message m "
-            "JOIN conversation c ON c.id = m.conversation_id "
-            "JOIN enrollment e ON e.id = c.enrollment_id "
-            f"WHERE e.cohort_id = ? AND m.direction = '{INBOUND}' AND m.step_id IS NOT NULL "
-            "GROUP BY m.step_id",
-        ),
-        [cohort.id],
-    )
-    answers = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT qa.step_id, e.curriculum_id, CAST(qa.choices AS TEXT) AS choices, "
-            "qa.correct, COUNT(*) AS n FROM quiz_answer qa "
-            "JOIN enrollment e ON e.id = qa.enrollment_id "
-            "WHERE e.cohort_id = ? AND qa.occurrence = 0 "
-            "GROUP BY qa.step_id, e.curriculum_id, CAST(qa.choices AS TEXT), qa.correct",
-        ),
-        [cohort.id],
-    )
+    outcomes = await store.step_outcomes(cohort.id)
+    replies = await store.step_replies(cohort.id)
+    answers = await store.step_choices(cohort.id)
     by_state = {
         str(row["step_id"]): {state: int(row[state] or 0) for state in OUTCOMES} for row in outcomes
     }
@@ -311,7 +258,6 @@ def _option_counts(step: StepBase | None, counts: dict[str, int]) -> tuple[Optio
 
 async def step_answers(cohort_name: str, step_id: str) -> list[StepAnswer]:
     """Every learner's answer to one step of a cohort, side by side, first answers first."""
-    conn = connection()
     cohort = await cohort_named(cohort_name)
     plan = await _CohortPlan.load(cohort)
     known = [sid for _, sid, _ in await plan.steps()]
@@ -322,30 +268,8 @@ async def step_answers(cohort_name: str, step_id: str) -> list[StepAnswer]:
                 f"cohort '{cohort.name}' has no step '{step_id}'{did_you_mean(step_id, known)}; "
                 f"its steps: {', '.join(known) or 'none'}"
             )
-    messages = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT e.id AS enrollment_id, e.learner_id, l.first_name, l.last_name, "
-            "c.id AS conversation_id, m.body, m.channel, m.created_at FROM message m "
-            "JOIN conversation c ON c.id = m.conversation_id "
-            "JOIN enrollment e ON e.id = c.enrollment_id JOIN learner l ON l.id = e.learner_id "
-            f"WHERE e.cohort_id = ? AND m.direction = '{INBOUND}' AND m.step_id = ? "
-            "ORDER BY m.created_at, m.id",
-        ),
-        [cohort.id, step_id],
-    )
-    choices = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT e.id AS enrollment_id, e.learner_id, e.curriculum_id, l.first_name, "
-            "l.last_name, c.id AS conversation_id, qa.choices, qa.correct, qa.channel, "
-            "qa.answered_at FROM quiz_answer qa JOIN enrollment e ON e.id = qa.enrollment_id "
-            "JOIN learner l ON l.id = e.learner_id "
-            "LEFT JOIN conversation c ON c.enrollment_id = e.id "
-            "WHERE e.cohort_id = ? AND qa.step_id = ? AND qa.occurrence = 0",
-        ),
-        [cohort.id, step_id],
-    )
+    messages = await store.answer_messages(cohort.id, step_id)
+    choices = await store.answer_choices(cohort.id, step_id)
     gathered: dict[int, _Gathered] = {}
     for row in messages:
         entry = _gathered(gathered, row)
