@@ -12,18 +12,15 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dripper import aio
 from dripper.bench.harness import peak_rss_mb
-from dripper.db import connection, open_db
-from dripper.enrollments.enroll import enroll
+from dripper.db import open_db
 from dripper.inbox import Folder
-from dripper.models import Learner
-from dripper.sandbox.seed import insert_learners, one_step_curriculum
-from dripper.store.sql import q, ts
+from dripper.sandbox.seed import seed_inbox
 from tui.app import DripperApp
 from tui.screens.inbox import InboxScreen
 from tui.session import DashboardConfig
@@ -31,51 +28,6 @@ from tui.session import DashboardConfig
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 COHORTS = 5
 DEADLINE_S = 60.0
-
-
-async def populate(count: int) -> None:
-    """N conversations, written in a few large batches."""
-    await insert_learners(count, NOW - timedelta(days=30), email=True)
-    learners = await Learner.all().order_by("id")
-    checked = one_step_curriculum()
-    size = -(-len(learners) // COHORTS)
-    for index in range(COHORTS):
-        chunk = learners[index * size : (index + 1) * size]
-        await enroll(checked, f"Cohort {index + 1}", NOW - timedelta(days=20), chunk, NOW)
-    conn = connection()
-    enrollments = await conn.execute_query_dict("SELECT id, learner_id FROM enrollment ORDER BY id")
-    stamp = ts(conn, NOW)
-    await conn.execute_many(
-        q(
-            conn,
-            "INSERT INTO conversation (learner_id, enrollment_id, status, created_at, updated_at) "
-            "VALUES (?, ?, 'open', ?, ?)",
-        ),
-        [[row["learner_id"], row["id"], stamp, stamp] for row in enrollments],
-    )
-    conversations = await conn.execute_query_dict("SELECT id FROM conversation ORDER BY id")
-    messages = []
-    for position, row in enumerate(conversations):
-        at = ts(conn, NOW - timedelta(minutes=position))
-        messages.append([row["id"], "in", "email", f"Question {position} about pivot tables", at])
-        if position % 3 == 0:
-            messages.append([row["id"], "out", "email", f"Answer {position}: try this", at])
-    await conn.execute_many(
-        q(
-            conn,
-            "INSERT INTO message (conversation_id, direction, channel, body, attachments, flags, "
-            "created_at) VALUES (?, ?, ?, ?, '[]', '[]', ?)",
-        ),
-        messages,
-    )
-    mine = "FROM message m WHERE m.conversation_id = conversation.id"
-    await conn.execute_script(
-        "UPDATE conversation SET "
-        f"last_message_id = (SELECT MAX(id) {mine}), "
-        f"last_inbound_id = (SELECT MAX(id) {mine} AND m.direction = 'in'), "
-        f"last_message_at = (SELECT MAX(created_at) {mine}), "
-        "status = CASE WHEN id % 3 = 1 THEN 'waiting' ELSE 'open' END"
-    )
 
 
 async def _until(condition: Any, pilot: Any) -> None:
@@ -128,7 +80,7 @@ def run_bench(conversations: int, repeat: int) -> dict[str, Any]:
             url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
             async with open_db(url):
                 began = time.perf_counter()
-                await populate(conversations)
+                await seed_inbox(conversations, NOW, cohorts=COHORTS)
                 populate_s = time.perf_counter() - began
                 runs = [await measure_once(url) for _ in range(repeat)]
         return {

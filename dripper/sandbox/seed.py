@@ -1,5 +1,5 @@
-"""Seed data for the benchmarks, the tests and the demo: curricula, learners in bulk, and an
-email course whose drips were already sent, to reply to."""
+"""Seed data for the benchmarks, the tests and the demo: curricula, learners in bulk, an email
+course whose drips were already sent, to reply to, and an inbox of many conversations."""
 
 from __future__ import annotations
 
@@ -13,8 +13,17 @@ from dripper.channels.email.message import message_id_for
 from dripper.curriculum.checks import CheckResult, check_source
 from dripper.curriculum.source import parse_source
 from dripper.enrollments.enroll import enroll
-from dripper.models import Channel, Delivery, DeliveryKind, DeliveryState, Enrollment, Learner
+from dripper.models import (
+    Channel,
+    Delivery,
+    DeliveryKind,
+    DeliveryState,
+    Enrollment,
+    Learner,
+    MessageDirection,
+)
 from dripper.schedule.keys import step_key
+from dripper.store.conversations import SeedMessage, insert_seed_threads
 from dripper.store.learners import NewLearner
 from dripper.store.learners import insert_learners as store_learners
 from dripper.tokens import reply_address, reply_token, unsubscribe_address, unsubscribe_token
@@ -217,5 +226,36 @@ async def insert_learners(
             )
             for n in range(1, count + 1)
         ],
+        now,
+    )
+
+
+INBOUND, OUTBOUND = MessageDirection.INBOUND, MessageDirection.OUTBOUND
+
+
+async def seed_inbox(count: int, now: datetime, *, cohorts: int = 5) -> None:
+    """N learners in `cohorts` cohorts, one conversation each with a learner's question; a
+    third of them answered by the trainer, and those wait on the learner."""
+    await insert_learners(count, now - timedelta(days=30), email=True)
+    learners = await Learner.all().order_by("id")
+    checked = one_step_curriculum()
+    size = -(-len(learners) // cohorts)
+    for index in range(cohorts):
+        chunk = learners[index * size : (index + 1) * size]
+        await enroll(checked, f"Cohort {index + 1}", now - timedelta(days=20), chunk, now)
+    enrollments = await Enrollment.all().order_by("id").values_list("learner_id", "id")
+    messages: list[SeedMessage] = []
+    for position in range(len(enrollments)):
+        at = now - timedelta(minutes=position)
+        question = f"Question {position} about pivot tables"
+        messages.append(SeedMessage(position, INBOUND, Channel.EMAIL, question, at))
+        if position % 3 == 0:
+            answer = f"Answer {position}: try this"
+            messages.append(SeedMessage(position, OUTBOUND, Channel.EMAIL, answer, at))
+    answered = list(range(0, len(enrollments), 3))
+    await insert_seed_threads(
+        [(int(learner), int(enrollment)) for learner, enrollment in enrollments],
+        messages,
+        answered,
         now,
     )

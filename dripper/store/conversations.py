@@ -365,3 +365,69 @@ async def change_stamp() -> tuple[object, ...]:
     )
     row = rows[0]
     return tuple(str(row[key]) for key in ("message", "answer", "conversation", "delivery"))
+
+
+# --------------------------------------------------------------------------- seed data in bulk
+
+
+@dataclass(frozen=True)
+class SeedMessage:
+    """One message of seeded data (`dripper.sandbox.seed.seed_inbox`), by its conversation's
+    position among the seeded ones."""
+
+    position: int
+    direction: MessageDirection
+    channel: Channel
+    body: str
+    at: datetime
+
+
+async def insert_seed_threads(
+    enrollments: Sequence[tuple[int, int]],
+    messages: Sequence[SeedMessage],
+    waiting: Sequence[int],
+    now: datetime,
+) -> None:
+    """One open conversation per (learner id, enrollment id), with `messages` in it, in a few
+    large batches: the benchmarks seed tens of thousands. Conversations at the positions in
+    `waiting` wait on the learner. The denormalised columns are computed once at the end."""
+    conn = connection()
+    stamp = ts(conn, now)
+    await conn.execute_many(
+        q(
+            conn,
+            "INSERT INTO conversation (learner_id, enrollment_id, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+        ),
+        [
+            [learner_id, enrollment_id, ConversationStatus.OPEN.value, stamp, stamp]
+            for learner_id, enrollment_id in enrollments
+        ],
+    )
+    rows = await conn.execute_query_dict("SELECT id FROM conversation ORDER BY id")
+    ids = [int(row["id"]) for row in rows][-len(enrollments) :] if enrollments else []
+    await conn.execute_many(
+        q(
+            conn,
+            "INSERT INTO message (conversation_id, direction, channel, body, attachments, flags, "
+            "created_at) VALUES (?, ?, ?, ?, '[]', '[]', ?)",
+        ),
+        [
+            [ids[m.position], m.direction.value, m.channel.value, m.body, ts(conn, m.at)]
+            for m in messages
+        ],
+    )
+    mine = "FROM message m WHERE m.conversation_id = conversation.id"
+    await conn.execute_script(
+        "UPDATE conversation SET "
+        f"last_message_id = (SELECT MAX(id) {mine}), "
+        f"last_inbound_id = (SELECT MAX(id) {mine} AND m.direction = "
+        f"'{MessageDirection.INBOUND.value}'), "
+        f"last_message_at = (SELECT MAX(created_at) {mine})"
+    )
+    for start in range(0, len(waiting), 500):
+        chosen = [ids[position] for position in waiting[start : start + 500]]
+        await conn.execute_query(
+            q(conn, f"UPDATE conversation SET status = ? WHERE id IN {in_list(conn, len(chosen))}"),
+            [ConversationStatus.WAITING.value, *chosen],
+        )
