@@ -24,6 +24,7 @@ from dripper.db import open_db
 from dripper.enrollments.enroll import enroll
 from dripper.models import Delivery, DeliveryState, Learner
 from dripper.sandbox import TelegramEmulator, start_server
+from tests.fixtures.waiting import eventually
 
 TOKEN = "777:CRASH-test"
 LEARNERS = 150
@@ -94,14 +95,6 @@ async def _start_run(url: str, api_url: str, tmp: Path) -> asyncio.subprocess.Pr
     )
 
 
-async def _wait_for(predicate: object, what: str, seconds: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not predicate():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def emulator() -> AsyncIterator[tuple[TelegramEmulator, str]]:
     emu = TelegramEmulator(tokens=[TOKEN])
@@ -128,14 +121,24 @@ async def test_kill_9_mid_batch_then_restart_sends_each_delivery_once(
     total = LEARNERS * STEPS
 
     first = await _start_run(url, api_url, tmp_path)
-    await _wait_for(lambda: sum(_received(emu).values()) >= total // 4, "a quarter of the sends")
+    await eventually(
+        lambda: sum(_received(emu).values()) >= total // 4,
+        seconds=60,
+        interval=0.05,
+        message="a quarter of the sends",
+    )
     first.send_signal(signal.SIGKILL)
     await first.wait()
     before_restart = sum(_received(emu).values())
     assert before_restart < total, "the kill came too late to test anything"
 
     second = await _start_run(url, api_url, tmp_path)
-    await _wait_for(lambda: len(_received(emu)) >= total, "every delivery to arrive")
+    await eventually(
+        lambda: len(_received(emu)) >= total,
+        seconds=60,
+        interval=0.05,
+        message="every delivery to arrive",
+    )
     second.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(second.wait(), 30) == 0
 
@@ -162,7 +165,12 @@ async def test_sigterm_finishes_in_flight_sends_and_leaves_no_claims(
     url = f"sqlite:///{tmp_path / 'term.sqlite3'}"
     await _setup(url, emu)
     run = await _start_run(url, api_url, tmp_path)
-    await _wait_for(lambda: sum(_received(emu).values()) >= 50, "the first sends")
+    await eventually(
+        lambda: sum(_received(emu).values()) >= 50,
+        seconds=60,
+        interval=0.05,
+        message="the first sends",
+    )
     run.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(run.wait(), 30) == 0
     deliveries = await _final_states(url)

@@ -37,6 +37,7 @@ from dripper.enrollments.enroll import enroll
 from dripper.models import Channel, Learner
 from dripper.sandbox import SendRecord, TelegramEmulator, start_server
 from dripper.sandbox.seed import insert_learners
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -133,14 +134,6 @@ async def stop(workers: list[Worker]) -> None:
         assert code in (0, -signal.SIGKILL), worker.stats()
 
 
-async def poll(predicate: Callable[[], Awaitable[bool]], what: str, seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def states() -> Counter[str]:
     rows = await connection().execute_query_dict(
         "SELECT state, COUNT(*) AS n FROM delivery GROUP BY state"
@@ -198,13 +191,20 @@ async def test_three_workers_20000_deliveries_one_killed(
                 await start_worker(url, sandbox.api_url, tmp_path, f"w{i}", rate) for i in range(3)
             ]
             try:
-                await poll(a_third_sent, "a third of the sends", 60)
+                await eventually(
+                    a_third_sent, seconds=60, interval=0.1, message="a third of the sends"
+                )
                 workers[0].process.send_signal(signal.SIGKILL)
                 await workers[0].process.wait()
                 killed_at = len(emulator.send_log(TOKEN))
                 assert killed_at < total, "the kill came too late to test anything"
                 workers.append(await start_worker(url, sandbox.api_url, tmp_path, "w3", rate))
-                await poll(all_final(total), "every delivery to be recorded", 120)
+                await eventually(
+                    all_final(total),
+                    seconds=120,
+                    interval=0.1,
+                    message="every delivery to be recorded",
+                )
             finally:
                 await stop(workers)
         rows = await connection().execute_query_dict(
@@ -283,7 +283,12 @@ async def test_the_real_budget_holds_for_all_workers_together(
         await prepare(sandbox, learners, steps)
         with no_collection_pauses():
             async with dispatchers(sandbox.api_url, 3, rate) as workers:
-                await poll(all_final(learners * steps), "every delivery to be recorded", 60)
+                await eventually(
+                    all_final(learners * steps),
+                    seconds=60,
+                    interval=0.1,
+                    message="every delivery to be recorded",
+                )
         counts = await states()
         errors = await connection().execute_query_dict(
             "SELECT last_error FROM delivery WHERE last_error IS NOT NULL"
@@ -308,9 +313,14 @@ async def test_a_429_pauses_every_worker(empty_pg_url: str, sandbox: Sandbox) ->
         await prepare(sandbox, learners, steps)
         with no_collection_pauses():
             async with dispatchers(sandbox.api_url, 3, rate):
-                await poll(some_sent, "the first sends", 30)
+                await eventually(some_sent, seconds=30, interval=0.1, message="the first sends")
                 emulator.inject_fault(TOKEN, "flood", method="sendMessage", retry_after=2)
-                await poll(all_final(learners * steps), "every delivery to be recorded", 60)
+                await eventually(
+                    all_final(learners * steps),
+                    seconds=60,
+                    interval=0.1,
+                    message="every delivery to be recorded",
+                )
         flooded = await connection().execute_query_dict(
             "SELECT last_error FROM delivery WHERE last_error LIKE '%flood%'"
         )

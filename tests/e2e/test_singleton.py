@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from dripper.engine.singleton import lock_key, run_exclusively
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -21,14 +22,6 @@ async def main():
     await asyncio.Event().wait()
 asyncio.run(main())
 """
-
-
-async def _until(predicate: object, seconds: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not predicate():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_only_one_worker_runs_and_another_takes_over_when_it_dies(pg_url: str) -> None:
@@ -77,13 +70,17 @@ async def test_two_workers_in_turn(pg_url: str) -> None:
         return work
 
     first = asyncio.create_task(run_exclusively(name, pg_url, work_of("a"), stops["a"], retry=0.1))
-    await _until(lambda: active == ["a"], 10, "the first worker")
+    await eventually(lambda: active == ["a"], seconds=10, interval=0.05, message="the first worker")
     second = asyncio.create_task(run_exclusively(name, pg_url, work_of("b"), stops["b"], retry=0.1))
     with pytest.raises(TimeoutError):  # five retries pass and the second worker never starts
-        await _until(lambda: "b" in active, 0.5, "the second worker")
+        await eventually(
+            lambda: "b" in active, seconds=0.5, interval=0.05, message="the second worker"
+        )
     assert active == ["a"]
     stops["a"].set()
     await first
-    await _until(lambda: active == ["b"], 10, "the second worker to take over")
+    await eventually(
+        lambda: active == ["b"], seconds=10, interval=0.05, message="the second worker to take over"
+    )
     stops["b"].set()
     await second

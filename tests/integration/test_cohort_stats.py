@@ -1,9 +1,9 @@
 """Cohort, learner and step figures for the dashboard and `dripper report`, on real databases.
 
-One scene, built with the engine's own functions (enroll, the planner, claim and record, quiz
-answers, learner messages): a cohort of four learners after the first week of a five-step drip,
-and a one-step cohort one of them has finished. Every figure is asserted exactly, on SQLite and
-on PostgreSQL.
+One scene (tests/fixtures/cohort_scene.py), built with the engine's own functions (enroll, the
+planner, claim and record, quiz answers, learner messages): a cohort of four learners after the
+first week of a five-step drip, and a one-step cohort one of them has finished. Every figure is
+asserted exactly, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,30 +12,18 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from dripper.cli import main
-from dripper.curriculum import CheckResult
-from dripper.curriculum.checks import check_source
-from dripper.curriculum.source import parse_source
 from dripper.db import open_db
-from dripper.engine.planner import plan_due
-from dripper.enrollments.answers import AnswerStatus, record_quiz_answer
 from dripper.enrollments.apply import apply_changes, pending_changes
-from dripper.enrollments.enroll import enroll
-from dripper.enrollments.pause import pause
 from dripper.errors import DripperError
-from dripper.inbox import AnsweredPrompt, record_learner_message
 from dripper.models import (
     Channel,
-    Delivery,
-    DeliveryState,
-    Enrollment,
     EnrollmentState,
     Learner,
     Reachability,
@@ -43,153 +31,17 @@ from dripper.models import (
 from dripper.reports.cohorts import CohortRow, cohort_rows
 from dripper.reports.learners import LearnerRow, learner_count, learner_rows
 from dripper.reports.steps import OptionCount, step_answers, step_figures
-from dripper.store.outbox import Outcome, claim_due, record
+from tests.fixtures.cohort_scene import (
+    BLOCKED,
+    NOW,
+    STATS_END,
+    TIMED_OUT,
+    TINY,
+    Scene,
+    build_scene,
+)
 
-STATS = """\
-id: stats-course
-title: Stats course
-steps:
-  - id: welcome
-    after: 0d
-    kind: tip
-    text: Welcome, {{ learner.first_name }}!
-  - id: reflect
-    after: 1d
-    kind: question
-    text: |
-      Which   report could you rebuild?
-      Just one line.
-  - id: lookup-quiz
-    after: 2d
-    kind: quiz
-    text: Which formula finds an exact match?
-    options: ["=XLOOKUP(...)", "=VLOOKUP(..., TRUE)", "=SUM(...)"]
-    correct: "=XLOOKUP(...)"
-  - id: pivot-checkin
-    after: 3d
-    kind: checkin
-    text: Did you use a pivot table this week?
-    buttons: ["Yes", "Once", "Not yet"]
-  - id: wrap-up
-    after: 2w
-    kind: tip
-    text: That is all for now.
-"""
-TINY = """\
-id: tiny
-title: Tiny course
-steps:
-  - id: hello
-    after: 0d
-    kind: tip
-    text: Hello!
-"""
 TINY_EDITED = TINY.replace("id: hello", "id: hello-again")
-
-STATS_END = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)  # a Monday; slots are weekdays 09:00 UTC
-TINY_END = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-NOW = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)  # Thursday: four steps of Stats are due
-BLOCKED = "Forbidden: bot was blocked by the user"
-TIMED_OUT = "read timeout after the request was written"
-
-
-def _checked(source: str, name: str) -> CheckResult:
-    result = check_source(parse_source(source, name))
-    assert result.curriculum is not None, result.problems
-    return result
-
-
-@dataclass(frozen=True)
-class Scene:
-    ana: Learner
-    ben: Learner
-    cleo: Learner
-    dan: Learner
-    enrollments: dict[str, int]  # first name -> Stats enrollment id
-
-
-async def _send_due(outcomes: dict[tuple[str, str], tuple[DeliveryState, str | None]]) -> None:
-    """Claim everything due and record each first sending as sent, unless `outcomes` (by
-    learner first name and step) says otherwise."""
-    ids = await claim_due(NOW, 100, timedelta(minutes=5), "test")
-    rows = await Delivery.filter(id__in=ids).prefetch_related("learner")
-    results = []
-    reached = []
-    unreachable = []
-    for delivery in rows:
-        learner = delivery.learner
-        channel = "telegram" if learner.telegram_chat_id else "email"
-        state, error = outcomes.get(
-            (learner.first_name, str(delivery.step_id)), (DeliveryState.SENT, None)
-        )
-        sent = state is DeliveryState.SENT
-        results.append(
-            Outcome(
-                delivery.id,
-                state,
-                channel=channel,
-                sent_at=NOW if sent else None,
-                last_error=error,
-            )
-        )
-        if sent:
-            reached.append((learner.id, channel))
-        elif state is DeliveryState.FAILED:
-            unreachable.append((learner.id, channel))
-    await record(results, "test", NOW, reached=reached, unreachable=unreachable)
-
-
-async def build_scene() -> Scene:
-    ana = await Learner.create(first_name="Ana", last_name="Silva", email="ana@example.com")
-    ben = await Learner.create(
-        first_name="Ben", last_name="Okafor", telegram_username="ben_b", telegram_chat_id=4242
-    )
-    cleo = await Learner.create(
-        first_name="Cleo", last_name="Martin", email="cleo@example.com", timezone="UTC"
-    )
-    dan = await Learner.create(first_name="Dan", last_name="Wu", email="dan_wu@example.com")
-    await enroll(_checked(TINY, "tiny.yaml"), "Tiny Dec", TINY_END, [ana], TINY_END)
-    await enroll(
-        _checked(STATS, "stats.yaml"), "Stats Dec", STATS_END, [ana, ben, cleo, dan], STATS_END
-    )
-    enrollments = {
-        e.learner.first_name: e.id
-        for e in await Enrollment.filter(cohort__name="Stats Dec").prefetch_related("learner")
-    }
-    assert await plan_due(NOW, timedelta(days=1)) == 1 + 4 * 4
-    await pause([enrollments["Dan"]], "learner", NOW, NOW + timedelta(days=7))
-    await _send_due(
-        {
-            ("Ben", "pivot-checkin"): (DeliveryState.FAILED, BLOCKED),
-            ("Cleo", "lookup-quiz"): (DeliveryState.UNCERTAIN, TIMED_OUT),
-        }
-    )
-
-    async def answer(name: str, step: str, choice: int, channel: Channel) -> None:
-        result = await record_quiz_answer(enrollments[name], step, 0, [choice], channel, NOW)
-        # On both databases: Tortoise's asyncpg client once made every first answer look like
-        # a second one (it miscounts INSERTs), so no re-ask was planned.
-        assert result.status is AnswerStatus.RECORDED
-        assert result.choices == (choice,)
-        again = await record_quiz_answer(enrollments[name], step, 0, [choice], channel, NOW)
-        assert again.status is AnswerStatus.ALREADY_ANSWERED
-
-    await answer("Ana", "lookup-quiz", 0, Channel.EMAIL)  # right
-    await answer("Ben", "lookup-quiz", 1, Channel.TELEGRAM)  # wrong
-    await answer("Ana", "pivot-checkin", 0, Channel.EMAIL)  # Yes
-    await answer("Cleo", "pivot-checkin", 2, Channel.EMAIL)  # Not yet
-
-    async def write(learner: Learner, text: str, minutes: int, channel: Channel) -> None:
-        name = learner.first_name
-        delivery = await Delivery.get(enrollment_id=enrollments[name], step_id="reflect")
-        prompt = AnsweredPrompt(enrollments[name], "reflect", 0, delivery.id)
-        at = NOW + timedelta(minutes=minutes)
-        await record_learner_message(learner.id, channel, text, at, answers=prompt)
-
-    await write(ana, "The monthly sales report.", 60, Channel.EMAIL)
-    await write(ben, "Pivot of\nsupport tickets", 30, Channel.TELEGRAM)
-    await write(ana, "Also the =SUM(budget).", 120, Channel.EMAIL)
-    return Scene(ana, ben, cleo, dan, enrollments)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -22,6 +22,7 @@ from dripper.enrollments.pause import pause, resume
 from dripper.models import Channel, Delivery, DeliveryState, Enrollment, Learner
 from dripper.sandbox import TelegramEmulator
 from tests.fixtures.sandboxes import telegram_sandbox
+from tests.fixtures.waiting import eventually
 
 TOKEN = "123456:TEST-token"
 COURSE_END = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)  # a Friday
@@ -420,10 +421,11 @@ async def test_a_failed_record_is_retried_and_nothing_is_sent_twice(
     dispatcher = Dispatcher({Channel.TELEGRAM: env.channel}, SystemClock(), "w")
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run(stop))
-    deadline = asyncio.get_running_loop().time() + 20
-    while await Delivery.filter(state=DeliveryState.SENT, kind="step").count() < 3:
-        assert asyncio.get_running_loop().time() < deadline, "outcomes were never recorded"
-        await asyncio.sleep(0.05)
+
+    async def recorded() -> bool:
+        return await Delivery.filter(state=DeliveryState.SENT, kind="step").count() >= 3
+
+    await eventually(recorded, seconds=20, interval=0.05, message="the outcomes to be recorded")
     stop.set()
     await running
     assert failures["left"] == 0

@@ -7,16 +7,12 @@ functions the dashboard calls.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from tortoise.transactions import in_transaction
 
-from dripper.curriculum.checks import check_source
-from dripper.curriculum.source import parse_source
-from dripper.engine.planner import plan_due
-from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
 from dripper.inbox import (
     CannedRepliesError,
@@ -37,7 +33,6 @@ from dripper.inbox import (
     load_canned_replies,
     mark_read,
     mark_unread,
-    record_learner_message,
     remove_label,
     reply_to_learner,
     snooze,
@@ -60,21 +55,7 @@ from dripper.models import (
     Trainer,
 )
 from dripper.store.conversations import touch_conversation
-
-NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
-CURRICULUM = """\
-id: inbox
-title: Inbox course
-steps:
-  - id: hello
-    after: 0d
-    kind: tip
-    text: Welcome, {{ learner.first_name }}!
-  - id: reflect
-    after: 0d
-    kind: question
-    text: What did you try?
-"""
+from tests.fixtures.inbox_data import NOW, course, writes
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -82,25 +63,6 @@ def any_db(request: pytest.FixtureRequest) -> str:
     fixture = "db" if request.param == "sqlite" else "pg_db"
     url: str = request.getfixturevalue(fixture)
     return url
-
-
-async def _course(*names: str, cohort: str = "dec") -> list[Learner]:
-    result = check_source(parse_source(CURRICULUM, "inbox.yaml"))
-    learners = [
-        await Learner.create(first_name=name, email=f"{name.lower()}@example.com") for name in names
-    ]
-    await enroll(result, cohort, NOW, learners, NOW)
-    await plan_due(NOW, timedelta(days=3))
-    for learner in learners:  # the drip went out: both steps sent by email
-        await Delivery.filter(learner_id=learner.id).update(
-            state=DeliveryState.SENT, sent_at=NOW, channel=Channel.EMAIL
-        )
-    return learners
-
-
-async def _writes(learner: Learner, text: str, at: datetime = NOW) -> Conversation:
-    message = await record_learner_message(learner.id, Channel.EMAIL, text, at)
-    return await Conversation.get(id=message.conversation_id)  # type: ignore[attr-defined]
 
 
 async def _ids(folder: Folder, trainer: Trainer | None = None, **filters: str) -> list[int]:
@@ -112,12 +74,12 @@ async def _ids(folder: Folder, trainer: Trainer | None = None, **filters: str) -
 
 
 async def test_folders_follow_status_and_assignment(any_db: str) -> None:
-    ada, bea, cem, dan = await _course("Ada", "Bea", "Cem", "Dan")
+    ada, bea, cem, dan = await course("Ada", "Bea", "Cem", "Dan")
     anna = await ensure_trainer("anna")
-    mine = await _writes(ada, "Question one", NOW - timedelta(minutes=4))
-    nobody = await _writes(bea, "Question two", NOW - timedelta(minutes=3))
-    answered = await _writes(cem, "Question three", NOW - timedelta(minutes=2))
-    closed = await _writes(dan, "Thanks!", NOW - timedelta(minutes=1))
+    mine = await writes(ada, "Question one", NOW - timedelta(minutes=4))
+    nobody = await writes(bea, "Question two", NOW - timedelta(minutes=3))
+    answered = await writes(cem, "Question three", NOW - timedelta(minutes=2))
+    closed = await writes(dan, "Thanks!", NOW - timedelta(minutes=1))
     await assign(mine.id, anna.id, NOW)
     await reply_to_learner(answered.id, "Like this.", NOW - timedelta(minutes=2), author_id=anna.id)
     await close(closed.id, NOW)
@@ -133,8 +95,8 @@ async def test_folders_follow_status_and_assignment(any_db: str) -> None:
 
 
 async def test_a_snooze_hides_until_its_time_and_a_learner_message_reopens(db: str) -> None:
-    [ada] = await _course("Ada")
-    conversation = await _writes(ada, "Can we talk next week?")
+    [ada] = await course("Ada")
+    conversation = await writes(ada, "Can we talk next week?")
     await snooze(conversation.id, NOW + timedelta(hours=2), NOW)
     assert await _ids(Folder.OPEN) == []
     assert await _ids(Folder.SNOOZED) == [conversation.id]
@@ -145,16 +107,16 @@ async def test_a_snooze_hides_until_its_time_and_a_learner_message_reopens(db: s
         await snooze(conversation.id, NOW - timedelta(minutes=1), NOW)
 
     await close(conversation.id, NOW)
-    await _writes(ada, "One more thing", NOW + timedelta(minutes=1))
+    await writes(ada, "One more thing", NOW + timedelta(minutes=1))
     reopened = await Conversation.get(id=conversation.id)
     assert reopened.status is ConversationStatus.OPEN
     assert reopened.snoozed_until is None
 
 
 async def test_unread_is_per_trainer_and_returns_with_a_new_learner_message(any_db: str) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     anna, ben = await ensure_trainer("anna"), await ensure_trainer("ben")
-    conversation = await _writes(ada, "Hello?")
+    conversation = await writes(ada, "Hello?")
 
     async def unread(trainer: Trainer) -> bool:
         [row] = await list_conversations(InboxQuery(folder=Folder.ALL), trainer.id, NOW)
@@ -164,7 +126,7 @@ async def test_unread_is_per_trainer_and_returns_with_a_new_learner_message(any_
     await mark_read(conversation.id, anna.id)
     assert (await unread(anna), await unread(ben)) == (False, True)
     assert (await unread_count(anna.id), await unread_count(ben.id)) == (0, 1)
-    await _writes(ada, "Anyone there?", NOW + timedelta(minutes=1))
+    await writes(ada, "Anyone there?", NOW + timedelta(minutes=1))
     assert await unread(anna)
     await mark_read(conversation.id, anna.id)
     await mark_unread(conversation.id, anna.id)
@@ -172,9 +134,9 @@ async def test_unread_is_per_trainer_and_returns_with_a_new_learner_message(any_
 
 
 async def test_a_reply_marks_the_conversation_read_for_its_author_and_waits(db: str) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     anna = await ensure_trainer("anna")
-    conversation = await _writes(ada, "How do pivots work?")
+    conversation = await writes(ada, "How do pivots work?")
     reply = await reply_to_learner(conversation.id, "Drag a field.", NOW, author_id=anna.id)
     [row] = await list_conversations(InboxQuery(folder=Folder.ALL), anna.id, NOW)
     assert not row.unread
@@ -187,9 +149,9 @@ async def test_a_reply_marks_the_conversation_read_for_its_author_and_waits(db: 
 
 
 async def test_two_trainers_replying_at_once_both_keep_their_reply(any_db: str) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     anna, ben = await ensure_trainer("anna"), await ensure_trainer("ben")
-    conversation = await _writes(ada, "Which chart should I use?")
+    conversation = await writes(ada, "Which chart should I use?")
     await asyncio.gather(
         reply_to_learner(conversation.id, "A bar chart.", NOW, author_id=anna.id),
         reply_to_learner(conversation.id, "A line chart for trends.", NOW, author_id=ben.id),
@@ -206,9 +168,9 @@ async def test_two_trainers_replying_at_once_both_keep_their_reply(any_db: str) 
 async def test_the_thread_shows_the_drip_the_learner_reply_with_its_step_and_notes(
     db: str,
 ) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     anna = await ensure_trainer("anna")
-    conversation = await _writes(ada, "I tried [bold]pivots[/bold]", NOW + timedelta(minutes=5))
+    conversation = await writes(ada, "I tried [bold]pivots[/bold]", NOW + timedelta(minutes=5))
     await add_note(
         conversation.id, "She is keen; follow up.", NOW + timedelta(minutes=6), author_id=anna.id
     )
@@ -235,9 +197,9 @@ async def test_the_thread_shows_the_drip_the_learner_reply_with_its_step_and_not
 
 
 async def test_labels_filter_the_inbox_and_are_normalised(any_db: str) -> None:
-    ada, bea = await _course("Ada", "Bea")
-    first = await _writes(ada, "Question")
-    await _writes(bea, "Another", NOW + timedelta(minutes=1))
+    ada, bea = await course("Ada", "Bea")
+    first = await writes(ada, "Question")
+    await writes(bea, "Another", NOW + timedelta(minutes=1))
     assert await add_label(first.id, "  Follow   Up ", NOW) == "follow up"
     await add_label(first.id, "follow up", NOW)  # twice is harmless
     assert await _ids(Folder.ALL, label="Follow Up") == [first.id]
@@ -250,9 +212,9 @@ async def test_labels_filter_the_inbox_and_are_normalised(any_db: str) -> None:
 
 
 async def test_search_needs_every_word_in_a_message_or_the_name(any_db: str) -> None:
-    ada, bea = await _course("Ada", "Bea")
-    first = await _writes(ada, "Pivot tables lose 100% of my FORMATTING")
-    second = await _writes(bea, "Charts are fine", NOW + timedelta(minutes=1))
+    ada, bea = await course("Ada", "Bea")
+    first = await writes(ada, "Pivot tables lose 100% of my FORMATTING")
+    second = await writes(bea, "Charts are fine", NOW + timedelta(minutes=1))
     assert await _ids(Folder.ALL, search="formatting pivot") == [first.id]
     assert await _ids(Folder.ALL, search="100%") == [first.id]
     assert await _ids(Folder.ALL, search="10_%") == []  # wildcards are literal
@@ -261,9 +223,9 @@ async def test_search_needs_every_word_in_a_message_or_the_name(any_db: str) -> 
 
 
 async def test_the_learner_panel_shows_channels_local_time_and_progress(db: str) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     await Learner.filter(id=ada.id).update(timezone="Asia/Tokyo", telegram_username="ada_t")
-    conversation = await _writes(ada, "Hi")
+    conversation = await writes(ada, "Hi")
     panel = await learner_panel(conversation.id, NOW)
     assert panel.name == "Ada"
     assert (panel.email, panel.email_status) == ("ada@example.com", "unknown")
@@ -274,9 +236,9 @@ async def test_the_learner_panel_shows_channels_local_time_and_progress(db: str)
 
 
 async def test_an_assignment_moves_the_change_stamp(db: str) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     anna = await ensure_trainer("anna")
-    conversation = await _writes(ada, "Hi")
+    conversation = await writes(ada, "Hi")
     before = await change_stamp()
     await assign(conversation.id, anna.id, NOW + timedelta(seconds=1))
     assert await change_stamp() != before
@@ -300,8 +262,8 @@ async def test_canned_replies_render_for_the_learner_and_trainer(db: str, tmp_pa
         "    {{ trainer.name }}\n"
     )
     [thanks] = load_canned_replies(path)
-    [ada] = await _course("Ada_*")
-    conversation = await _writes(ada, "Done!")
+    [ada] = await course("Ada_*")
+    conversation = await writes(ada, "Done!")
     trainer = await ensure_trainer("anna")
     text = thanks.render(await context_for(conversation.id, trainer))
     assert (
@@ -337,8 +299,8 @@ async def test_a_reply_racing_a_newer_learner_message_leaves_it_open_and_newest(
 ) -> None:
     """On PostgreSQL a reply (message id R) can commit after a learner's message with a higher
     id L: the reply must not put the conversation back to waiting, nor its preview back to R."""
-    [ada] = await _course("Ada")
-    conversation = await _writes(ada, "Second question")
+    [ada] = await course("Ada")
+    conversation = await writes(ada, "Second question")
     learner_id = (await Conversation.get(id=conversation.id)).last_inbound_id
     assert learner_id is not None
     async with in_transaction() as tx:  # the reply's update, written as if it came late
@@ -359,11 +321,11 @@ async def test_a_reply_racing_a_newer_learner_message_leaves_it_open_and_newest(
 
 
 async def test_a_reply_marks_read_only_up_to_the_message_it_answers(db: str) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     anna = await ensure_trainer("anna")
-    conversation = await _writes(ada, "Seen question")
+    conversation = await writes(ada, "Seen question")
     [seen] = await Message.filter(conversation_id=conversation.id)
-    await _writes(ada, "Unseen follow-up", NOW + timedelta(seconds=30))
+    await writes(ada, "Unseen follow-up", NOW + timedelta(seconds=30))
     await reply_to_learner(
         conversation.id, "Answer", NOW + timedelta(minutes=1), author_id=anna.id, answering=seen.id
     )
@@ -373,7 +335,7 @@ async def test_a_reply_marks_read_only_up_to_the_message_it_answers(db: str) -> 
 
 
 async def test_the_change_stamp_sees_delivery_states_and_quiz_taps(db: str) -> None:
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     before = await change_stamp()
     await (
         Delivery.filter(learner_id=ada.id)

@@ -8,46 +8,28 @@ email is threaded under it: In-Reply-To, References, "Re:" subject).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 
 from dripper.channels.email.channel import EmailChannel
 from dripper.channels.telegram.channel import TelegramChannel
 from dripper.clock import ManualClock
-from dripper.curriculum.checks import check_source
-from dripper.curriculum.source import parse_source
 from dripper.engine.dispatcher import Dispatcher
-from dripper.enrollments.enroll import enroll
 from dripper.enrollments.pause import pause
-from dripper.inbound.telegram.poller import TelegramPoller
 from dripper.inbox import record_learner_message, reply_to_learner
 from dripper.models import (
     Channel,
-    Conversation,
     Delivery,
     DeliveryState,
     Enrollment,
     InboundItem,
-    Learner,
     Message,
     MessageDirection,
 )
 from dripper.sandbox import TelegramEmulator
 from dripper.sandbox.smtp import SmtpSink
+from tests.fixtures.reply_data import NOW, TOKEN, learner_in_course, learner_wrote
 from tests.fixtures.sandboxes import smtp_sandbox, telegram_sandbox
-
-TOKEN = "31337:REPLY-test"
-NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
-CURRICULUM = """\
-id: replies
-title: Reply course
-steps:
-  - id: ask
-    after: 0d
-    kind: question
-    text: What will you try first?
-"""
 
 LEARNER_EMAIL = (
     b"From: Zo\xc3\xab <zoe@example.com>\r\n"
@@ -59,13 +41,6 @@ LEARNER_EMAIL = (
     b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
     b"How do I group dates by month?\r\n"
 )
-
-
-async def _learner_in_course(**fields: object) -> Learner:
-    result = check_source(parse_source(CURRICULUM, "replies.yaml"))
-    learner = await Learner.create(first_name="Zoë", **fields)
-    await enroll(result, "dec", NOW, [learner], NOW)
-    return learner
 
 
 @pytest.fixture
@@ -80,18 +55,6 @@ async def smtp(db: str) -> AsyncIterator[tuple[SmtpSink, EmailChannel]]:
         yield sandbox
 
 
-async def _learner_wrote(
-    emulator: TelegramEmulator, channel: TelegramChannel, chat: int, name: str, text: str
-) -> tuple[Learner, Conversation]:
-    """A learner in the course writes to the bot; the poller files it in their conversation."""
-    emulator.create_user(chat, name)
-    emulator.start(TOKEN, chat)
-    learner = await _learner_in_course(telegram_chat_id=chat)
-    emulator.send_text(TOKEN, chat, text)
-    await TelegramPoller(channel.bot, now=lambda: NOW).run_until_idle()
-    return learner, await Conversation.get(learner_id=learner.id)
-
-
 async def _dispatch(channels: dict[Channel, object]) -> None:
     dispatcher = Dispatcher(channels, ManualClock(NOW), "replies")  # type: ignore[arg-type]
     await dispatcher.run_until_idle()
@@ -101,7 +64,7 @@ async def test_a_telegram_message_is_answered_in_the_learners_chat(
     telegram: tuple[TelegramEmulator, TelegramChannel],
 ) -> None:
     emulator, channel = telegram
-    _, conversation = await _learner_wrote(
+    _, conversation = await learner_wrote(
         emulator, channel, 42, "Zoë", "Is <b> & 👋 allowed in pivot names?"
     )
 
@@ -121,7 +84,7 @@ async def test_an_email_is_answered_as_a_threaded_reply(
     smtp: tuple[SmtpSink, EmailChannel],
 ) -> None:
     sink, channel = smtp
-    learner = await _learner_in_course(email="zoe@example.com")
+    learner = await learner_in_course(email="zoe@example.com")
     item = await InboundItem.create(
         channel=Channel.EMAIL,
         account="imap:test",
@@ -151,7 +114,7 @@ async def test_two_trainers_answering_at_once_both_reach_the_learner(
     telegram: tuple[TelegramEmulator, TelegramChannel],
 ) -> None:
     emulator, channel = telegram
-    _, conversation = await _learner_wrote(emulator, channel, 7, "Ana", "Help?")
+    _, conversation = await learner_wrote(emulator, channel, 7, "Ana", "Help?")
     await reply_to_learner(conversation.id, "From Anna: sure!", NOW)
     await reply_to_learner(conversation.id, "From Ben: happy to help.", NOW)
     await _dispatch({Channel.TELEGRAM: channel})
@@ -166,7 +129,7 @@ async def test_a_paused_learner_still_gets_the_trainers_answer(
     telegram: tuple[TelegramEmulator, TelegramChannel],
 ) -> None:
     emulator, channel = telegram
-    learner, conversation = await _learner_wrote(
+    learner, conversation = await learner_wrote(
         emulator, channel, 9, "Liam", "I'm off for two weeks, one last question"
     )
     enrollment = await Enrollment.get(learner_id=learner.id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from typing import Any
 
@@ -22,6 +22,7 @@ from dripper.inbound.email.poller import ImapPoller, PollerOptions, PollReport
 from dripper.models import InboundItem, Message
 from dripper.sandbox.imap import ImapServer
 from dripper.sandbox.seed import reply_message, seed_course
+from tests.fixtures.waiting import eventually
 
 USER, PASSWORD = "course", 'pa ss"word'  # a password that has to be quoted
 KEY = b"sandbox-imap-test-key-0123456789"
@@ -48,14 +49,6 @@ def client(server: ImapServer, *, select: bool = True) -> IMAPClient:
     if select:
         imap.select_folder("INBOX", readonly=True)
     return imap
-
-
-async def until(condition: Callable[[], bool], seconds: float = 5) -> None:
-    """Poll `condition` until it holds, failing after `seconds`."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 class Raw:
@@ -139,12 +132,13 @@ async def test_idle_reports_new_mail_delivered_from_the_loop_and_from_a_thread(
 
     async def next_responses() -> list[tuple[object, ...]]:
         """idle_check in short steps until something arrives, with a deadline."""
-        deadline = asyncio.get_running_loop().time() + 5
-        while asyncio.get_running_loop().time() < deadline:
-            responses = await asyncio.to_thread(imap.idle_check, 0.1)
-            if responses:
-                return list(responses)
-        raise AssertionError("no IDLE response within 5 s")
+        responses = await eventually(
+            lambda: asyncio.to_thread(imap.idle_check, 0.1),
+            seconds=5,
+            interval=0,  # idle_check itself waits
+            message="an IDLE response",
+        )
+        return list(responses)
 
     server.deliver(USER, mail(1))
     assert await next_responses() == [(1, b"EXISTS")]
@@ -214,7 +208,7 @@ async def test_the_poller_fetches_what_is_there_then_wakes_on_delivery(
     task = asyncio.create_task(poller.run(stop))
     first = await asyncio.wait_for(cycles.get(), 10)
     assert (first.fetched, first.stored, first.processed["reply"]) == (2, 2, 2)
-    await until(lambda: server.idling(USER) == 1)
+    await eventually(lambda: server.idling(USER) == 1, seconds=5)
     server.deliver(USER, replies[2])  # IDLE wakes the poller long before the 60 s poll
     second = await asyncio.wait_for(cycles.get(), 10)
     assert (second.stored, second.processed["reply"]) == (1, 1)

@@ -32,6 +32,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from dripper.channels.telegram.transport import AiohttpRequest
 from dripper.sandbox import FaultKind, RunningServer, TelegramEmulator, start_server
 from dripper.sandbox.telegram.html import EntityParseError, parse_html, utf16_len
+from tests.fixtures.waiting import eventually
 
 os.environ["PTB_TIMEDELTA"] = "1"
 
@@ -90,14 +91,6 @@ async def make_bot(emulator: TelegramEmulator, server: RunningServer) -> AsyncIt
 
 ALL = pytest.mark.parametrize("kind", ["httpx", "aiohttp", "asgi"])
 TCP = pytest.mark.parametrize("kind", ["httpx", "aiohttp"])
-
-
-async def _wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 5.0
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 # --------------------------------------------------------------------------- basics
@@ -405,7 +398,7 @@ async def test_long_poll_returns_as_soon_as_a_learner_writes(
     updates = await bot.get_updates()
     offset = updates[-1].update_id + 1
     poll = asyncio.create_task(bot.get_updates(offset=offset, timeout=20))
-    await _wait_until(lambda: emulator.is_polling(TOKEN))
+    await eventually(lambda: emulator.is_polling(TOKEN), seconds=5, interval=0.005)
     started = time.monotonic()
     emulator.send_text(TOKEN, BOB, RTL_NAME)
     received = await asyncio.wait_for(poll, 5)
@@ -424,7 +417,7 @@ async def test_a_second_poller_terminates_the_first(
     emulator.pending_updates(TOKEN)
     offset = emulator.pending_updates(TOKEN)[-1]["update_id"] + 1
     waiting = asyncio.create_task(first.get_updates(offset=offset, timeout=20))
-    await _wait_until(lambda: emulator.is_polling(TOKEN))
+    await eventually(lambda: emulator.is_polling(TOKEN), seconds=5, interval=0.005)
     newcomer = asyncio.create_task(second.get_updates(offset=offset, timeout=20))
     with pytest.raises(Conflict, match=r"terminated by other getUpdates request"):
         await asyncio.wait_for(waiting, 5)
@@ -475,7 +468,7 @@ async def test_webhook_delivers_with_the_secret_and_blocks_get_updates(
     info = await bot.get_webhook_info()
     assert info.url == url
     assert info.last_error_message == "Wrong response from the webhook: 500 Internal Server Error"
-    await _wait_until(lambda: emulator.pending_updates(TOKEN) == [])
+    await eventually(lambda: emulator.pending_updates(TOKEN) == [], seconds=5, interval=0.005)
     assert await bot.delete_webhook()
     emulator.send_text(TOKEN, ADA, "polling again")
     assert (await bot.get_updates())[0].message.text == "polling again"  # type: ignore[union-attr]

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -55,14 +54,11 @@ from dripper.models import (
 )
 from dripper.sandbox import TelegramEmulator
 from tests.fixtures.sandboxes import telegram_sandbox
+from tests.fixtures.telegram_data import ANN, COURSE_END, KEY, TOKEN
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
 os.environ["PTB_TIMEDELTA"] = "1"
-
-TOKEN = "4242:INBOUND-test"
-KEY = b"test-hmac-key-0123456789abcdef"
-COURSE_END = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
-ANN = 1001
 
 CURRICULUM = """\
 id: learn
@@ -153,20 +149,6 @@ async def bound_learner(env: Env, user_id: int = ANN, name: str = "Ann") -> Lear
     await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
     await env.pump()
     return learner
-
-
-async def eventually(check: Callable[[], Any], seconds: float = 10) -> None:
-    """Poll `check` (sync or async) until true, failing after `seconds`."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        await asyncio.sleep(0.01)
 
 
 def prompt_with_buttons(env: Env, chat_id: int, text: str) -> dict[str, Any]:

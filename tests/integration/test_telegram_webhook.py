@@ -21,7 +21,8 @@ from dripper.learners.invites import invite_token, invites_for
 from dripper.models import InboundItem, InboundState, Learner, Message, Reachability
 from dripper.sandbox import TelegramEmulator
 from tests.fixtures.sandboxes import telegram_sandbox
-from tests.integration.test_telegram_inbound import ANN, COURSE_END, KEY, TOKEN, eventually
+from tests.fixtures.telegram_data import ANN, COURSE_END, KEY, TOKEN
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
 os.environ["PTB_TIMEDELTA"] = "1"

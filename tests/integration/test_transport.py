@@ -35,6 +35,7 @@ from dripper.channels.telegram.transport import (
     TimedOutNotSent,
 )
 from dripper.sandbox import FaultKind, RunningServer, TelegramEmulator, start_server
+from tests.fixtures.waiting import eventually
 
 os.environ["PTB_TIMEDELTA"] = "1"
 
@@ -136,10 +137,12 @@ async def test_pool_timeout_when_every_connection_is_busy(server: RunningServer)
     async with _bot(server, connection_pool_size=1, pool_timeout=0.1, read_timeout=5) as bot:
         emulator.inject_fault(TOKEN, FaultKind.SLOW, method="sendMessage", delay=1)
         busy = asyncio.create_task(bot.send_message(LEARNER, "holding the only connection"))
-        deadline = time.monotonic() + 5
-        while emulator.armed_faults(TOKEN):  # the slow request holds the only slot now
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
+        await eventually(  # the slow request holds the only slot now
+            lambda: not emulator.armed_faults(TOKEN),
+            seconds=5,
+            interval=0.005,
+            message="the slow request to take the only connection",
+        )
         with pytest.raises(TimedOut, match="Pool timeout") as caught:
             await bot.get_me()
         assert isinstance(caught.value, TimedOutNotSent)

@@ -9,7 +9,7 @@ clock in Europe/Berlin, so the times on screen are known. Two snapshot tests (80
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +49,7 @@ from dripper.models import (
     MessageDirection,
     QuizAnswer,
 )
+from tests.fixtures.waiting import until_shown
 from tui.app import DripperApp
 from tui.screens.conversation import ConversationScreen, snooze_choices
 from tui.screens.help import HelpScreen
@@ -161,21 +162,13 @@ def _config(url: str, **overrides: Any) -> DashboardConfig:
     return DashboardConfig(url, "anna", **settings)
 
 
-async def _until(pilot: Pilot[Any], condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Let the app run until `condition` holds; fail after `seconds`."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "the screen never got there"
-        await pilot.pause(0.02)
-
-
 async def _open(pilot: Pilot[Any], conversation_id: int) -> ConversationScreen:
     """Open the conversation over the inbox (as Enter there does) and wait for its thread."""
     app = pilot.app
-    await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+    await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
     screen = ConversationScreen(conversation_id)
     await app.push_screen(screen)
-    await _until(pilot, lambda: screen.summary is not None and bool(_entries(screen)))
+    await until_shown(pilot, lambda: screen.summary is not None and bool(_entries(screen)))
     return screen
 
 
@@ -263,7 +256,7 @@ async def test_the_thread_opens_scrolled_to_its_end(db: str) -> None:
     async with _running(app, (80, 24)) as pilot:
         screen = await _open(pilot, conversation_id)
         thread = screen.thread_view
-        await _until(pilot, lambda: 0 < thread.max_scroll_y == thread.scroll_y)
+        await until_shown(pilot, lambda: 0 < thread.max_scroll_y == thread.scroll_y)
         await pilot.press("k", "k")
         assert thread.scroll_y == thread.max_scroll_y - 2
         await pilot.press("j")
@@ -302,7 +295,7 @@ async def test_a_reply_is_queued_on_the_learners_channel_and_shown_as_queued(db:
         await pilot.press("enter")
         await _type(pilot, "Keep going!")
         await pilot.press("ctrl+s")
-        await _until(pilot, lambda: _shown(screen, "Keep going!"))
+        await until_shown(pilot, lambda: _shown(screen, "Keep going!"))
         [mine] = [text for text in _entries(screen) if "Keep going!" in text]
         assert mine.startswith("anna replied · Mon 07 Dec 11:00 · telegram · queued")
         assert screen.composer.text == ""
@@ -324,7 +317,7 @@ async def test_an_empty_reply_is_not_sent(db: str) -> None:
         await _open(pilot, conversation_id)
         before = await Message.all().count()
         await pilot.press("r", "space", "enter", "ctrl+s")
-        await _until(pilot, lambda: any("the reply is empty" in n for n in _notices(app)))
+        await until_shown(pilot, lambda: any("the reply is empty" in n for n in _notices(app)))
         assert await Message.all().count() == before
 
 
@@ -340,7 +333,7 @@ async def test_note_mode_adds_an_internal_note_and_says_so_in_the_border(db: str
         assert screen.composer.has_class("-note")
         await _type(pilot, "Call her Friday")
         await pilot.press("f5")
-        await _until(pilot, lambda: _shown(screen, "Call her Friday"))
+        await until_shown(pilot, lambda: _shown(screen, "Call her Friday"))
         [note] = [text for text in _entries(screen) if "Call her Friday" in text]
         assert note.startswith("✎ Internal note · anna")
         await pilot.press("n")  # from the thread: straight into note mode
@@ -368,7 +361,7 @@ async def test_letters_typed_in_the_composer_are_text_and_escape_leaves_it_then_
         assert screen.thread_view.has_focus
         assert screen.composer.text == "close own work zap Lu"
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
     conversation = await _conversation(conversation_id)
     assert conversation.status is ConversationStatus.OPEN
     assert conversation.assignee is None
@@ -395,9 +388,9 @@ async def test_a_canned_reply_is_filled_in_and_inserted_at_the_cursor(
         await pilot.press("r")
         await _type(pilot, "Hi. ")
         await pilot.press("ctrl+t")
-        await _until(pilot, lambda: isinstance(app.screen, Choose))
+        await until_shown(pilot, lambda: isinstance(app.screen, Choose))
         await pilot.press("enter")
-        await _until(pilot, lambda: "Thanks, Ada!" in screen.composer.text)
+        await until_shown(pilot, lambda: "Thanks, Ada!" in screen.composer.text)
         assert screen.composer.text == "Hi. Thanks, Ada! anna"
         assert screen.composer.has_focus
         await _type(pilot, " x")  # the cursor is after the inserted text
@@ -413,7 +406,7 @@ async def test_without_canned_replies_the_message_names_the_file_to_write(
     async with _running(app, (80, 24)) as pilot:
         await _open(pilot, conversation_id)
         await pilot.press("r", "ctrl+t")
-        await _until(pilot, lambda: any(str(missing) in n for n in _notices(app)))
+        await until_shown(pilot, lambda: any(str(missing) in n for n in _notices(app)))
         assert not isinstance(app.screen, Choose)
 
 
@@ -426,16 +419,16 @@ async def test_assign_to_another_trainer_to_me_and_to_nobody(db: str) -> None:
     async with _running(app, (80, 24)) as pilot:
         screen = await _open(pilot, conversation_id)
         await pilot.press("a")
-        await _until(pilot, lambda: isinstance(app.screen, Choose))
+        await until_shown(pilot, lambda: isinstance(app.screen, Choose))
         await pilot.press("down", "down", "enter")  # me, nobody, bob
-        await _until(pilot, lambda: "assigned to bob" in _header(screen))
+        await until_shown(pilot, lambda: "assigned to bob" in _header(screen))
         assert (await _conversation(conversation_id)).assignee.handle == "bob"  # type: ignore[union-attr]
         await pilot.press("m")
-        await _until(pilot, lambda: "assigned to anna" in _header(screen))
+        await until_shown(pilot, lambda: "assigned to anna" in _header(screen))
         await pilot.press("a")
-        await _until(pilot, lambda: isinstance(app.screen, Choose))
+        await until_shown(pilot, lambda: isinstance(app.screen, Choose))
         await pilot.press("down", "enter")
-        await _until(pilot, lambda: "unassigned" in _header(screen))
+        await until_shown(pilot, lambda: "unassigned" in _header(screen))
     assert (await _conversation(conversation_id)).assignee is None
 
 
@@ -456,7 +449,7 @@ async def test_close_reopen_and_waiting_on_the_learner(db: str) -> None:
         ):
             await pilot.press(key)
             shown = f" · {status.value} · "
-            await _until(pilot, lambda: shown in _header(screen))  # noqa: B023
+            await until_shown(pilot, lambda: shown in _header(screen))  # noqa: B023
             assert (await _conversation(conversation_id)).status is status
 
 
@@ -466,9 +459,9 @@ async def test_snooze_until_tomorrow_nine_in_the_trainers_zone(db: str) -> None:
     async with _running(app, (80, 24)) as pilot:
         screen = await _open(pilot, conversation_id)
         await pilot.press("z")
-        await _until(pilot, lambda: isinstance(app.screen, Choose))
+        await until_shown(pilot, lambda: isinstance(app.screen, Choose))
         await pilot.press("down", "down", "enter")
-        await _until(pilot, lambda: "snoozed until Tue 08 Dec 09:00" in _header(screen))
+        await until_shown(pilot, lambda: "snoozed until Tue 08 Dec 09:00" in _header(screen))
     conversation = await _conversation(conversation_id)
     assert conversation.status is ConversationStatus.SNOOZED
     assert conversation.snoozed_until == datetime(2026, 12, 8, 9, 0, tzinfo=BERLIN)
@@ -496,16 +489,16 @@ async def test_add_and_remove_a_label(db: str) -> None:
     async with _running(app, (80, 24)) as pilot:
         screen = await _open(pilot, conversation_id)
         await pilot.press("l")
-        await _until(pilot, lambda: isinstance(app.screen, Ask))
+        await until_shown(pilot, lambda: isinstance(app.screen, Ask))
         await _type(pilot, "Follow-up")
         await pilot.press("enter")
-        await _until(pilot, lambda: "#follow-up" in _header(screen))
+        await until_shown(pilot, lambda: "#follow-up" in _header(screen))
         labels = await ConversationLabel.filter(conversation_id=conversation_id)
         assert [label.label for label in labels] == ["follow-up"]
         await pilot.press("L")
-        await _until(pilot, lambda: isinstance(app.screen, Choose))
+        await until_shown(pilot, lambda: isinstance(app.screen, Choose))
         await pilot.press("enter")
-        await _until(pilot, lambda: "#follow-up" not in _header(screen))
+        await until_shown(pilot, lambda: "#follow-up" not in _header(screen))
     assert await ConversationLabel.filter(conversation_id=conversation_id).count() == 0
 
 
@@ -517,7 +510,7 @@ async def test_mark_unread_goes_back_to_the_inbox(db: str) -> None:
         await _open(pilot, conversation_id)
         assert await unread_count(anna.id) == 0
         await pilot.press("u")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
         await pilot.pause()
         assert await unread_count(anna.id) == 1
 
@@ -534,7 +527,7 @@ async def test_a_new_message_appears_and_the_composer_keeps_its_text_and_focus(d
         await _type(pilot, "Half a reply")
         await record_learner_message(ada.id, Channel.EMAIL, "One more thing!", NOW)
         app.data_changed()
-        await _until(pilot, lambda: _shown(screen, "One more thing!"))
+        await until_shown(pilot, lambda: _shown(screen, "One more thing!"))
         assert screen.composer.text == "Half a reply"
         assert screen.composer.has_focus
         # The reply now goes to the channel of her latest message.
@@ -547,7 +540,7 @@ async def test_changes_made_elsewhere_arrive_within_the_live_interval(db: str) -
     async with _running(app, (80, 24)) as pilot:
         screen = await _open(pilot, conversation_id)
         await record_learner_message(ada.id, Channel.TELEGRAM, "Are you there?", NOW)
-        await _until(pilot, lambda: _shown(screen, "Are you there?"), seconds=3)
+        await until_shown(pilot, lambda: _shown(screen, "Are you there?"), seconds=3)
 
 
 async def test_two_trainers_answering_the_same_message_both_keep_their_reply(db: str) -> None:
@@ -562,7 +555,7 @@ async def test_two_trainers_answering_the_same_message_both_keep_their_reply(db:
         await reply_to_learner(conversation_id, "From bob", NOW, author_id=bob.id)
         await pilot.press("ctrl+s")
         app.data_changed()
-        await _until(pilot, lambda: _shown(screen, "From anna") and _shown(screen, "From bob"))
+        await until_shown(pilot, lambda: _shown(screen, "From anna") and _shown(screen, "From bob"))
     answered = {
         message.body: message.in_reply_to_id  # type: ignore[attr-defined]
         for message in await Message.filter(direction=MessageDirection.OUTBOUND)
@@ -619,9 +612,9 @@ async def test_the_palette_runs_the_screens_actions(db: str) -> None:
         await pilot.press("ctrl+p")
         await _type(pilot, "Assign to me")
         # The palette searches in the background; wait until it lists the hit.
-        await _until(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
+        await until_shown(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
         await pilot.press("enter")
-        await _until(pilot, lambda: "assigned to anna" in _header(screen))
+        await until_shown(pilot, lambda: "assigned to anna" in _header(screen))
 
 
 async def test_the_help_screen_lists_the_keys_with_their_ids(db: str) -> None:
@@ -630,7 +623,7 @@ async def test_the_help_screen_lists_the_keys_with_their_ids(db: str) -> None:
     async with _running(app, (120, 40)) as pilot:
         await _open(pilot, conversation_id)
         await pilot.press("question_mark")
-        await _until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, HelpScreen))
         table = app.screen.query_one("#help-keys", DataTable)
         rows = {
             str(table.get_row_at(i)[2]): str(table.get_row_at(i)[0]) for i in range(table.row_count)
@@ -654,20 +647,20 @@ async def test_a_keymap_moves_the_send_key_and_the_composer_says_so(
         await pilot.pause()
         assert screen.composer.text == "ok"  # ctrl+s is no longer the send key
         await pilot.press("f9")
-        await _until(pilot, lambda: _shown(screen, "anna replied"))
+        await until_shown(pilot, lambda: _shown(screen, "anna replied"))
 
 
 async def test_going_back_refreshes_the_unread_mark_in_the_inbox(db: str) -> None:
     _, conversation_id = await _learner_with_history()
     app = DripperApp(_config(db))
     async with _running(app, (80, 24)) as pilot:
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
         inbox = app.screen
         assert isinstance(inbox, InboxScreen)
-        await _until(pilot, lambda: [row.unread for row in inbox.rows] == [True])
+        await until_shown(pilot, lambda: [row.unread for row in inbox.rows] == [True])
         await _open(pilot, conversation_id)
         await pilot.press("escape")
-        await _until(pilot, lambda: [row.unread for row in inbox.rows] == [False])
+        await until_shown(pilot, lambda: [row.unread for row in inbox.rows] == [False])
 
 
 # ------------------------------------------------------------------ snapshots
@@ -686,13 +679,13 @@ def _snapshot_database(tmp_path: Path) -> tuple[str, int]:
 
 async def _open_first_conversation(pilot: Pilot[Any]) -> None:
     app = pilot.app
-    await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
-    await _until(pilot, lambda: bool(app.screen.query_one("#conversations").row_count))  # type: ignore[attr-defined]
+    await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
+    await until_shown(pilot, lambda: bool(app.screen.query_one("#conversations").row_count))  # type: ignore[attr-defined]
     await pilot.press("enter")
-    await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+    await until_shown(pilot, lambda: isinstance(app.screen, ConversationScreen))
     screen = app.screen
     assert isinstance(screen, ConversationScreen)
-    await _until(pilot, lambda: screen.summary is not None and len(_entries(screen)) == 8)
+    await until_shown(pilot, lambda: screen.summary is not None and len(_entries(screen)) == 8)
     await pilot.pause()
 
 

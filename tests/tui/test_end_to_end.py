@@ -11,12 +11,10 @@ the answer threaded under the learner's mail.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from textual.pilot import Pilot
 
 from dripper.channels.email.channel import EmailChannel
 from dripper.clock import ManualClock
@@ -26,8 +24,9 @@ from dripper.models import Channel, Delivery, DeliveryKind, DeliveryState
 from dripper.sandbox.seed import seed_course
 from dripper.sandbox.smtp import SmtpSink
 from tests.fixtures.mail import Mailbox, eml
+from tests.fixtures.reply_data import TOKEN, learner_wrote
 from tests.fixtures.sandboxes import smtp_sandbox, telegram_sandbox
-from tests.integration.test_replies import TOKEN, _learner_wrote
+from tests.fixtures.waiting import until_shown
 from tui.app import DripperApp
 from tui.screens.conversation import ConversationScreen
 from tui.screens.inbox import InboxScreen
@@ -37,28 +36,23 @@ KEY = b"inbound-test-hmac-key-0123456789"
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
 
-async def _until(pilot: Pilot[None], condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the dashboard never got there"
-        await pilot.pause(0.02)
-
-
 async def _answer_first_conversation(url: str, text: str) -> None:
     """What a trainer does: open the dashboard, Enter on the newest conversation, r, type it,
     ctrl+s."""
     config = DashboardConfig(url, "anna", now=lambda: NOW + timedelta(minutes=5))
     app = DripperApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen) and app.screen.fills > 0)
+        await until_shown(
+            pilot, lambda: isinstance(app.screen, InboxScreen) and app.screen.fills > 0
+        )
         await pilot.press("enter")
-        await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, ConversationScreen))
         await pilot.press("r")
         await pilot.press(*("space" if char == " " else char for char in text))
         await pilot.press("ctrl+s")
         screen = app.screen
         assert isinstance(screen, ConversationScreen)
-        await _until(pilot, lambda: screen.composer.text == "")  # sent: the composer cleared
+        await until_shown(pilot, lambda: screen.composer.text == "")  # sent: the composer cleared
         await app.workers.wait_for_complete()
 
 
@@ -69,7 +63,7 @@ async def _dispatch(channels: dict[Channel, object]) -> None:
 
 async def test_a_telegram_question_is_answered_from_the_dashboard(db: str) -> None:
     async with telegram_sandbox(TOKEN) as sandbox:
-        await _learner_wrote(
+        await learner_wrote(
             sandbox.emulator, sandbox.channel, 42, "Zoë", "How do I freeze the top row?"
         )
         await _answer_first_conversation(db, "View, then Freeze Panes.")
@@ -143,22 +137,22 @@ def test_the_demo_opens_the_dashboard_and_the_answer_arrives() -> None:
         )
         app = DripperApp(config, background=options["background"])
         async with app.run_test(size=(100, 30)) as pilot:
-            await _until(
+            await until_shown(
                 pilot, lambda: isinstance(app.screen, InboxScreen) and app.screen.fills > 0
             )
             await pilot.press("enter")
-            await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+            await until_shown(pilot, lambda: isinstance(app.screen, ConversationScreen))
             await pilot.press("r", "ctrl+t")
-            await _until(pilot, lambda: type(app.screen).__name__ == "Choose")
+            await until_shown(pilot, lambda: type(app.screen).__name__ == "Choose")
             await pilot.press("enter")  # the first canned reply: "Thanks for sharing"
-            await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+            await until_shown(pilot, lambda: isinstance(app.screen, ConversationScreen))
             await pilot.press("ctrl+s")
 
             def delivered() -> bool:
                 told[:] = [str(n.message) for n in app._notifications]
                 return any(line.startswith("Delivered to") for line in told)
 
-            await _until(pilot, delivered, seconds=20)
+            await until_shown(pilot, delivered, seconds=20)
 
     summary = aio.run(
         run_demo(Path(SHIPPED_CURRICULA), imap="embedded", dashboard=trainer_at_the_keyboard)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from textual.widgets import DataTable, Input, OptionList, Static
 from dripper.errors import DripperError
 from dripper.inbox import Folder, add_label, assign, ensure_trainer, reply_to_learner
 from dripper.models import Learner
-from tests.integration.test_inbox import NOW, _course, _writes
+from tests.fixtures.inbox_data import NOW, course, writes
+from tests.fixtures.waiting import until_shown
 from tui.app import DripperApp
 from tui.keymap import binding_ids, load_keymap
 from tui.screens.help import HelpScreen
@@ -36,13 +36,6 @@ def _app(url: str, **options: object) -> DripperApp:
     return DripperApp(config)
 
 
-async def _until(pilot: Pilot[None], condition: Callable[[], bool], seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.02)
-
-
 def _inbox(app: DripperApp) -> InboxScreen:
     """The inbox screen, wherever it is in the stack (a picker may be on top of it)."""
     return next(screen for screen in app.screen_stack if isinstance(screen, InboxScreen))
@@ -54,7 +47,7 @@ def _names(app: DripperApp) -> list[str]:
 
 
 async def _shown(pilot: Pilot[None], app: DripperApp) -> None:
-    await _until(pilot, lambda: isinstance(app.screen, InboxScreen) and app.screen.fills > 0)
+    await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen) and app.screen.fills > 0)
     await pilot.pause()
 
 
@@ -62,16 +55,16 @@ async def _press_and_wait(pilot: Pilot[None], app: DripperApp, *keys: str) -> No
     screen = _inbox(app)
     fills = screen.fills
     await pilot.press(*keys)
-    await _until(pilot, lambda: screen.fills > fills)
+    await until_shown(pilot, lambda: screen.fills > fills)
     await pilot.pause()
 
 
 async def _inbox_of_four() -> dict[str, int]:
-    ada, bea, cem, dan = await _course("Ada", "Bea", "Cem", "Dan")
+    ada, bea, cem, dan = await course("Ada", "Bea", "Cem", "Dan")
     anna = await ensure_trainer("anna")
     ids = {}
     for minutes, learner in enumerate((ada, bea, cem, dan)):
-        conversation = await _writes(
+        conversation = await writes(
             learner, f"Question from {learner.first_name}", NOW + timedelta(minutes=minutes)
         )
         ids[learner.first_name] = conversation.id
@@ -107,28 +100,28 @@ async def test_search_cohort_and_label_filters_narrow_the_list(db: str) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await _shown(pilot, app)
         await pilot.press("slash")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await _press_and_wait(pilot, app, *"from bea", "enter")
         assert _names(app) == ["Bea"]
         await _press_and_wait(pilot, app, "escape")
         assert _names(app) == ["Dan", "Bea", "Ada"]
 
         await pilot.press("l")
-        await _until(pilot, lambda: isinstance(app.focused, OptionList))
+        await until_shown(pilot, lambda: isinstance(app.focused, OptionList))
         await _press_and_wait(pilot, app, "down", "enter")  # "#pivot", below "All labels"
         assert _names(app) == ["Bea"]
         await _press_and_wait(pilot, app, "escape")
 
         await pilot.press("c")
-        await _until(pilot, lambda: isinstance(app.focused, OptionList))
+        await until_shown(pilot, lambda: isinstance(app.focused, OptionList))
         await _press_and_wait(pilot, app, "down", "enter")  # "dec"
         assert _names(app) == ["Dan", "Bea", "Ada"]
         assert _inbox(app).query_state.cohort == "dec"
 
 
 async def test_learner_text_is_shown_literally(db: str) -> None:
-    [mallory] = await _course("Mal[bold]x[/bold]")
-    await _writes(mallory, "Click [link=https://evil.example]here[/link]\x1b[2J\x1b]0;pwned\x07!")
+    [mallory] = await course("Mal[bold]x[/bold]")
+    await writes(mallory, "Click [link=https://evil.example]here[/link]\x1b[2J\x1b]0;pwned\x07!")
     app = _app(db)
     async with app.run_test(size=(120, 30)) as pilot:
         await _shown(pilot, app)
@@ -141,27 +134,27 @@ async def test_learner_text_is_shown_literally(db: str) -> None:
 
 
 async def test_the_list_pages_and_loads_more_at_the_end(db: str) -> None:
-    learners = await _course(*(f"L{n:03d}" for n in range(230)))
+    learners = await course(*(f"L{n:03d}" for n in range(230)))
     for minutes, learner in enumerate(learners):
-        await _writes(learner, "hi", NOW + timedelta(seconds=minutes))
+        await writes(learner, "hi", NOW + timedelta(seconds=minutes))
     app = _app(db)
     async with app.run_test(size=(80, 24)) as pilot:
         await _shown(pilot, app)
         screen = _inbox(app)
-        await _until(pilot, lambda: screen.total == 230)
+        await until_shown(pilot, lambda: screen.total == 230)
         assert len(screen.rows) == 200
         more = str(screen.query_one("#inbox-more", Static).render())
         assert "200 of 230 shown" in more
         fills = screen.fills
         await pilot.press("G")
-        await _until(pilot, lambda: screen.fills > fills and len(screen.rows) == 230)
+        await until_shown(pilot, lambda: screen.fills > fills and len(screen.rows) == 230)
 
 
 async def test_a_message_filed_by_another_process_appears_within_two_seconds(
     db: str, tmp_path: Path
 ) -> None:
     """`dripper run` files learner messages in its own process; the open dashboard notices."""
-    [ada] = await _course("Ada")
+    [ada] = await course("Ada")
     learner_id = ada.id
     app = _app(db, live_interval=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -182,7 +175,7 @@ async def test_a_message_filed_by_another_process_appears_within_two_seconds(
         process = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
         assert await asyncio.wait_for(process.wait(), 60) == 0
         written = time.monotonic()
-        await _until(pilot, lambda: _names(app) == ["Ada"], seconds=5)
+        await until_shown(pilot, lambda: _names(app) == ["Ada"], seconds=5)
         assert time.monotonic() - written < 2.0
 
 
@@ -191,7 +184,7 @@ async def test_the_help_screen_lists_keys_with_their_binding_ids(db: str) -> Non
     async with app.run_test(size=(100, 40)) as pilot:
         await _shown(pilot, app)
         await pilot.press("question_mark")
-        await _until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, HelpScreen))
         table = app.screen.query_one("#help-keys", DataTable)
         rows = {
             str(table.get_row_at(i)[2]): str(table.get_row_at(i)[0]) for i in range(table.row_count)
@@ -200,7 +193,7 @@ async def test_the_help_screen_lists_keys_with_their_binding_ids(db: str) -> Non
         assert rows["inbox.search"] == "/"
         assert rows["app.keys"] == "?"
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
 
 
 async def test_a_keymap_file_changes_a_key(db: str, tmp_path: Path) -> None:
@@ -229,15 +222,15 @@ async def test_the_command_palette_runs_screen_actions(db: str) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await _shown(pilot, app)
         await pilot.press("ctrl+p")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await pilot.press(*"Waiting")
         # The palette searches in the background; wait until it lists the hit.
-        await _until(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
+        await until_shown(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
         screen = app.screen_stack[1]
         assert isinstance(screen, InboxScreen)
         fills = screen.fills
         await pilot.press("enter")
-        await _until(pilot, lambda: screen.fills > fills)
+        await until_shown(pilot, lambda: screen.fills > fills)
         assert screen.query_state.folder is Folder.WAITING
 
 
@@ -248,12 +241,12 @@ async def test_opening_a_conversation_and_coming_back(db: str) -> None:
         await _shown(pilot, app)
         assert _inbox(app).rows[0].unread
         await pilot.press("enter")
-        await _until(pilot, lambda: type(app.screen).__name__ == "ConversationScreen")
+        await until_shown(pilot, lambda: type(app.screen).__name__ == "ConversationScreen")
         assert app.screen.conversation_id == ids["Dan"]  # type: ignore[attr-defined]
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
         # Coming back reads the list again: Dan's conversation is read now.
-        await _until(pilot, lambda: not _inbox(app).rows[0].unread)
+        await until_shown(pilot, lambda: not _inbox(app).rows[0].unread)
         assert _inbox(app).selected_id() == ids["Dan"]
         await app.workers.wait_for_complete()
 
@@ -266,7 +259,7 @@ async def test_a_live_reload_keeps_the_cursor_on_the_same_conversation(db: str) 
         await _shown(pilot, app)
         await pilot.press("j")  # Dan, Bea, Ada: on Bea
         assert _inbox(app).selected_id() == ids["Bea"]
-        await _writes(ada, "Me again", NOW + timedelta(minutes=30))  # Ada moves to the top
+        await writes(ada, "Me again", NOW + timedelta(minutes=30))  # Ada moves to the top
         await _press_and_wait_for_reload(pilot, app)
         assert _names(app) == ["Ada", "Dan", "Bea"]
         assert _inbox(app).selected_id() == ids["Bea"]
@@ -278,15 +271,15 @@ async def test_escape_in_search_keeps_the_search_and_an_empty_one_clears_it(db: 
     async with app.run_test(size=(80, 24)) as pilot:
         await _shown(pilot, app)
         await pilot.press("slash")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await _press_and_wait(pilot, app, *"bea", "enter")
         await pilot.press("slash")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
         assert _inbox(app).query_state.search == "bea"
         await pilot.press("slash")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await pilot.press(*["backspace"] * 3)
         await _press_and_wait(pilot, app, "enter")
         assert _inbox(app).query_state.search is None
@@ -297,7 +290,7 @@ async def _press_and_wait_for_reload(pilot: Pilot[None], app: DripperApp) -> Non
     screen = _inbox(app)
     fills = screen.fills
     app.data_changed()
-    await _until(pilot, lambda: screen.fills > fills)
+    await until_shown(pilot, lambda: screen.fills > fills)
     await pilot.pause()
 
 
@@ -309,15 +302,15 @@ async def test_function_keys_switch_screens_without_stacking_them(db: str) -> No
     async with app.run_test(size=(80, 24)) as pilot:
         await _shown(pilot, app)
         await pilot.press("f2")
-        await _until(pilot, lambda: isinstance(app.screen, LearnersScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, LearnersScreen))
         await pilot.press("f3", "f2", "f2")
-        await _until(pilot, lambda: isinstance(app.screen, LearnersScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, LearnersScreen))
         kinds = [type(screen).__name__ for screen in app.screen_stack[1:]]
         assert kinds == ["InboxScreen", "LearnersScreen"]
         await pilot.press("f3")
-        await _until(pilot, lambda: isinstance(app.screen, CohortsScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, CohortsScreen))
         await pilot.press("f1")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
         assert len(app.screen_stack) == 2
         await app.workers.wait_for_complete()
 
@@ -328,16 +321,16 @@ async def test_escape_in_a_filter_picker_keeps_the_filter(db: str) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await _shown(pilot, app)
         await pilot.press("c")
-        await _until(pilot, lambda: isinstance(app.focused, OptionList))
+        await until_shown(pilot, lambda: isinstance(app.focused, OptionList))
         await _press_and_wait(pilot, app, "down", "enter")
         assert _inbox(app).query_state.cohort == "dec"
         await pilot.press("c")
-        await _until(pilot, lambda: isinstance(app.focused, OptionList))
+        await until_shown(pilot, lambda: isinstance(app.focused, OptionList))
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
         assert _inbox(app).query_state.cohort == "dec"
         await pilot.press("c")
-        await _until(pilot, lambda: isinstance(app.focused, OptionList))
+        await until_shown(pilot, lambda: isinstance(app.focused, OptionList))
         await _press_and_wait(pilot, app, "enter")  # "All cohorts"
         assert _inbox(app).query_state.cohort is None
 

@@ -7,7 +7,6 @@ ages and times are stable. `pytest --snapshot-update` rewrites them after an int
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from textual.pilot import Pilot
 
 from dripper.db import open_db
 from dripper.inbox import add_label, assign, ensure_trainer, reply_to_learner
-from tests.integration.test_inbox import NOW, _course, _writes
+from tests.fixtures.inbox_data import NOW, course, writes
+from tests.fixtures.waiting import until_shown
 from tui.app import DripperApp
 from tui.screens.inbox import InboxScreen
 from tui.session import DashboardConfig
@@ -27,7 +27,7 @@ LATER = NOW + timedelta(hours=3)
 
 async def _fill(url: str) -> None:
     async with open_db(url):
-        learners = await _course("Ada", "Bea", "Cem", "Dan", "Eva[bold]")
+        learners = await course("Ada", "Bea", "Cem", "Dan", "Eva[bold]")
         anna = await ensure_trainer("anna")
         texts = [
             "How do I group dates by month in a pivot table?",
@@ -38,7 +38,7 @@ async def _fill(url: str) -> None:
         ]
         ids = []
         for minutes, (learner, text) in enumerate(zip(learners, texts, strict=True)):
-            conversation = await _writes(learner, text, NOW + timedelta(minutes=10 * minutes))
+            conversation = await writes(learner, text, NOW + timedelta(minutes=10 * minutes))
             ids.append(conversation.id)
         await assign(ids[0], anna.id, NOW)
         await add_label(ids[2], "xlookup", NOW)
@@ -64,14 +64,17 @@ def _app(url: str) -> DripperApp:
 
 
 async def _inbox_shown(pilot: Pilot[None]) -> None:
-    deadline = time.monotonic() + 10
-    while not (isinstance(pilot.app.screen, InboxScreen) and pilot.app.screen.fills > 0):
-        assert time.monotonic() < deadline, "the inbox was not shown"
-        await pilot.pause(0.02)
+    await until_shown(
+        pilot,
+        lambda: isinstance(pilot.app.screen, InboxScreen) and pilot.app.screen.fills > 0,
+        message="the inbox",
+    )
     screen = pilot.app.screen
-    while "unread" not in str(screen.query_one("#inbox-status").render()):
-        assert time.monotonic() < deadline, "the inbox status line was not shown"
-        await pilot.pause(0.02)
+    await until_shown(
+        pilot,
+        lambda: "unread" in str(screen.query_one("#inbox-status").render()),
+        message="the inbox status line",
+    )
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
@@ -86,10 +89,13 @@ def test_all_folder_snapshot(snap_compare: Any, inbox_url: str) -> None:
         assert isinstance(screen, InboxScreen)
         fills = screen.fills
         await pilot.press("7")
-        deadline = time.monotonic() + 10
-        while screen.fills == fills or "All" not in str(screen.query_one("#inbox-status").render()):
-            assert time.monotonic() < deadline
-            await pilot.pause(0.02)
+        await until_shown(
+            pilot,
+            lambda: (
+                screen.fills != fills and "All" in str(screen.query_one("#inbox-status").render())
+            ),
+            message="the All folder",
+        )
 
     assert snap_compare(_app(inbox_url), terminal_size=(80, 24), run_before=all_folder)
 

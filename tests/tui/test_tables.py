@@ -1,6 +1,6 @@
 """The learners and cohorts screens, per-step figures and answers side by side, under Pilot.
 
-The scene is the one tests/integration/test_cohort_stats.py builds with the engine's own
+The scene is the one tests/fixtures/cohort_scene.py builds with the engine's own
 functions (a five-step cohort after its first week, a one-step cohort one learner finished,
 quiz and check-in answers, replies to the reflection step), plus Eva, whose name and answer
 carry markup and terminal escapes. Keys are pressed on the real app and the database and
@@ -10,8 +10,7 @@ widgets are checked. Snapshots show the screens at 80x24 (and the learners at 12
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +37,8 @@ from dripper.models import (
     EnrollmentState,
     Learner,
 )
-from tests.integration.test_cohort_stats import NOW, STATS, STATS_END, Scene, _checked, build_scene
+from tests.fixtures.cohort_scene import NOW, STATS, STATS_END, Scene, build_scene, checked
+from tests.fixtures.waiting import until_shown
 from tui.app import DripperApp
 from tui.keymap import binding_ids
 from tui.screens.cohorts import AnswerItem, CohortsScreen, StepAnswersScreen, StepFiguresScreen
@@ -66,7 +66,7 @@ async def _scene() -> Scene:
     """The cohort-stats scene, and Eva in Stats Dec: her due steps sent, one tricky reflection."""
     scene = await build_scene()
     eva = await Learner.create(first_name=TRICKY_NAME, last_name="Ng", email="eva@example.com")
-    await enroll(_checked(STATS, "stats.yaml"), "Stats Dec", STATS_END, [eva], STATS_END)
+    await enroll(checked(STATS, "stats.yaml"), "Stats Dec", STATS_END, [eva], STATS_END)
     enrollment = await Enrollment.get(learner_id=eva.id)
     await plan_due(NOW, timedelta(days=1))
     await Delivery.filter(enrollment_id=enrollment.id, due_at__lte=NOW).update(
@@ -90,17 +90,10 @@ def _app(url: str, **options: Any) -> DripperApp:
 async def _running(app: DripperApp, size: tuple[int, int] = (80, 24)) -> AsyncIterator[Pilot[Any]]:
     """Run the app on its inbox; before it stops, let every screen finish reading its data."""
     async with app.run_test(size=size) as pilot:
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
         yield pilot
         await app.workers.wait_for_complete()
         await pilot.pause()
-
-
-async def _until(pilot: Pilot[Any], condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the screen never got there"
-        await pilot.pause(0.02)
 
 
 async def _shown(pilot: Pilot[Any], kind: type[S]) -> S:
@@ -113,7 +106,7 @@ async def _shown(pilot: Pilot[Any], kind: type[S]) -> S:
             return False
         return not isinstance(screen, LearnersScreen) or screen.total_known
 
-    await _until(pilot, ready)
+    await until_shown(pilot, ready)
     await pilot.pause()
     screen = app.screen
     assert isinstance(screen, kind)
@@ -144,7 +137,7 @@ def _static(screen: Screen[Any], selector: str) -> str:
 async def _refilled(pilot: Pilot[Any], screen: LearnersScreen, *keys: str) -> None:
     fills = screen.fills
     await pilot.press(*keys)
-    await _until(pilot, lambda: screen.fills > fills and screen.total_known)
+    await until_shown(pilot, lambda: screen.fills > fills and screen.total_known)
     await pilot.pause()
 
 
@@ -165,7 +158,7 @@ async def test_f2_and_f3_open_learners_and_cohorts_from_the_inbox(db: str) -> No
         assert _names(learners) == LEARNERS
         assert "Learners 5" in _static(learners, "#learners-status")
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
 
         await pilot.press("f3")
         cohorts = await _shown(pilot, CohortsScreen)
@@ -182,9 +175,9 @@ async def test_f2_and_f3_open_learners_and_cohorts_from_the_inbox(db: str) -> No
         assert mine.cohort == "Tiny Dec"
         assert _names(mine) == ["Ana Silva"]
         await pilot.press("escape")
-        await _until(pilot, lambda: app.screen is cohorts)
+        await until_shown(pilot, lambda: app.screen is cohorts)
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, InboxScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, InboxScreen))
 
 
 async def test_learner_columns_show_channels_state_progress_failures_and_replies(
@@ -212,10 +205,12 @@ async def test_learner_columns_show_channels_state_progress_failures_and_replies
         assert "5 of 6 steps sent, 5 due" in detail
 
         await pilot.press("j")
-        await _until(pilot, lambda: "blocked by the user" in _static(screen, "#learner-detail"))
+        await until_shown(
+            pilot, lambda: "blocked by the user" in _static(screen, "#learner-detail")
+        )
         assert "@ben_b" in _static(screen, "#learner-detail")
         await pilot.press("j", "j")
-        await _until(pilot, lambda: "Dan Wu" in _static(screen, "#learner-detail"))
+        await until_shown(pilot, lambda: "Dan Wu" in _static(screen, "#learner-detail"))
         assert "paused until Thu 17 Dec 13:00" in _static(screen, "#learner-detail")  # Berlin
 
 
@@ -227,18 +222,18 @@ async def test_search_and_cohort_filter_narrow_the_learners(db: str) -> None:
         screen = await _shown(pilot, LearnersScreen)
 
         await pilot.press("slash")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await _refilled(pilot, screen, *"@ben", "enter")
         assert _names(screen) == ["Ben Okafor"]
         assert "search “@ben”" in _static(screen, "#learners-status")
 
         await pilot.press("slash")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await _refilled(pilot, screen, "ctrl+u", "enter")  # an empty search: everyone
         assert _names(screen) == LEARNERS
 
         await pilot.press("c")
-        await _until(pilot, lambda: isinstance(app.focused, OptionList))
+        await until_shown(pilot, lambda: isinstance(app.focused, OptionList))
         await _refilled(pilot, screen, "down", "down", "enter")  # All, Stats Dec, Tiny Dec
         assert screen.cohort == "Tiny Dec"
         assert _names(screen) == ["Ana Silva"]
@@ -246,13 +241,13 @@ async def test_search_and_cohort_filter_narrow_the_learners(db: str) -> None:
         assert _cells(table, 3) == ["done"]  # her Tiny enrollment only
         assert _cells(table, 4)[0].endswith("1/1")
         await pilot.press("c")
-        await _until(pilot, lambda: isinstance(app.focused, OptionList))
+        await until_shown(pilot, lambda: isinstance(app.focused, OptionList))
         await pilot.press("escape")  # cancelling the picker keeps the filter
-        await _until(pilot, lambda: app.screen is screen)
+        await until_shown(pilot, lambda: app.screen is screen)
         assert screen.cohort == "Tiny Dec"
 
         await pilot.press("slash")
-        await _until(pilot, lambda: isinstance(app.focused, Input))
+        await until_shown(pilot, lambda: isinstance(app.focused, Input))
         await _refilled(pilot, screen, *"nobody", "enter")
         assert _names(screen) == []
         assert "No learner matches" in _static(screen, "#learners-more")
@@ -269,13 +264,13 @@ async def test_the_learner_list_pages_and_loads_more_at_the_end(db: str) -> None
         assert (len(screen.rows), screen.total) == (200, 230)
         assert "200 of 230 shown" in _static(screen, "#learners-more")
         await pilot.press("G")
-        await _until(pilot, lambda: len(screen.rows) == 230)
+        await until_shown(pilot, lambda: len(screen.rows) == 230)
         await pilot.press("G")
         table = screen.query_one("#learners", DataTable)
-        await _until(pilot, lambda: table.cursor_row == 229)
+        await until_shown(pilot, lambda: table.cursor_row == 229)
         assert not screen.query_one("#learners-more", Static).display
         await pilot.press("g")
-        await _until(pilot, lambda: table.cursor_row == 0)
+        await until_shown(pilot, lambda: table.cursor_row == 0)
 
 
 # --------------------------------------------------------------------------- pause and resume
@@ -293,22 +288,22 @@ async def test_p_and_r_pause_and_resume_the_highlighted_learner(db: str) -> None
         assert screen.selected() is not None and screen.selected().name == "Cleo Martin"  # type: ignore[union-attr]
 
         await pilot.press("p")
-        await _until(pilot, lambda: _cells(table, 3)[2] == "paused")
+        await until_shown(pilot, lambda: _cells(table, 3)[2] == "paused")
         assert await _state(cleo) == (EnrollmentState.PAUSED, "trainer")
         assert "Cleo Martin paused (1 enrollment)" in _notices(app)[-1]
         assert table.cursor_row == 2  # the reload kept the cursor on her
 
         await pilot.press("p")  # nothing active is left to pause
-        await _until(pilot, lambda: "no active enrollment" in _notices(app)[-1])
+        await until_shown(pilot, lambda: "no active enrollment" in _notices(app)[-1])
 
         await pilot.press("r")
-        await _until(pilot, lambda: _cells(table, 3)[2] == "active")
+        await until_shown(pilot, lambda: _cells(table, 3)[2] == "active")
         assert await _state(cleo) == (EnrollmentState.ACTIVE, None)
         assert "Cleo Martin resumed (1 enrollment)" in _notices(app)[-1]
 
         await pilot.press("j")  # Dan paused himself for a week: r resumes him too
         await pilot.press("r")
-        await _until(pilot, lambda: _cells(table, 3)[3] == "active")
+        await until_shown(pilot, lambda: _cells(table, 3)[3] == "active")
         assert await _state(scene.enrollments["Dan"]) == (EnrollmentState.ACTIVE, None)
 
 
@@ -323,7 +318,7 @@ async def test_p_and_r_pause_and_resume_a_whole_cohort(db: str) -> None:
         assert screen.selected() is not None and screen.selected().name == "Stats Dec"  # type: ignore[union-attr]
 
         await pilot.press("p")
-        await _until(pilot, lambda: _cells(table, 0)[1] == "‖ Stats Dec")
+        await until_shown(pilot, lambda: _cells(table, 0)[1] == "‖ Stats Dec")
         assert (await Cohort.get(name="Stats Dec")).paused
         for name in ("Ana", "Ben", "Cleo", "Eva"):
             assert await _state(scene.enrollments[name]) == (EnrollmentState.PAUSED, "cohort")
@@ -333,10 +328,10 @@ async def test_p_and_r_pause_and_resume_a_whole_cohort(db: str) -> None:
         assert "cohort paused: r resumes it" in _static(screen, "#cohort-detail")
 
         await pilot.press("p")
-        await _until(pilot, lambda: "already paused" in _notices(app)[-1])
+        await until_shown(pilot, lambda: "already paused" in _notices(app)[-1])
 
         await pilot.press("r")
-        await _until(pilot, lambda: _cells(table, 0)[1] == "Stats Dec")
+        await until_shown(pilot, lambda: _cells(table, 0)[1] == "Stats Dec")
         assert not (await Cohort.get(name="Stats Dec")).paused
         for name in ("Ana", "Ben", "Cleo", "Eva"):
             assert await _state(scene.enrollments[name]) == (EnrollmentState.ACTIVE, None)
@@ -378,13 +373,13 @@ async def test_step_figures_show_rates_with_bars_in_curriculum_order(db: str) ->
         assert export == "Export these figures: dripper report --cohort 'Stats Dec' --csv"
 
         await pilot.press("j")  # the line below tells what the columns had no room for
-        await _until(pilot, lambda: "reflect" in _static(screen, "#step-detail"))
+        await until_shown(pilot, lambda: "reflect" in _static(screen, "#step-detail"))
         detail = _static(screen, "#step-detail")
         assert detail.startswith("reflect · question · after 1d · Which report could you rebuild?")
         assert "4 of 5 delivered (80%) · 3 replied (75%)" in detail
 
         await pilot.press("j")  # the quiz: its options with ✓/✗ and bars
-        await _until(pilot, lambda: "=XLOOKUP" in _static(screen, "#step-detail"))
+        await until_shown(pilot, lambda: "=XLOOKUP" in _static(screen, "#step-detail"))
         detail = _static(screen, "#step-detail")
         assert "2 answered (67%) · 1 right (50%)" in detail
         assert "✓ =XLOOKUP(...)" in detail and "✗ =VLOOKUP(..., TRUE)" in detail
@@ -417,11 +412,11 @@ async def test_enter_on_a_step_shows_every_answer_side_by_side(db: str) -> None:
         assert "--step reflect --csv" in _static(screen, "#answers-export")
 
         await pilot.press("j", "enter")  # Ana's conversation
-        await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, ConversationScreen))
         conversation = await Conversation.get(enrollment_id=scene.enrollments["Ana"])
         assert app.screen.conversation_id == conversation.id  # type: ignore[attr-defined]
         await pilot.press("escape")
-        await _until(pilot, lambda: app.screen is screen)
+        await until_shown(pilot, lambda: app.screen is screen)
 
 
 async def test_quiz_and_checkin_answers_show_the_choices_with_marks(db: str) -> None:
@@ -463,13 +458,13 @@ async def test_enter_on_a_learner_opens_their_latest_conversation(db: str) -> No
         await pilot.press("f2")
         screen = await _shown(pilot, LearnersScreen)
         await pilot.press("enter")  # Ana
-        await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, ConversationScreen))
         conversation = await Conversation.get(enrollment_id=scene.enrollments["Ana"])
         assert app.screen.conversation_id == conversation.id  # type: ignore[attr-defined]
         await pilot.press("escape")
-        await _until(pilot, lambda: app.screen is screen)
+        await until_shown(pilot, lambda: app.screen is screen)
         await pilot.press("j", "j", "enter")  # Cleo never wrote
-        await _until(pilot, lambda: "Cleo Martin has no conversation yet." in _notices(app))
+        await until_shown(pilot, lambda: "Cleo Martin has no conversation yet." in _notices(app))
         assert app.screen is screen
 
 
@@ -483,7 +478,7 @@ async def test_learner_text_is_shown_literally(db: str) -> None:
         assert isinstance(name, Text)
         assert (name.plain, name.spans) == ("Eva[bold] Ng", [])
         await pilot.press("G")
-        await _until(pilot, lambda: "Eva[bold] Ng" in _static(learners, "#learner-detail"))
+        await until_shown(pilot, lambda: "Eva[bold] Ng" in _static(learners, "#learner-detail"))
         await pilot.press("escape")
 
         await _steps_of_stats(pilot)
@@ -496,7 +491,7 @@ async def test_learner_text_is_shown_literally(db: str) -> None:
         assert isinstance(head, Text) and head.plain.startswith("Eva[bold] Ng · email")
         assert head.spans[0].style == "bold"  # ours, not the learner's
         await pilot.press("G", "enter")
-        await _until(pilot, lambda: isinstance(app.screen, ConversationScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, ConversationScreen))
 
 
 # --------------------------------------------------------------------------- live refresh
@@ -512,7 +507,7 @@ async def test_every_screen_refreshes_after_data_changed(db: str) -> None:
         assert _cells(table, 6)[2] == "—"  # Cleo never replied
         await record_learner_message(scene.cleo.id, Channel.EMAIL, "Hello?", LATER)
         app.data_changed()
-        await _until(pilot, lambda: _cells(table, 6)[2] == "0s")
+        await until_shown(pilot, lambda: _cells(table, 6)[2] == "0s")
         await pilot.press("escape")
 
         await pilot.press("f3")
@@ -520,7 +515,7 @@ async def test_every_screen_refreshes_after_data_changed(db: str) -> None:
         cohort_table = cohorts.query_one("#cohorts", DataTable)
         await pause([scene.enrollments["Ana"]], "trainer", NOW)
         app.data_changed()
-        await _until(pilot, lambda: _cells(cohort_table, 3)[1] == "3/2/0")
+        await until_shown(pilot, lambda: _cells(cohort_table, 3)[1] == "3/2/0")
 
         await pilot.press("j", "enter")
         steps = await _shown(pilot, StepFiguresScreen)
@@ -534,15 +529,15 @@ async def test_every_screen_refreshes_after_data_changed(db: str) -> None:
         )
         loads, fills = steps.refresh_gate.loads, answers.fills
         app.data_changed()
-        await _until(pilot, lambda: answers.fills > fills)
+        await until_shown(pilot, lambda: answers.fills > fills)
         items = list(answers.query(AnswerItem))
         assert [item.answer.learner_name for item in items][-1] == "Cleo Martin"
         assert items[-1].answer.text == "The budget."
         # The steps screen beneath waits until it is shown again to count again.
         assert steps.refresh_gate.waiting and steps.refresh_gate.loads == loads
         await pilot.press("escape")
-        await _until(pilot, lambda: steps.refresh_gate.loads == loads + 1)
-        await _until(pilot, lambda: steps.rows[1].replied == 4)
+        await until_shown(pilot, lambda: steps.refresh_gate.loads == loads + 1)
+        await until_shown(pilot, lambda: steps.rows[1].replied == 4)
 
 
 async def test_dear_screens_refresh_at_most_once_per_gap(db: str) -> None:
@@ -555,12 +550,12 @@ async def test_dear_screens_refresh_at_most_once_per_gap(db: str) -> None:
         assert gate.gap >= 1.0
         app.data_changed()
         loads = gate.loads + 1
-        await _until(pilot, lambda: gate.loads == loads)  # a load has just started
+        await until_shown(pilot, lambda: gate.loads == loads)  # a load has just started
         for _ in range(3):  # three changes within the gap: one refresh, at its end
             app.data_changed()
-        await _until(pilot, lambda: gate.waiting)
+        await until_shown(pilot, lambda: gate.waiting)
         assert gate.loads == loads
-        await _until(pilot, lambda: gate.loads == loads + 1 and not gate.waiting)
+        await until_shown(pilot, lambda: gate.loads == loads + 1 and not gate.waiting)
 
 
 # --------------------------------------------------------------------------- keys
@@ -588,7 +583,7 @@ async def test_the_help_screen_lists_the_learner_keys(db: str) -> None:
         await pilot.press("f2")
         await _shown(pilot, LearnersScreen)
         await pilot.press("question_mark")
-        await _until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await until_shown(pilot, lambda: isinstance(app.screen, HelpScreen))
         table = app.screen.query_one("#help-keys", DataTable)
         rows = {
             _plain(table.get_row_at(i)[2]): _plain(table.get_row_at(i)[0])
@@ -607,7 +602,7 @@ async def test_a_keymap_file_changes_a_table_key(db: str, tmp_path: Path) -> Non
         await pilot.press("f2")
         screen = await _shown(pilot, LearnersScreen)
         await pilot.press("x")
-        await _until(
+        await until_shown(
             pilot, lambda: _cells(screen.query_one("#learners", DataTable), 3)[0] == "paused"
         )
         assert await _state(scene.enrollments["Ana"]) == (EnrollmentState.PAUSED, "trainer")
@@ -668,7 +663,7 @@ async def _settled(pilot: Pilot[Any], kind: type[Screen[Any]]) -> None:
 
 
 async def _open_cohorts(pilot: Pilot[Any]) -> None:
-    await _until(pilot, lambda: isinstance(pilot.app.screen, InboxScreen), seconds=10)
+    await until_shown(pilot, lambda: isinstance(pilot.app.screen, InboxScreen), seconds=10)
     await pilot.press("f3")
     await _settled(pilot, CohortsScreen)
 
@@ -706,7 +701,7 @@ def test_step_answers_snapshot(snap_compare: Any, scene_url: str) -> None:
 
 def test_learners_snapshot(snap_compare: Any, scene_url: str) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
-        await _until(pilot, lambda: isinstance(pilot.app.screen, InboxScreen), seconds=10)
+        await until_shown(pilot, lambda: isinstance(pilot.app.screen, InboxScreen), seconds=10)
         await pilot.press("f2")
         await _settled(pilot, LearnersScreen)
 
