@@ -14,6 +14,8 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from dripper.db import connection
+
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -27,6 +29,12 @@ async def returning(
     PostgreSQL's status ("INSERT 0 1"), so it always says 0. `execute_query_dict` gives both
     backends' rows.
     """
+    return list(await conn.execute_query_dict(q(conn, sql), list(params)))
+
+
+async def select(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The rows of a query written with `?` placeholders, on the current connection."""
+    conn = connection()
     return list(await conn.execute_query_dict(q(conn, sql), list(params)))
 
 

@@ -5,29 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dripper.db import connection
 from dripper.models import Delivery, DeliveryState, EnrollmentState, MessageDirection
-from dripper.store.sql import as_datetime, q
+from dripper.store.sql import as_datetime, select
 
 Rows = list[dict[str, Any]]
-
-
-async def _rows(sql: str, params: list[Any] | None = None) -> Rows:
-    conn = connection()
-    return list(await conn.execute_query_dict(q(conn, sql), params or []))
 
 
 # --------------------------------------------------------------------------- the outbox
 
 
 async def deliveries_by_state() -> dict[str, int]:
-    rows = await _rows("SELECT state, COUNT(*) AS n FROM delivery GROUP BY state ORDER BY state")
+    rows = await select("SELECT state, COUNT(*) AS n FROM delivery GROUP BY state ORDER BY state")
     return {str(row["state"]): int(row["n"]) for row in rows}
 
 
 async def deliveries_by_cohort() -> Rows:
     """cohort, state, n."""
-    return await _rows(
+    return await select(
         "SELECT c.name AS cohort, d.state AS state, COUNT(*) AS n FROM delivery d "
         "JOIN enrollment e ON e.id = d.enrollment_id JOIN cohort c ON c.id = e.cohort_id "
         "GROUP BY c.name, d.state ORDER BY c.name, d.state"
@@ -36,22 +30,24 @@ async def deliveries_by_cohort() -> Rows:
 
 async def deliveries_by_channel() -> Rows:
     """channel (None: not yet routed to one), state, n; by channel with None first."""
-    rows = await _rows("SELECT channel, state, COUNT(*) AS n FROM delivery GROUP BY channel, state")
+    rows = await select(
+        "SELECT channel, state, COUNT(*) AS n FROM delivery GROUP BY channel, state"
+    )
     return sorted(rows, key=lambda row: (row["channel"] or "", row["state"]))
 
 
 async def enrollments_by_state() -> dict[str, int]:
-    rows = await _rows("SELECT state, COUNT(*) AS n FROM enrollment GROUP BY state ORDER BY state")
+    rows = await select("SELECT state, COUNT(*) AS n FROM enrollment GROUP BY state ORDER BY state")
     return {str(row["state"]): int(row["n"]) for row in rows}
 
 
 async def next_due() -> datetime | None:
     """The earliest moment `dripper run` has work: a pending delivery, or a plan to extend."""
-    pending = await _rows(
+    pending = await select(
         "SELECT MIN(available_at) AS t FROM delivery WHERE state = ?",
         [DeliveryState.PENDING.value],
     )
-    planned = await _rows(
+    planned = await select(
         "SELECT MIN(plan_due_at) AS t FROM enrollment WHERE state = ?",
         [EnrollmentState.ACTIVE.value],
     )
@@ -83,7 +79,7 @@ async def retrying(limit: int = 10) -> Rows:
 
 async def delivery_notes() -> Rows:
     """learner (first name), step, state, error of every delivery that recorded an error."""
-    return await _rows(
+    return await select(
         "SELECT l.first_name AS learner, d.step_id AS step, d.state AS state, "
         "d.last_error AS error FROM delivery d JOIN learner l ON l.id = d.learner_id "
         "WHERE d.last_error IS NOT NULL ORDER BY d.due_at"
@@ -91,7 +87,7 @@ async def delivery_notes() -> Rows:
 
 
 async def sent_times() -> list[datetime]:
-    rows = await _rows("SELECT sent_at FROM delivery WHERE sent_at IS NOT NULL")
+    rows = await select("SELECT sent_at FROM delivery WHERE sent_at IS NOT NULL")
     return [moment for row in rows if (moment := as_datetime(row["sent_at"])) is not None]
 
 
@@ -100,18 +96,18 @@ async def sent_times() -> list[datetime]:
 
 async def reachability() -> Rows:
     """first_name, telegram_status, email_status of every learner."""
-    return await _rows("SELECT first_name, telegram_status, email_status FROM learner ORDER BY id")
+    return await select("SELECT first_name, telegram_status, email_status FROM learner ORDER BY id")
 
 
 async def messages_by_direction() -> dict[str, int]:
-    rows = await _rows(
+    rows = await select(
         "SELECT direction, COUNT(*) AS n FROM message GROUP BY direction ORDER BY direction"
     )
     return {str(row["direction"]): int(row["n"]) for row in rows}
 
 
 async def inbound_by_channel() -> dict[str, int]:
-    rows = await _rows(
+    rows = await select(
         "SELECT channel, COUNT(*) AS n FROM message WHERE direction = ? "
         "GROUP BY channel ORDER BY channel",
         [MessageDirection.INBOUND.value],
@@ -120,7 +116,7 @@ async def inbound_by_channel() -> dict[str, int]:
 
 
 async def quiz_answers_by_correctness() -> dict[bool | None, int]:
-    rows = await _rows(
+    rows = await select(
         "SELECT correct, COUNT(*) AS n FROM quiz_answer GROUP BY correct ORDER BY correct"
     )
     return {None if row["correct"] is None else bool(row["correct"]): int(row["n"]) for row in rows}

@@ -31,6 +31,7 @@ from tui.messages import DataChanged, OpenConversation
 from tui.screens.pickers import Ask, Choose
 from tui.session import age, session_of
 from tui.text import literal, shorten
+from tui.widgets.tables import show_more_line
 
 PAGE = 200
 ALL = ""  # the "All cohorts" / "All labels" choice; a picker gives None for Escape
@@ -189,15 +190,8 @@ class InboxScreen(Screen[None]):
         self._show_more()
 
     def _show_more(self) -> None:
-        if not self.rows:
-            text = self._empty_text()
-        elif self.total > len(self.rows):
-            text = f"{len(self.rows):,} of {self.total:,} shown: move past the end for more"
-        else:
-            text = ""
         more = self.query_one("#inbox-more", Static)
-        more.update(text)
-        more.display = bool(text)
+        show_more_line(more, shown=len(self.rows), total=self.total, empty=self._empty_text())
 
     def _empty_text(self) -> str:
         if self.query_state.search:

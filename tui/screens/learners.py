@@ -9,7 +9,8 @@ no room for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 from rich.text import Text
 from textual import work
@@ -27,7 +28,7 @@ from tui.screens.pickers import Ask, Choose
 from tui.screens.table import TableScreen
 from tui.session import Session, age, session_of
 from tui.text import clean, literal, shorten
-from tui.widgets.tables import Column, bar_cell
+from tui.widgets.tables import Column, bar_cell, show_more_line
 
 PAGE = 200
 WIDE = 110  # from this width on, channels, state and progress say more
@@ -175,12 +176,8 @@ class LearnersScreen(TableScreen[LearnerRow]):
         session = session_of(self)
         widths = self.widths
         bar_width = 6 if self.wide else 4
-        progress = bar_cell(
-            row.progress,
-            bar_width,
-            f"{row.steps_sent}/{row.steps_total}",
-            label_width=widths["progress"] - bar_width - 1,
-        )
+        label = f"{row.steps_sent}/{row.steps_total}"
+        progress = bar_cell(row.progress, bar_width, label, cell=widths["progress"])
         return (
             literal(shorten(row.name, widths["name"])),
             channels_cell(row, self.wide),
@@ -204,17 +201,9 @@ class LearnersScreen(TableScreen[LearnerRow]):
         return Text.assemble((count, f"bold {FAILED}"), " ", literal(reason, one_line=True))
 
     def _show_more(self) -> None:
-        if not self.loaded:
-            text = ""
-        elif not self.rows:
-            text = self._empty_text()
-        elif self.total > len(self.rows):
-            text = f"{len(self.rows):,} of {self.total:,} shown: move past the end for more"
-        else:
-            text = ""
         more = self.query_one("#learners-more", Static)
-        more.update(text)
-        more.display = bool(text)
+        empty = self._empty_text() if self.loaded else ""
+        show_more_line(more, shown=len(self.rows), total=self.total, empty=empty)
 
     def _empty_text(self) -> str:
         if self.search or self.cohort:
@@ -309,41 +298,41 @@ class LearnersScreen(TableScreen[LearnerRow]):
 
     @work(exit_on_error=False, group="learners-act")
     async def action_pause(self) -> None:
-        row = self.selected()
-        if row is None:
-            return
-        session = session_of(self)
-        count = await pause(list(row.enrollment_ids), "trainer", session.now())
-        name = clean(row.name, one_line=True)
-        if count:
-            self.notify(
-                f"{name} paused ({_enrollments(count)}): nothing more is sent until r resumes.",
-                title="Paused",
-                markup=False,
-            )
-        else:
-            self.notify(
-                f"{name} has no active enrollment to pause.", severity="warning", markup=False
-            )
-        await self._changed(session)
+        await self._apply(
+            lambda ids, now: pause(ids, "trainer", now),
+            "Paused",
+            "{name} paused ({count}): nothing more is sent until r resumes.",
+            "{name} has no active enrollment to pause.",
+        )
 
     @work(exit_on_error=False, group="learners-act")
     async def action_resume(self) -> None:
+        await self._apply(
+            resume,
+            "Resumed",
+            "{name} resumed ({count}): the rest of the drip moves later by the time paused.",
+            "{name} is not paused.",
+        )
+
+    async def _apply(
+        self,
+        change: Callable[[list[int], datetime], Awaitable[int]],
+        title: str,
+        done: str,
+        nothing: str,
+    ) -> None:
+        """Pause or resume the highlighted learner's enrollments and say what happened."""
         row = self.selected()
         if row is None:
             return
         session = session_of(self)
-        count = await resume(list(row.enrollment_ids), session.now())
+        count = await change(list(row.enrollment_ids), session.now())
         name = clean(row.name, one_line=True)
         if count:
-            self.notify(
-                f"{name} resumed ({_enrollments(count)}): the rest of the drip moves later "
-                "by the time paused.",
-                title="Resumed",
-                markup=False,
-            )
+            message = done.format(name=name, count=_enrollments(count))
+            self.notify(message, title=title, markup=False)
         else:
-            self.notify(f"{name} is not paused.", severity="warning", markup=False)
+            self.notify(nothing.format(name=name), severity="warning", markup=False)
         await self._changed(session)
 
     async def _changed(self, session: Session) -> None:

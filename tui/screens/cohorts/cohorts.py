@@ -161,11 +161,9 @@ class CohortsScreen(TableScreen[CohortRow]):
 
     @work(exit_on_error=False, group="cohorts-act")
     async def action_pause(self) -> None:
-        row = self.selected()
+        row, session, name = self._target()
         if row is None:
             return
-        session = session_of(self)
-        name = clean(row.name, one_line=True)
         if row.paused:
             self.notify(f"Cohort {name} is already paused.", severity="warning", markup=False)
             return
@@ -184,11 +182,9 @@ class CohortsScreen(TableScreen[CohortRow]):
 
     @work(exit_on_error=False, group="cohorts-act")
     async def action_resume(self) -> None:
-        row = self.selected()
+        row, session, name = self._target()
         if row is None:
             return
-        session = session_of(self)
-        name = clean(row.name, one_line=True)
         if not row.paused:
             self.notify(f"Cohort {name} is not paused.", severity="warning", markup=False)
             return
@@ -205,6 +201,11 @@ class CohortsScreen(TableScreen[CohortRow]):
             message += f" {plural(report.still_paused, 'learner')} paused on their own stay paused."
         self.notify(message, title="Resumed", markup=False)
         await self._changed(session)
+
+    def _target(self) -> tuple[CohortRow | None, Session, str]:
+        """The highlighted cohort, the session and the cohort's name fit for a message."""
+        row = self.selected()
+        return row, session_of(self), clean(row.name, one_line=True) if row else ""
 
     async def _changed(self, session: Session) -> None:
         """After a pause or resume: the dispatcher re-reads its queue, every screen its data."""

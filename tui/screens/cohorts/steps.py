@@ -134,12 +134,8 @@ class StepFiguresScreen(TableScreen[StepFigures]):
         if not row.in_curriculum:
             step = Text.assemble(("(removed) ", "italic dim"), step)
         step.truncate(widths["step"], overflow="ellipsis")
-        delivered = bar_cell(
-            row.delivered_rate,
-            bar_width,
-            f"{row.delivered:,}/{row.planned:,}",
-            label_width=widths["delivered"] - bar_width - 1,
-        )
+        label = f"{row.delivered:,}/{row.planned:,}"
+        delivered = bar_cell(row.delivered_rate, bar_width, label, cell=widths["delivered"])
         return (
             literal(shorten(row.when, widths["when"]), one_line=True),
             row.kind if wide else KIND_SHORT.get(row.kind, row.kind),

@@ -1,8 +1,18 @@
-"""Parts shared by the learners and cohorts tables: bar charts in cells, fitted columns and a
-throttled live refresh."""
+"""Parts shared by the dashboard's tables: bar charts in cells, fitted columns, a throttled
+live refresh and the line under a paged list."""
 
 from tui.widgets.tables.bars import bar, bar_cell, percent
 from tui.widgets.tables.columns import Column, fit, set_columns
+from tui.widgets.tables.paging import show_more_line
 from tui.widgets.tables.refresh import RefreshGate
 
-__all__ = ["Column", "RefreshGate", "bar", "bar_cell", "fit", "percent", "set_columns"]
+__all__ = [
+    "Column",
+    "RefreshGate",
+    "bar",
+    "bar_cell",
+    "fit",
+    "percent",
+    "set_columns",
+    "show_more_line",
+]

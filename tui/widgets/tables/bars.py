@@ -43,9 +43,13 @@ def bar_cell(
     *,
     style: str = "green3",
     label_width: int = 4,
+    cell: int | None = None,
 ) -> Text:
     """A bar of `width` cells, then `label` (the percentage unless given) right-aligned in
-    `label_width` cells; no bar, only the dash, when `fraction` is None."""
+    `label_width` cells (or in what the bar leaves of a `cell` that wide); no bar, only the
+    dash, when `fraction` is None."""
+    if cell is not None:
+        label_width = cell - width - 1
     text = Text(no_wrap=True, end="")
     if fraction is None:
         text.append(" " * width, style="")
