@@ -197,6 +197,9 @@ class Delivery(Model):
     attempts = fields.IntField(default=0)
     lease_until = fields.DatetimeField(null=True)
     claimed_by = fields.CharField(max_length=64, null=True)
+    # Set (in small batches) just before the current claim's request is written: recovery
+    # gives a dead worker's claims without it back untouched, and only these may be uncertain.
+    attempted_at = fields.DatetimeField(null=True)
     payload: fields.Field[dict[str, object]] = fields.JSONField(default=dict)
     provider_message_id = fields.CharField(max_length=255, null=True)
     last_error = fields.TextField(null=True)

@@ -6,6 +6,7 @@ touches the database: the dispatcher records the outcome in its own short transa
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -50,13 +51,27 @@ class SendResult:
         return cls(Outcome.SENT, provider_message_id=provider_message_id)
 
 
+Attempting = Callable[[], Awaitable[None]]
+"""Awaited by a channel just before it writes a message's first byte (after rate limiting),
+at most a few times per send and harmless to repeat. The dispatcher marks the delivery
+attempted there; when it raises, the channel writes nothing and lets the exception through."""
+
+
+async def untracked() -> None:
+    """An `Attempting` for sends nobody needs to track (tests, tools)."""
+
+
 class Channel(Protocol):
     name: ChannelName
+
+    @property
+    def rate(self) -> float | None:
+        """Messages per second this channel starts at most; None when unlimited."""
 
     async def start(self) -> None:
         """Open connections; raise DripperError with what to configure when impossible."""
 
-    async def send(self, message: Outbound) -> SendResult:
+    async def send(self, message: Outbound, attempting: Attempting = untracked) -> SendResult:
         """Send one message; never raises for a provider error, reports it as an outcome."""
 
     async def close(self) -> None: ...

@@ -2,9 +2,14 @@
 
 One loop claims due deliveries in batches and starts a task per delivery; the tasks send
 concurrently (bounded) through their channel, and a recorder writes their outcomes in batches.
-No network call happens inside a transaction. Claims carry a lease: a worker that dies leaves
-them to be recovered as `uncertain` (retried once). When nothing is due the loop sleeps until
-the next known due time, or until new work wakes it.
+No network call happens inside a transaction. When nothing is due the loop sleeps until the
+next known due time, or until new work wakes it.
+
+Claims match what can be sent: a worker holds at most `claim_window` of its channels' budget
+(30 msg/s x 3 s = 90 Telegram messages), so a crash strands little. Just before a message's
+first byte is written its delivery is marked attempted (in small batches, durably). Claims carry
+a lease; when a worker dies, its claims never attempted go back to pending untouched, and only
+attempted ones, whose outcome is unknown, are retried once as `uncertain`.
 
 Outcomes:
 - sent: recorded with the channel's message id; a prompt with `remind_after` gets its nudge.
@@ -22,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dripper.channels.base import Channel, Outbound, SendResult
+from dripper.channels.base import Attempting, Channel, Outbound, SendResult
 from dripper.channels.base import Outcome as SendOutcome
 from dripper.clock import Clock
 from dripper.content.compose import CourseView, LearnerView, compose_reply, compose_step
@@ -47,6 +53,7 @@ from dripper.store.outbox import (
     Outcome,
     claim_due,
     load_claimed,
+    mark_attempted,
     next_wake,
     record,
     recover_claims,
@@ -62,6 +69,10 @@ log = logging.getLogger("dripper.engine.dispatcher")
 class DispatcherSettings:
     batch_size: int = 500
     max_in_flight: int = 1000
+    # Claims held at once: at most this much of the channels' budget (all channels unlimited:
+    # max_in_flight), and at least min_claims.
+    claim_window: timedelta = timedelta(seconds=3)
+    min_claims: int = 10
     concurrency: int = 256
     lease: timedelta = timedelta(minutes=2)
     horizon: timedelta = timedelta(minutes=10)
@@ -83,7 +94,8 @@ class _Pending:
 
 
 class _Release(Exception):
-    """The dispatcher is stopping before this delivery was sent: give the claim back."""
+    """The dispatcher is stopping before this delivery was sent, or could not mark it
+    attempted: give the claim back untouched."""
 
 
 @dataclass
@@ -157,6 +169,8 @@ class Dispatcher:
         self._closing = False
         self._capacity = asyncio.Event()
         self._send_slots = asyncio.Semaphore(self.settings.concurrency)
+        self._marks: list[tuple[int, asyncio.Future[None]]] = []
+        self._marks_ready = asyncio.Event()
         # Set by run_until_idle: the run ends once nothing is due, and a failing cycle raises.
         self._until_idle: asyncio.Event | None = None
 
@@ -167,14 +181,17 @@ class Dispatcher:
         may run again after a run has ended (the demo runs one hour of drip at a time)."""
         self._stopping = self._closing = False
         now = self.clock.now()
-        retried, given_up = await recover_claims(now, expired_only=not self._recover_all)
-        if retried or given_up:
+        recovered = await recover_claims(now, expired_only=not self._recover_all)
+        if recovered:
             log.warning(
-                "recovered claims of a stopped worker: %d to retry once, %d left uncertain",
-                retried,
-                given_up,
+                "recovered claims of a stopped worker: %d never attempted, back in the queue; "
+                "%d attempted with an unknown outcome, to retry once; %d left uncertain",
+                recovered.returned,
+                recovered.retried,
+                recovered.given_up,
             )
         recorder = asyncio.create_task(self._record_loop())
+        marker = asyncio.create_task(self._mark_loop())
         stop_waiter = asyncio.create_task(self._forward_stop(stop))
         renewer = asyncio.create_task(self._renew_loop())
         failures = 0
@@ -197,6 +214,7 @@ class Dispatcher:
             self._stopping = True
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            marker.cancel()  # only now: the sends finishing above still mark their attempts
             stop_waiter.cancel()
             # Never cancel the recorder: a cancelled write would leave sent messages claimed,
             # to be resent as uncertain after the next start. Let it write everything and end.
@@ -238,9 +256,20 @@ class Dispatcher:
             self._until_idle = None
         return self.stats
 
+    def claim_limit(self) -> int:
+        """How many claims this worker holds at most: `claim_window` of its channels' budget."""
+        most = self.settings.max_in_flight
+        rates = [channel.rate for channel in self.channels.values()]
+        if not rates or None in rates:
+            return most
+        budget = sum(rate for rate in rates if rate is not None)
+        window = math.ceil(budget * self.settings.claim_window.total_seconds())
+        return min(most, max(self.settings.min_claims, window))
+
     async def _cycle(self, stop: asyncio.Event) -> None:
-        room = self.settings.max_in_flight - len(self._tasks) - len(self._results)
-        if room < min(self.settings.batch_size, self.settings.max_in_flight) // 2:
+        limit = self.claim_limit()
+        room = limit - len(self._tasks) - len(self._results)
+        if room < max(1, min(self.settings.batch_size, limit) // 2):
             # Nothing could be claimed: wait for room before the housekeeping queries, which
             # would otherwise run once per finished send (on PostgreSQL a round trip each).
             self._capacity.clear()
@@ -342,8 +371,43 @@ class Dispatcher:
         async with self._send_slots:
             if self._stopping:
                 raise _Release
-            result = await self.channels[channel_name].send(outbound)
+            result = await self.channels[channel_name].send(outbound, self._attempting(row.id))
         return self._classify(row, channel_name, result, curriculum)
+
+    def _attempting(self, delivery_id: int) -> Attempting:
+        """The delivery's mark as attempted, written with others queued at the same moment."""
+        marked = False
+
+        async def attempting() -> None:
+            nonlocal marked
+            if marked:
+                return
+            done = asyncio.get_running_loop().create_future()
+            self._marks.append((delivery_id, done))
+            self._marks_ready.set()
+            await done
+            marked = True
+
+        return attempting
+
+    async def _mark_loop(self) -> None:
+        while True:
+            await self._marks_ready.wait()
+            self._marks_ready.clear()
+            batch, self._marks = self._marks, []
+            if not batch:
+                continue
+            try:
+                await mark_attempted([i for i, _ in batch], self.worker_id, self.clock.now())
+            except Exception:
+                log.warning("marking %d sends attempted failed: not sending them", len(batch))
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(_Release())
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     def _no_channel(self, row: ClaimedDelivery, now: datetime) -> _Pending:
         may_start_bot = row.telegram_chat_id is None and row.telegram_status != "unreachable"

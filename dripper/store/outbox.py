@@ -97,7 +97,7 @@ async def claim_due(now: datetime, limit: int, lease: timedelta, worker: str) ->
     if is_postgres(conn):
         sql = (
             "UPDATE delivery d SET state = ?, lease_until = ?, claimed_by = ?, "
-            "attempts = d.attempts + 1, updated_at = ? "
+            "attempted_at = NULL, attempts = d.attempts + 1, updated_at = ? "
             "FROM (SELECT id FROM delivery WHERE state = ? AND available_at <= ? "
             "ORDER BY available_at LIMIT ? FOR UPDATE SKIP LOCKED) c "
             "WHERE d.id = c.id RETURNING d.id"
@@ -105,7 +105,7 @@ async def claim_due(now: datetime, limit: int, lease: timedelta, worker: str) ->
     else:
         sql = (
             "UPDATE delivery SET state = ?, lease_until = ?, claimed_by = ?, "
-            "attempts = attempts + 1, updated_at = ? "
+            "attempted_at = NULL, attempts = attempts + 1, updated_at = ? "
             "WHERE id IN (SELECT id FROM delivery WHERE state = ? AND available_at <= ? "
             "ORDER BY available_at LIMIT ?) RETURNING id"
         )
@@ -325,14 +325,45 @@ async def renew_leases(worker: str, now: datetime, lease: timedelta) -> None:
         await tx.execute_query(q(conn, sql), [ts(conn, now + lease), CLAIMED, worker])
 
 
+async def mark_attempted(ids: Sequence[int], worker: str, now: datetime) -> None:
+    """These claims of `worker` are about to be written to their channel: from now on a crash
+    leaves their outcome unknown. Claims never marked go back untouched when a worker dies."""
+    if not ids:
+        return
+    conn = connection()
+    # One statement, committed on its own: it must be durable before the sends start.
+    await conn.execute_query(
+        q(
+            conn,
+            "UPDATE delivery SET attempted_at = ? WHERE state = ? AND claimed_by = ? "
+            f"AND id IN {in_list(conn, len(ids))}",
+        ),
+        [ts(conn, now), CLAIMED, worker, *ids],
+    )
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What `recover_claims` did with the claims of stopped workers."""
+
+    returned: int = 0  # never attempted: pending again, no attempt counted
+    retried: int = 0  # attempted, outcome unknown: tried once more, flagged uncertain
+    given_up: int = 0  # attempted with an unknown outcome twice: left uncertain
+
+    def __bool__(self) -> bool:
+        return bool(self.returned or self.retried or self.given_up)
+
+
 async def recover_claims(
     now: datetime, *, expired_only: bool = True, except_worker: str | None = None
-) -> tuple[int, int]:
-    """Claims whose worker died: the send may or may not have happened, so they are uncertain.
+) -> Recovered:
+    """Claims whose worker died (their lease ran out).
 
-    A first unknown outcome is retried once (state pending, flagged uncertain); a second one is
-    final (state uncertain). Returns (retried, given up). `expired_only=False` takes every claim
-    (a single runner starting up on SQLite knows no other process holds any).
+    A claim the worker never marked attempted (`mark_attempted`) was never written to its
+    channel: it goes back to pending as if never claimed. An attempted one may or may not have
+    arrived: a first unknown outcome is retried once (pending, flagged uncertain), a second one
+    is final (state uncertain). `expired_only=False` takes every claim (a single runner
+    starting up on SQLite knows no other process holds any).
     """
     conn = connection()
     condition = "state = ?" + (" AND lease_until < ?" if expired_only else "")
@@ -342,12 +373,22 @@ async def recover_claims(
         params.append(except_worker)
     yes, no = (True, False) if is_postgres(conn) else (1, 0)
     note = "the worker stopped before recording the outcome; it may have been delivered"
+    attempted = f"{condition} AND attempted_at IS NOT NULL"
     async with in_transaction() as tx:
+        returned, _ = await tx.execute_query(
+            q(
+                conn,
+                "UPDATE delivery SET state = ?, lease_until = NULL, claimed_by = NULL, "
+                "attempts = attempts - 1, updated_at = ? "
+                f"WHERE {condition} AND attempted_at IS NULL",
+            ),
+            [PENDING, ts(conn, now), *params],
+        )
         given_up, _ = await tx.execute_query(
             q(
                 conn,
                 "UPDATE delivery SET state = ?, last_error = ?, lease_until = NULL, "
-                f"claimed_by = NULL, updated_at = ? WHERE {condition} AND uncertain = ?",
+                f"claimed_by = NULL, updated_at = ? WHERE {attempted} AND uncertain = ?",
             ),
             [DeliveryState.UNCERTAIN.value, note, ts(conn, now), *params, yes],
         )
@@ -355,12 +396,12 @@ async def recover_claims(
             q(
                 conn,
                 "UPDATE delivery SET state = ?, uncertain = ?, available_at = ?, last_error = ?, "
-                f"lease_until = NULL, claimed_by = NULL, updated_at = ? WHERE {condition} "
+                f"lease_until = NULL, claimed_by = NULL, updated_at = ? WHERE {attempted} "
                 "AND uncertain = ?",
             ),
             [PENDING, yes, ts(conn, now), note, ts(conn, now), *params, no],
         )
-    return int(retried), int(given_up)
+    return Recovered(int(returned), int(retried), int(given_up))
 
 
 async def next_wake(now: datetime, horizon: timedelta) -> datetime | None:

@@ -246,18 +246,49 @@ async def test_a_second_unknown_outcome_is_left_uncertain(env: Env) -> None:
     [learner] = await learners_with_chats(env, 1)
     await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
     await env.clock.set(datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
-    # Simulate two crashed workers: claims that nobody recorded.
+    # Simulate two workers that crashed while sending: attempted claims nobody recorded.
     from dripper.engine.planner import plan_due
-    from dripper.store.outbox import claim_due, recover_claims
+    from dripper.store.outbox import Recovered, claim_due, mark_attempted, recover_claims
 
     await plan_due(env.clock.now(), timedelta(minutes=10))
-    for _ in range(2):
+    for round_ in range(2):
+        ids = await claim_due(env.clock.now(), 10, timedelta(seconds=1), "dead-worker")
+        assert len(ids) == 2
+        await mark_attempted(ids, "dead-worker", env.clock.now())
+        await env.clock.advance(timedelta(seconds=2))
+        recovered = await recover_claims(env.clock.now())
+        assert recovered == (Recovered(retried=2) if round_ == 0 else Recovered(given_up=2))
+    states = {d.state for d in await Delivery.filter(kind="step")}
+    assert states == {DeliveryState.UNCERTAIN}
+
+
+async def test_claims_never_attempted_go_back_untouched_however_often_a_worker_dies(
+    env: Env,
+) -> None:
+    [learner] = await learners_with_chats(env, 1)
+    await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
+    await env.clock.set(datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    from dripper.engine.planner import plan_due
+    from dripper.store.outbox import Recovered, claim_due, mark_attempted, recover_claims
+
+    await plan_due(env.clock.now(), timedelta(minutes=10))
+    for _ in range(5):  # five crashes before either was written
         ids = await claim_due(env.clock.now(), 10, timedelta(seconds=1), "dead-worker")
         assert len(ids) == 2
         await env.clock.advance(timedelta(seconds=2))
-        await recover_claims(env.clock.now())
-    states = {d.state for d in await Delivery.filter(kind="step")}
-    assert states == {DeliveryState.UNCERTAIN}
+        assert await recover_claims(env.clock.now()) == Recovered(returned=2)
+    # The sixth worker dies after writing the first one only.
+    first, second = await claim_due(env.clock.now(), 10, timedelta(seconds=1), "dead-worker")
+    await mark_attempted([first], "dead-worker", env.clock.now())
+    await env.clock.advance(timedelta(seconds=2))
+    assert await recover_claims(env.clock.now()) == Recovered(returned=1, retried=1)
+    rows = {d.id: d for d in await Delivery.filter(kind="step")}
+    assert {d.state for d in rows.values()} == {DeliveryState.PENDING}
+    assert (rows[first].uncertain, rows[first].attempts) == (True, 1)
+    assert (rows[second].uncertain, rows[second].attempts) == (False, 0)
+    # Both still go out: the retry of the uncertain one was not used up by the crashes.
+    await run_at(env, env.clock.now())
+    assert {d.state for d in await Delivery.filter(kind="step")} == {DeliveryState.SENT}
 
 
 async def test_pause_holds_and_resume_shifts_the_rest(env: Env) -> None:
@@ -436,7 +467,7 @@ async def test_a_failed_record_is_retried_and_nothing_is_sent_twice(
 
 async def test_a_live_workers_claims_are_renewed_not_recovered(env: Env) -> None:
     from dripper.engine.planner import plan_due
-    from dripper.store.outbox import claim_due, recover_claims, renew_leases
+    from dripper.store.outbox import Recovered, claim_due, recover_claims, renew_leases
 
     [learner] = await learners_with_chats(env, 1)
     await enroll(checked(), "dec", COURSE_END, [learner], env.clock.now())
@@ -445,11 +476,11 @@ async def test_a_live_workers_claims_are_renewed_not_recovered(env: Env) -> None
     lease = timedelta(seconds=60)
     assert len(await claim_due(env.clock.now(), 10, lease, "alive")) == 2
     await env.clock.advance(timedelta(seconds=90))  # waiting behind a rate limit
-    assert await recover_claims(env.clock.now(), except_worker="alive") == (0, 0)
+    assert await recover_claims(env.clock.now(), except_worker="alive") == Recovered()
     await renew_leases("alive", env.clock.now(), lease)
-    assert await recover_claims(env.clock.now()) == (0, 0)  # nobody else may take them
+    assert await recover_claims(env.clock.now()) == Recovered()  # nobody else may take them
     await env.clock.advance(timedelta(seconds=90))
-    assert await recover_claims(env.clock.now()) == (2, 0)  # the worker really is gone
+    assert await recover_claims(env.clock.now()) == Recovered(returned=2)  # really gone
 
 
 @pytest.fixture

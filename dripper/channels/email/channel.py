@@ -34,7 +34,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from dripper.channels.base import Outbound, Outcome, SendResult
+from dripper.channels.base import Attempting, Outbound, Outcome, SendResult, untracked
 from dripper.channels.email.message import InvalidAddress, OutgoingEmail, Sender, build_email
 from dripper.channels.ratelimit import TokenBucket
 from dripper.config import SmtpSettings
@@ -194,7 +194,11 @@ class EmailChannel:
 
     # ---------------------------------------------------------------- sending
 
-    async def send(self, message: Outbound) -> SendResult:
+    @property
+    def rate(self) -> float | None:
+        return self.limiter.rate
+
+    async def send(self, message: Outbound, attempting: Attempting = untracked) -> SendResult:
         try:
             email = build_email(message, self.sender, self._now())
         except InvalidAddress as exc:
@@ -202,9 +206,9 @@ class EmailChannel:
         await self.limiter.acquire()
         connection = await self._pool.get()
         try:
-            result = await self._attempt(connection, email)
+            result = await self._attempt(connection, email, attempting)
             if result is None:  # the connection was dead before DATA: once more, on a fresh one
-                result = await self._attempt(connection, email)
+                result = await self._attempt(connection, email, attempting)
         except asyncio.CancelledError:
             connection.discard()  # a command may be half done: never reuse this connection
             raise
@@ -212,7 +216,9 @@ class EmailChannel:
             self._pool.put_nowait(connection)
         return result or SendResult(Outcome.RETRY, error="SMTP connection lost twice before DATA")
 
-    async def _attempt(self, connection: _Connection, email: OutgoingEmail) -> SendResult | None:
+    async def _attempt(
+        self, connection: _Connection, email: OutgoingEmail, attempting: Attempting
+    ) -> SendResult | None:
         """One try; None when the connection turned out to be closed before DATA."""
         try:
             client = await connection.open()
@@ -224,6 +230,7 @@ class EmailChannel:
             connection.discard()
             return SendResult(Outcome.RETRY, error=f"cannot connect to the SMTP server: {exc}")
         try:
+            await attempting()  # the transaction starts: from here the message may arrive
             return await self._transaction(client, email)
         except SMTPServerDisconnected:
             connection.discard()

@@ -31,7 +31,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBUserWarning
 
-from dripper.channels.base import Outbound, Outcome, SendResult
+from dripper.channels.base import Attempting, Outbound, Outcome, SendResult, untracked
 from dripper.channels.ratelimit import TokenBucket
 from dripper.channels.telegram.budget import ChatPacer
 from dripper.channels.telegram.shared import SharedBudget
@@ -104,6 +104,12 @@ class TelegramChannel:
     async def close(self) -> None:
         await self.bot.shutdown()
 
+    @property
+    def rate(self) -> float | None:
+        if self._shared is not None:
+            return 1.0 / self._shared.interval
+        return self._budget.rate if self._budget is not None else None
+
     async def _pace(self, chat_id: int) -> None:
         if self._shared is not None:
             await self._shared.acquire(chat_id)
@@ -112,7 +118,7 @@ class TelegramChannel:
         if self._budget is not None:
             await self._budget.acquire()
 
-    async def send(self, message: Outbound) -> SendResult:
+    async def send(self, message: Outbound, attempting: Attempting = untracked) -> SendResult:
         chat_id = message.telegram_chat_id
         if chat_id is None:
             return SendResult(Outcome.UNREACHABLE, error="learner has not started the bot")
@@ -125,6 +131,7 @@ class TelegramChannel:
             last: dict[str, Any]
             if content.image_url:
                 await self._pace(chat_id)
+                await attempting()
                 last = await self.bot.do_api_request(
                     "sendPhoto",
                     api_kwargs={
@@ -139,6 +146,8 @@ class TelegramChannel:
                 chunks = split_html(content.telegram_html)
                 for index, chunk in enumerate(chunks):
                     await self._pace(chat_id)
+                    if index == 0:
+                        await attempting()
                     last = await self.bot.do_api_request(
                         "sendMessage",
                         api_kwargs={
