@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from dripper.db import connection
 from dripper.models import Channel, ConversationStatus, MessageDirection
-from dripper.store.sql import in_list, json_param, like_escape, q, returning, ts
+from dripper.store.sql import in_list, json_param, like_escape, q, returning, text, ts
 
 
 async def insert_message(
@@ -45,8 +45,8 @@ async def insert_message(
             conversation_id,
             direction.value,
             channel.value if channel is not None else None,
-            body,
-            raw_body,
+            text(body),
+            text(raw_body) if raw_body is not None else None,
             json_param(tx, list(attachments)),
             step_id,
             inbound_id,

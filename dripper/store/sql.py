@@ -75,7 +75,24 @@ def as_json(value: Any) -> Any:
 
 
 def json_param(conn: BaseDBAsyncClient, value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """JSON for a JSON column; U+0000 (which PostgreSQL's jsonb refuses) becomes U+FFFD."""
+    return json.dumps(_no_nul(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {text(str(key)): _no_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nul(item) for item in value]
+    return value
+
+
+def text(value: str) -> str:
+    """Text for a text column: PostgreSQL cannot store U+0000, so it becomes U+FFFD (on both
+    backends, so they tell the same story). Inbound raw items keep the original bytes."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def in_list(conn: BaseDBAsyncClient, count: int) -> str:

@@ -104,36 +104,66 @@ def update_kind(update: Mapping[str, Any]) -> str | None:
     return next((key for key in update if key != "update_id"), None)
 
 
+# Telegram's ids fit in 52 bits (a double represents them exactly); anything else is not one.
+MAX_ID = 2**52
+
+
 def classify(update: Mapping[str, Any]) -> Event:
-    """What an update means; never raises: a malformed update is `Ignored` with the reason."""
+    """What an update means; never raises: a malformed update is `Ignored` with the reason.
+
+    Texts come out without U+0000 (PostgreSQL cannot store it); the raw update keeps it."""
     kind = update_kind(update)
     body = update.get(kind) if kind else None
     if kind is None or not isinstance(body, Mapping):
-        return Ignored(f"update without content: keys {sorted(update)}")
+        return Ignored(f"update without content: keys {sorted(map(str, update))}")
     try:
         if kind in ("message", "edited_message"):
-            return _message(body, edited=kind == "edited_message")
+            return _message(_without_nul(body), edited=kind == "edited_message")
         if kind == "callback_query":
-            return _callback(body)
+            return _callback(_without_nul(body))
         if kind == "my_chat_member":
-            return _member(body)
-    except (KeyError, TypeError, ValueError) as exc:
-        return Ignored(f"malformed {kind}: {type(exc).__name__}: {exc}")
-    return Ignored(f"unsupported update type {kind!r}")
+            return _member(_without_nul(body))
+    except Exception as exc:  # whatever a malformed update trips over, it is only ignored
+        return Ignored(f"malformed {kind}: {type(exc).__name__}: {exc}"[:500])
+    return Ignored(f"unsupported update type {kind!r}"[:500])
+
+
+def telegram_id(value: Any, what: str) -> int:
+    """An id as Telegram sends it: a JSON integer within 52 bits."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -MAX_ID < value < MAX_ID:
+        raise ValueError(f"{what} {value!r:.40} is not a Telegram id")
+    return value
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def _chat(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    chat = message["chat"]
+    if not isinstance(chat, Mapping):
+        raise TypeError(f"chat is {type(chat).__name__}, not an object")
+    return chat
 
 
 def _private_chat_id(message: Mapping[str, Any]) -> int | None:
-    chat = message["chat"]
+    chat = _chat(message)
     if chat.get("type") != "private":
         return None
-    return int(chat["id"])
+    return telegram_id(chat["id"], "chat id")
 
 
 def _message(message: Mapping[str, Any], *, edited: bool) -> Event:
     chat_id = _private_chat_id(message)
     if chat_id is None:
         return Ignored(
-            f"message in a {message['chat'].get('type')} chat; dripper serves private chats"
+            f"message in a {_chat(message).get('type')!s:.40} chat; dripper serves private chats"
         )
     text = message.get("text")
     if isinstance(text, str):
@@ -203,9 +233,10 @@ def _callback(query: Mapping[str, Any]) -> Event:
     query_id = str(query["id"])
     message = query.get("message")
     accessible = isinstance(message, Mapping) and message.get("date", 0) != 0
-    if isinstance(message, Mapping) and message.get("chat", {}).get("type", "private") != "private":
+    has_chat = isinstance(message, Mapping) and "chat" in message
+    if has_chat and _chat(message).get("type", "private") != "private":  # type: ignore[arg-type]
         return Ignored("button pressed in a group chat; dripper serves private chats")
-    chat_id = int(query["from"]["id"])
+    chat_id = telegram_id(query["from"]["id"], "user id")
     data = query.get("data")
     parsed = parse_callback(data) if isinstance(data, str) else None
     if parsed is None:

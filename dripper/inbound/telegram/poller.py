@@ -46,7 +46,7 @@ from tortoise.transactions import in_transaction
 from dripper.errors import DripperError
 from dripper.inbound.telegram.actions import Batch, TelegramActions
 from dripper.inbound.telegram.events import ALLOWED_UPDATES, Event, classify
-from dripper.inbox import record_learner_messages
+from dripper.inbox import IncomingMessage, record_learner_messages
 from dripper.models import Channel
 from dripper.store.inbound import (
     RawItem,
@@ -57,6 +57,8 @@ from dripper.store.inbound import (
     pending_items,
     store_items,
 )
+
+FILING_TRIES = 3  # an item whose message cannot be filed alone this often is flagged
 
 log = logging.getLogger("dripper.inbound.telegram.poller")
 
@@ -125,6 +127,7 @@ class TelegramPoller:
         self._stopping = False
         # Pending items up to this id may have been processed in part by an earlier run.
         self._resumed_upto: int | None = None
+        self._filing_failures: dict[int, int] = {}
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -171,12 +174,29 @@ class TelegramPoller:
             raise processor.exception()  # type: ignore[misc]
 
     async def _process_loop(self, stop: asyncio.Event) -> None:
-        while not self._stopping:
-            await self._stored.wait()
-            self._stored.clear()
-            if stop.is_set():
+        await self.process_when_stored(self._stored, stop)
+
+    async def process_when_stored(self, stored: asyncio.Event, stop: asyncio.Event) -> None:
+        """Process the pending items each time `stored` is set, until `stop` is set (or this
+        poller stops receiving). Never raises: a database that does not answer is tried again
+        with backoff, and one bad item is flagged by `_process_round`."""
+        failures = 0
+        while True:
+            await stored.wait()
+            stored.clear()
+            if stop.is_set() or self._stopping:
                 return
-            await self.process_pending(stop)
+            try:
+                await self.process_pending(stop)
+                failures = 0
+            except Exception:
+                # The database went away mid-round: the items stay pending, try again later.
+                # (One bad item never gets here: _process_round flags it and goes on.)
+                failures += 1
+                delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2**failures)
+                log.exception("processing updates failed; trying again in %.1f s", delay)
+                await _sleep(stop, delay)
+                stored.set()
 
     async def run_until_idle(self) -> PollStats:
         """Fetch, store and process until getUpdates has nothing more (tests, benchmarks)."""
@@ -260,10 +280,21 @@ class TelegramPoller:
         # Only items left pending by an earlier run can have been filed already: items stored
         # by this run are processed once, and checking costs a look at the message table.
         resumed = [item_id for item_id in ids if item_id <= (self._resumed_upto or 0)]
-        batch = await Batch.load(
-            await filed_item_ids(resumed),
-            [chat for chat in (getattr(e, "chat_id", None) for e in events) if chat is not None],
-        )
+        try:
+            batch = await Batch.load(
+                await filed_item_ids(resumed),
+                [chat for chat in (getattr(e, "chat_id", None) for e in events) if chat],
+            )
+        except Exception as exc:
+            # Nothing happened yet: find the item it trips over by loading each alone.
+            if len(rows) > 1:
+                log.warning("loading a round of %d updates failed; one by one now", len(rows))
+                for row in rows:
+                    await self._process_round([row])
+                return
+            log.exception("inbound item %d could not be loaded", ids[0])
+            await self._mark([(ids[0], f"processing failed: {type(exc).__name__}: {exc}")])
+            return
         flags: dict[int, str | None] = {}
         # Different chats are independent: their items are processed side by side, each chat's
         # in order (a /start must bind the chat before the text that follows it).
@@ -279,9 +310,43 @@ class TelegramPoller:
                     flags[item_id] = await self._process_one(item_id, event, batch)
 
         await asyncio.gather(*(one_chat(items) for items in by_chat.values()))
-        await record_learner_messages(batch.to_file, self._now())
-        await batch.save()
-        await self._mark([(item_id, flags[item_id]) for item_id in ids])
+        filing_flags, retry = await self._file(batch.to_file)
+        flags.update(filing_flags)
+        try:
+            await batch.save()
+        except Exception:  # only "reachable again" marks: the next message sets them again
+            log.warning("marking learners reachable failed", exc_info=True)
+        await self._mark([(item_id, flags[item_id]) for item_id in ids if item_id not in retry])
+
+    async def _file(self, messages: list[IncomingMessage]) -> tuple[dict[int, str], set[int]]:
+        """File the round's learner messages together; when that fails, each alone. Returns the
+        flags of items whose message failed alone `FILING_TRIES` times, and the items to leave
+        pending for another try (their failure may be the database's, not theirs)."""
+        try:
+            await record_learner_messages(messages, self._now())
+            return {}, set()
+        except Exception:
+            log.warning("filing %d messages failed; one by one now", len(messages), exc_info=True)
+        flags: dict[int, str] = {}
+        retry: set[int] = set()
+        for message in messages:
+            item_id = message.inbound_id
+            try:
+                await record_learner_messages([message], self._now())
+            except Exception as exc:
+                if item_id is None:
+                    raise
+                tries = self._filing_failures[item_id] = self._filing_failures.get(item_id, 0) + 1
+                if tries < FILING_TRIES:
+                    retry.add(item_id)
+                    continue
+                log.exception("inbound item %d could not be filed; flagged", item_id)
+                flags[item_id] = f"filing failed: {type(exc).__name__}: {exc}"
+            self._filing_failures.pop(item_id or 0, None)
+        if retry:
+            # Filed ones of this round are checked for when their items come round again.
+            self._resumed_upto = None
+        return flags, retry
 
     @staticmethod
     def _decode(item_id: int, payload: Any) -> Event | str:
@@ -292,7 +357,7 @@ class TelegramPoller:
             return f"not JSON: {exc}"
         if not isinstance(update, dict):
             return "an update that is not a JSON object"
-        return classify(update)
+        return classify(update)  # never raises
 
     async def _process_one(self, item_id: int, event: Event | str, batch: Batch) -> str | None:
         if isinstance(event, str):

@@ -112,12 +112,7 @@ class TelegramWebhook:
             raise processor.exception()  # type: ignore[misc]
 
     async def _process_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self._stored.wait()
-            self._stored.clear()
-            if stop.is_set():
-                return
-            await self.poller.process_pending(stop)
+        await self.poller.process_when_stored(self._stored, stop)
 
     async def _receive(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
