@@ -160,6 +160,9 @@ class Enrollment(Model):
     paused_at = fields.DatetimeField(null=True)
     pause_reason = fields.CharField(max_length=16, null=True)  # "learner", "cohort", "trainer"
     resume_at = fields.DatetimeField(null=True)
+    # Why the planner could not plan this enrollment (a curriculum it cannot schedule); shown
+    # to trainers, retried hourly, cleared once it plans again.
+    plan_error = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -44,7 +44,7 @@ from dripper.curriculum.model import (
 from dripper.curriculum.source import Problem, Source, SourceError, read_source
 from dripper.errors import DripperError
 from dripper.hints import did_you_mean
-from dripper.schedule.slots import window_ever_opens
+from dripper.schedule.slots import closed_by_skip_dates, window_ever_opens
 
 _STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)
 _KINDS = ", ".join(STEP_KINDS)
@@ -276,6 +276,14 @@ def _window_problems(source: Source) -> Iterator[Problem]:
             ["send_window", "send_at"],
             f"send_at {window.send_at!r} never fires outside the quiet hours ({quiet}); "
             "nothing could ever be sent",
+        )
+        return
+    closed_from = closed_by_skip_dates(window)
+    if closed_from is not None:
+        yield source.problem(
+            ["send_window", "skip_dates"],
+            f"skip_dates keep the send window closed for two years or more from {closed_from}: "
+            "a step falling due then could never be sent; shorten the range",
         )
 
 

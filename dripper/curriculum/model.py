@@ -66,9 +66,9 @@ def _check_timezone(value: Any) -> Any:
     if isinstance(value, str):
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
             raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
+                f"unknown time zone {value!r:.60}; use an IANA name such as Europe/Berlin"
             ) from None
     return value
 

@@ -1,11 +1,17 @@
 """YAML source files with positions: load with line/column marks, find where a value came from.
 
 Pure apart from reading the file. Errors carry 1-based line and column, as editors show them.
+
+Any input gives a result or a `SourceError` within moments: files are at most `MAX_BYTES`, a
+document at most `MAX_VALUES` values once aliases are expanded (a "billion laughs" alias bomb is
+450 bytes), collections nest at most `MAX_DEPTH` deep, and control characters are reported
+where they are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,12 +96,30 @@ def _yaml() -> YAML:
     return yaml
 
 
-def to_plain(node: Any) -> Any:
-    """Strip ruamel's wrapper types so pydantic sees dict, list, str, int, float, bool, date."""
+MAX_BYTES = 1_000_000
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+# YAML allows tab, line feed and carriage return among the C0 controls, and no DEL or C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+_ALIAS = re.compile(r"(?<![\w&*])\*[^\s,\[\]{}]+")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def to_plain(node: Any, budget: list[int] | None = None) -> Any:
+    """Strip ruamel's wrapper types so pydantic sees dict, list, str, int, float, bool, date.
+
+    Aliases are expanded here: `budget` ([values left]) stops an alias bomb."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooLarge
     if isinstance(node, dict):
-        return {to_plain(k): to_plain(v) for k, v in node.items()}
+        return {to_plain(k, budget): to_plain(v, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [to_plain(item) for item in node]
+        return [to_plain(item, budget) for item in node]
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, str):
@@ -111,8 +135,71 @@ def to_plain(node: Any) -> Any:
     return node
 
 
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _too_deep(text: str) -> int | None:
+    """The offset where flow brackets or block indentation nest deeper than MAX_DEPTH."""
+    depth = 0
+    quote = ""
+    for offset, char in enumerate(text):
+        if quote:
+            if char == quote or (char == "\n" and quote == "#"):
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#" and (offset == 0 or text[offset - 1] in " \t\n"):
+            quote = "#"
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return offset
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    indents = [0]
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        stripped = line.lstrip(" -")
+        if stripped.strip() and not stripped.startswith("#"):
+            indent = len(line) - len(stripped)
+            while indent < indents[-1]:
+                indents.pop()
+            if indent > indents[-1]:
+                indents.append(indent)
+                if len(indents) > MAX_DEPTH:
+                    return offset + indent
+        offset += len(line)
+    return None
+
+
 def parse_source(text: str, path: str) -> Source:
     """Parse YAML text; a syntax error becomes a SourceError pointing at the offending mark."""
+    if len(text) > MAX_BYTES:
+        raise SourceError(
+            Problem(
+                path,
+                1,
+                1,
+                f"file of {len(text):,} characters; a curriculum has at most {MAX_BYTES:,}",
+            )
+        )
+    control = _CONTROL.search(text)
+    if control is not None:
+        line, col = _position(text, control.start())
+        raise SourceError(
+            Problem(
+                path,
+                line,
+                col,
+                f"control character U+{ord(control.group()):04X} is not allowed in YAML; delete it",
+            )
+        )
+    deep = _too_deep(text)
+    if deep is not None:
+        line, col = _position(text, deep)
+        raise SourceError(Problem(path, line, col, f"nested more than {MAX_DEPTH} levels deep"))
     try:
         tree = _yaml().load(text)
     except MarkedYAMLError as exc:
@@ -122,7 +209,21 @@ def parse_source(text: str, path: str) -> Source:
         raise SourceError(Problem(path, line, col, f"invalid YAML: {what}")) from exc
     except (YAMLError, ValueError, TypeError, RecursionError) as exc:
         raise SourceError(Problem(path, 1, 1, f"invalid YAML: {exc}")) from exc
-    return Source(path=path, text=text, tree=tree, data=to_plain(tree))
+    try:
+        data = to_plain(tree, [MAX_VALUES])
+    except (_TooLarge, RecursionError):
+        alias = _ALIAS.search(text)
+        line, col = _position(text, alias.start()) if alias else (1, 1)
+        raise SourceError(
+            Problem(
+                path,
+                line,
+                col,
+                f"the document expands to more than {MAX_VALUES:,} values "
+                "(aliases repeating aliases?)",
+            )
+        ) from None
+    return Source(path=path, text=text, tree=tree, data=data)
 
 
 def read_source(path: Path) -> Source:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
+from jinja2 import Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dripper.content.render import escape_markdown
+from dripper.curriculum.sandbox import BoundedEnvironment, render_bounded
 from dripper.hints import did_you_mean
 
 LEARNER_FIELDS = ("first_name", "last_name", "name", "email", "timezone", "language")
@@ -41,13 +41,9 @@ def _finalize(value: Any) -> Any:
 
 
 @lru_cache(maxsize=1)
-def environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined,
-        finalize=_finalize,
-        autoescape=False,
-        keep_trailing_newline=False,
-    )
+def environment() -> BoundedEnvironment:
+    """Jinja's sandbox with limits (`dripper.curriculum.sandbox`)."""
+    return BoundedEnvironment(finalize=_finalize, autoescape=False, keep_trailing_newline=False)
 
 
 @dataclass(frozen=True)
@@ -112,9 +108,15 @@ def check_template(text: str, attributes: Mapping[str, str]) -> list[TemplateIss
         tree = environment().parse(text)
     except TemplateSyntaxError as exc:
         return [TemplateIssue(exc.lineno or 1, f"template syntax error: {exc.message}")]
+    except RecursionError:  # thousands of nested brackets
+        return [TemplateIssue(1, "template nested too deep to read")]
+    try:
+        undeclared = meta.find_undeclared_variables(tree)
+    except TemplateError as exc:  # e.g. an unknown filter, found at compile time
+        return [TemplateIssue(getattr(exc, "lineno", None) or 1, f"template error: {exc}")]
     issues: list[TemplateIssue] = []
     lines = _name_lines(tree)
-    for name in sorted(meta.find_undeclared_variables(tree)):
+    for name in sorted(undeclared):
         if name not in ROOT_NAMES:
             hint = did_you_mean(name, ROOT_NAMES) or " (templates know learner and course)"
             issues.append(
@@ -145,7 +147,7 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     Compiled templates are cached by their text: the dispatcher renders the same few templates
     for every learner.
     """
-    return _compiled(text).render(context)
+    return render_bounded(_compiled(text), context)
 
 
 def sample_context(curriculum_id: str, title: str, attributes: Mapping[str, str]) -> dict[str, Any]:
@@ -169,5 +171,5 @@ def safe_render(text: str, context: Mapping[str, Any]) -> tuple[str | None, str 
         return None, f"template not allowed by the sandbox: {exc}"
     except TemplateError as exc:
         return None, f"template error: {exc}"
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        return None, f"template error: {exc}"
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        return None, f"template error: {type(exc).__name__}: {exc}"

@@ -358,10 +358,15 @@ class Dispatcher:
         curriculum = (
             await curriculum_of(row.curriculum_version_id) if row.curriculum_version_id else None
         )
-        if row.kind == DeliveryKind.REPLY:
-            outbound: Outbound | None = await self._reply_outbound(row, curriculum)
-        else:
-            outbound = self._outbound(row, curriculum)
+        try:
+            if row.kind == DeliveryKind.REPLY:
+                outbound: Outbound | None = await self._reply_outbound(row, curriculum)
+            else:
+                outbound = self._outbound(row, curriculum)
+        except Exception as exc:  # a template this learner's data trips (a limit, a bad value)
+            log.warning("delivery %d cannot be rendered: %r", row.id, exc)
+            reason = f"cannot render the message for this learner: {type(exc).__name__}: {exc}"
+            return _Pending(Outcome(row.id, DeliveryState.FAILED, last_error=reason[:1000]))
         if outbound is None:
             return _Pending(
                 Outcome(
@@ -504,7 +509,7 @@ class Dispatcher:
                     provider_message_id=result.provider_message_id,
                     sent_at=now,
                 ),
-                nudges=self._nudges(row, curriculum, now),
+                nudges=self._nudges_of_sent(row, curriculum, now),
                 reached=(row.learner_id, channel.value),
             )
         if kind is SendOutcome.UNREACHABLE:
@@ -549,6 +554,17 @@ class Dispatcher:
             reason = f"gave up after {row.attempts} attempts: {result.error}"
             return _Pending(Outcome(row.id, DeliveryState.FAILED, last_error=reason))
         return _Pending(Outcome(row.id, DeliveryState.FAILED, last_error=result.error))
+
+    def _nudges_of_sent(
+        self, row: ClaimedDelivery, curriculum: Curriculum | None, now: datetime
+    ) -> list[NewDelivery]:
+        """The reminder of a sent prompt; none when it cannot be planned, for the message went
+        out whatever happens to its reminder."""
+        try:
+            return self._nudges(row, curriculum, now)
+        except Exception:
+            log.exception("delivery %d: its reminder cannot be planned", row.id)
+            return []
 
     def _nudges(
         self, row: ClaimedDelivery, curriculum: Curriculum | None, now: datetime

@@ -9,18 +9,24 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from dripper.errors import DripperError
 from dripper.models import DeliveryKind
 from dripper.schedule.keys import step_key
 from dripper.schedule.plan import due_times, learner_zone, window_of
 from dripper.schedule.slots import expires_at
 from dripper.store.curricula import curriculum_of
 from dripper.store.outbox import NewDelivery, insert_in
-from dripper.store.planning import lock_due_enrollments, planned_steps, set_plan_due
+from dripper.store.planning import (
+    EnrollmentToPlan,
+    lock_due_enrollments,
+    planned_steps,
+    set_plan_due,
+)
 
 PLAN_BATCH = 500
+RETRY_UNPLANNABLE = timedelta(hours=1)
 log = logging.getLogger("dripper.engine.planner")
 
 
@@ -36,46 +42,64 @@ async def plan_due(now: datetime, horizon: timedelta, batch: int = PLAN_BATCH) -
             done = await planned_steps(tx, [e.id for e in enrollments])
             new: list[NewDelivery] = []
             updates: list[tuple[int, datetime | None]] = []
+            errors: dict[int, str] = {}
             for enrollment in enrollments:
                 try:
-                    curriculum = await curriculum_of(enrollment.curriculum_version_id, tx)
-                except DripperError:
-                    # One unreadable stored version must not stop every other learner's drip.
-                    log.exception("enrollment %d: curriculum not loadable", enrollment.id)
-                    updates.append((enrollment.id, until + timedelta(hours=1)))
+                    steps, later = await _plan_one(enrollment, done, until, tx)
+                except Exception as exc:
+                    # One enrollment that cannot be planned (a curriculum whose window never
+                    # opens, a stored version that no longer loads) must not stop every other
+                    # learner's drip: record why, try again in an hour.
+                    log.exception("enrollment %d cannot be planned", enrollment.id)
+                    errors[enrollment.id] = f"cannot plan: {type(exc).__name__}: {exc}"[:1000]
+                    updates.append((enrollment.id, until + RETRY_UNPLANNABLE))
                     continue
-                window = window_of(curriculum)
-                later: datetime | None = None
-                dues = due_times(
-                    curriculum,
-                    enrollment.anchor_at,
-                    learner_zone(enrollment.timezone, curriculum),
-                    enrollment.id,
-                    timedelta(seconds=enrollment.shift_seconds),
-                )
-                for step, due in zip(curriculum.steps, dues, strict=True):
-                    if due > until:
-                        if later is None or due < later:
-                            later = due
-                    elif (enrollment.id, step.id) not in done:
-                        new.append(
-                            NewDelivery(
-                                business_key=step_key(enrollment.id, step.id),
-                                enrollment_id=enrollment.id,
-                                learner_id=enrollment.learner_id,
-                                kind=DeliveryKind.STEP.value,
-                                step_id=step.id,
-                                occurrence=0,
-                                channel_preference=step.channel,
-                                due_at=due,
-                                expires_at=expires_at(due, window),
-                                payload={},
-                            )
-                        )
+                new.extend(steps)
                 updates.append((enrollment.id, later))
             if new:
                 await insert_in(tx, new, now)
-            await set_plan_due(tx, updates, now)
+            await set_plan_due(tx, updates, now, errors)
             added += len(new)
         if len(enrollments) < batch:
             return added
+
+
+async def _plan_one(
+    enrollment: EnrollmentToPlan,
+    done: set[tuple[int, str]],
+    until: datetime,
+    tx: BaseDBAsyncClient,
+) -> tuple[list[NewDelivery], datetime | None]:
+    """The enrollment's steps due by `until` not yet in the outbox, and when its next step
+    falls due after that (None: every step is planned)."""
+    curriculum = await curriculum_of(enrollment.curriculum_version_id, tx)
+    window = window_of(curriculum)
+    later: datetime | None = None
+    new: list[NewDelivery] = []
+    dues = due_times(
+        curriculum,
+        enrollment.anchor_at,
+        learner_zone(enrollment.timezone, curriculum),
+        enrollment.id,
+        timedelta(seconds=enrollment.shift_seconds),
+    )
+    for step, due in zip(curriculum.steps, dues, strict=True):
+        if due > until:
+            if later is None or due < later:
+                later = due
+        elif (enrollment.id, step.id) not in done:
+            new.append(
+                NewDelivery(
+                    business_key=step_key(enrollment.id, step.id),
+                    enrollment_id=enrollment.id,
+                    learner_id=enrollment.learner_id,
+                    kind=DeliveryKind.STEP.value,
+                    step_id=step.id,
+                    occurrence=0,
+                    channel_preference=step.channel,
+                    due_at=due,
+                    expires_at=expires_at(due, window),
+                    payload={},
+                )
+            )
+    return new, later

@@ -176,6 +176,9 @@ def _parts(body: bytes, boundary: str) -> list[bytes]:
     return parts if start is None else [*parts, body[start:]]
 
 
+_EMPTY_TEXT_PART = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL)'
+
+
 def _structure(data: bytes) -> bytes:
     """The BODYSTRUCTURE, with extension data, of a message or MIME part, recursively."""
     header, body = (b"", data[2:]) if data.startswith(b"\r\n") else _split(data)
@@ -190,8 +193,11 @@ def _structure(data: bytes) -> bytes:
     if main == "TEXT" and params == b"NIL":
         params = b'("CHARSET" "us-ascii")'  # the RFC 2045 default, as servers report it
     boundary = part.get_boundary()
-    if main == "MULTIPART" and boundary:
-        children = b"".join(_structure(child) for child in _parts(body, boundary))
+    if main == "MULTIPART":
+        # A boundary that does not split the body (missing, or RFC 2231 encoded so that it
+        # decodes to something else) still gives one part: RFC 3501 has no empty multipart.
+        found = _parts(body, boundary) if boundary else []
+        children = b"".join(_structure(child) for child in found) or _EMPTY_TEXT_PART
         return b"(" + children + b" " + _string(sub) + b" " + params + b" NIL NIL NIL)"
     fields = [_string(main), _string(sub), params, _string(field("Content-ID"))]
     fields.append(_string(field("Content-Description")))

@@ -13,6 +13,9 @@ from datetime import date, time, timedelta
 _UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
 _PART = re.compile(r"(\d+)\s*([wdhm])")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+# The longest duration dripper plans with: a drip ten years after the course end (leap days
+# included) is far past any course, and keeps every due time inside datetime's range.
+MAX_DURATION = timedelta(days=3653)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -33,10 +36,17 @@ def parse_duration(text: str) -> timedelta:
         if unit in seen:
             raise ValueError(f"unit {unit!r} given twice in duration {text!r}")
         seen.add(unit)
-        total += int(match.group(1)) * _UNIT_SECONDS[unit]
+        digits = match.group(1).lstrip("0") or "0"
+        if len(digits) > 9:
+            raise ValueError(f"duration {text!r:.40} is longer than ten years")
+        total += int(digits) * _UNIT_SECONDS[unit]
         pos = match.end()
     if not seen or cleaned[pos:].strip():
-        raise ValueError(f"cannot read duration {text!r}; write e.g. 3d, 2w, 12h, 90m or 1w 2d")
+        raise ValueError(f"cannot read duration {text!r:.40}; write e.g. 3d, 2w, 12h, 90m or 1w 2d")
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"duration {text!r:.40} is longer than ten years: dripper plans at most ten years ahead"
+        )
     return timedelta(seconds=total)
 
 

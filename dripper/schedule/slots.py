@@ -57,7 +57,7 @@ import copy
 import dataclasses
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -68,6 +68,7 @@ from dripper.schedule.offsets import Offset, QuietHours, SendWindow
 
 __all__ = [
     "WindowNeverOpensError",
+    "closed_by_skip_dates",
     "expires_at",
     "is_allowed",
     "local_iso",
@@ -85,6 +86,7 @@ _SEARCH_HORIZON = timedelta(days=2 * 366)
 _CACHE_SIZE = 1 << 16
 # Any fixed moment works: cron and quiet hours repeat, and skip dates are left out of this check.
 _EVER_OPENS_FROM = datetime(2024, 1, 1, tzinfo=UTC)
+_UTC = ZoneInfo("UTC")
 
 
 class WindowNeverOpensError(DripperError, ValueError):
@@ -162,6 +164,20 @@ def window_ever_opens(window: SendWindow) -> bool:
     except WindowNeverOpensError:
         return False
     return True
+
+
+def closed_by_skip_dates(window: SendWindow) -> date | None:
+    """The first day of a run of skip dates that keeps the window closed for the whole search
+    horizon (two years), or None. A step falling due then could never be sent."""
+    days = sorted(window.skip_dates)
+    starts = [day for index, day in enumerate(days) if index == 0 or days[index - 1] != day - _DAY]
+    without_spread = dataclasses.replace(window, spread=timedelta(0))
+    for start in starts:
+        try:
+            _first_allowed_firing(datetime.combine(start, time(), UTC), without_spread, _UTC)
+        except WindowNeverOpensError:
+            return start
+    return None
 
 
 def local_iso(moment: datetime, tz: ZoneInfo) -> str:

@@ -18,7 +18,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from dripper.db import connection
 from dripper.models import Channel, InboundState
-from dripper.store.sql import as_json, in_list, json_param, q, returning, ts
+from dripper.store.sql import as_json, in_list, json_param, q, returning, text, ts
 
 INSERT_BATCH = 500  # rows per INSERT: 3,500 parameters, well under either backend's limit
 
@@ -30,6 +30,7 @@ class RawItem:
     external_id: str
     payload: bytes
     note: str | None = None
+    state: InboundState = InboundState.PENDING  # FLAGGED: stored only to show why it is skipped
 
 
 async def store_items(
@@ -53,8 +54,8 @@ async def store_items(
                 account,
                 item.external_id,
                 item.payload,
-                InboundState.PENDING.value,
-                item.note,
+                item.state.value,
+                text(item.note) if item.note is not None else None,
                 ts(tx, now),
             ]
         inserted = await returning(

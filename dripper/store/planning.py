@@ -8,13 +8,13 @@ on. On PostgreSQL the enrollments are locked with SKIP LOCKED, so workers plan d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from dripper.store.sql import as_datetime, in_list, is_postgres, q, ts
+from dripper.store.sql import as_datetime, in_list, is_postgres, q, text, ts
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,24 @@ async def planned_steps(
 
 
 async def set_plan_due(
-    tx: BaseDBAsyncClient, updates: Sequence[tuple[int, datetime | None]], now: datetime
+    tx: BaseDBAsyncClient,
+    updates: Sequence[tuple[int, datetime | None]],
+    now: datetime,
+    errors: Mapping[int, str] | None = None,
 ) -> None:
+    """When each enrollment needs planning next, and why it could not be planned (`errors`;
+    the others' error is cleared)."""
     if not updates:
         return
+    errors = errors or {}
     await tx.execute_many(
-        q(tx, "UPDATE enrollment SET plan_due_at = ? WHERE id = ?"),
-        [[ts(tx, due), enrollment_id] for enrollment_id, due in updates],
+        q(tx, "UPDATE enrollment SET plan_due_at = ?, plan_error = ? WHERE id = ?"),
+        [
+            [
+                ts(tx, due),
+                text(errors[enrollment_id]) if enrollment_id in errors else None,
+                enrollment_id,
+            ]
+            for enrollment_id, due in updates
+        ],
     )

@@ -557,3 +557,32 @@ async def test_a_trainer_reply_reaches_the_chat_within_two_seconds_on_postgresql
         stop.set()
         await running
         await listener.close()
+
+
+async def test_an_enrollment_that_cannot_be_planned_is_flagged_and_the_others_run(
+    env: Env,
+) -> None:
+    from dripper.models import CurriculumVersion
+    from dripper.store import curricula
+
+    healthy, broken = await learners_with_chats(env, 2)
+    await enroll(checked(), "healthy", COURSE_END, [healthy], env.clock.now())
+    other = checked(CURRICULUM.replace("id: mini", "id: other"))
+    await enroll(other, "broken", COURSE_END, [broken], env.clock.now())
+    # A database from an older dripper: it stored a version that today's check refuses (its
+    # skip dates close the window for four years), so it cannot be planned any more.
+    closed = other.source_text.replace(
+        "  expire_after: 2d\n", "  expire_after: 2d\n  skip_dates: [2026-01-01..2029-12-31]\n"
+    )
+    await CurriculumVersion.filter(key="other").update(source=closed)
+    curricula._parsed.clear()  # a fresh process: nothing parsed yet
+
+    await run_at(env, datetime(2026, 12, 7, 9, 30, tzinfo=UTC))  # hello and reflect are due
+    assert texts(env, healthy.telegram_chat_id) == ["Hello Ann0 <&>", "What did you try?"]
+    assert texts(env, broken.telegram_chat_id) == []
+    stuck = await Enrollment.get(learner_id=broken.id)
+    assert stuck.plan_error is not None and "skip_dates keep the send window closed" in (
+        stuck.plan_error
+    )
+    assert stuck.plan_due_at is not None and stuck.plan_due_at > env.clock.now()
+    assert (await Enrollment.get(learner_id=healthy.id)).plan_error is None

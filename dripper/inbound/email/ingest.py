@@ -84,6 +84,7 @@ class Fetched:
     raw: bytes
     size: int  # RFC822.SIZE, the size on the server
     too_large: tuple[Attachment, ...] | None = None  # attachments, when only headers were fetched
+    error: str | None = None  # the server would not send it: stored flagged, with this reason
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,10 @@ async def store_batch(
     """
     items = [
         inbound_store.RawItem(
+            f"unfetchable:{cursor.uidvalidity}:{item.uid}", b"", item.error, InboundState.FLAGGED
+        )
+        if item.error is not None
+        else inbound_store.RawItem(
             dedupe_key(item.raw),
             item.raw,
             too_large_note(item.size, limit, item.too_large)

@@ -34,7 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient  # type: ignore[import-untyped]
-from imapclient.exceptions import IMAPClientError, LoginError  # type: ignore[import-untyped]
+from imapclient.exceptions import (  # type: ignore[import-untyped]
+    IMAPClientAbortError,
+    IMAPClientError,
+    LoginError,
+)
 
 from dripper.clock import Clock, SystemClock
 from dripper.config import ImapSettings, Settings
@@ -56,6 +60,7 @@ T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 FETCH_BYTES_PER_BATCH = 20 * 1024 * 1024  # bodies fetched in one round trip, at most
+FETCH_TRIES = 3  # a message the server fails to send alone this often is skipped, flagged
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,10 @@ class ImapPoller:
         self.account = account_name(self.username, self.host, imap.mailbox)
         self._client: IMAPClient | None = None
         self._idle = False
+        # Messages of a batch the server failed, fetched one by one until each is through
+        # (across reconnects), and how often each failed alone.
+        self._suspects: set[int] = set()
+        self._fetch_failures: dict[int, int] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, options: PollerOptions | None = None) -> ImapPoller:
@@ -250,14 +259,58 @@ class ImapPoller:
         if not uids and (cursor is None or cursor.uidvalidity != uidvalidity):
             await self._store(Cursor(uidvalidity, last_uid), [])  # remember the new UIDVALIDITY
         for batch in _chunks(uids, self.options.batch_size):
-            fetched = await self._call(self._fetch_sync, batch)
+            fetched, stuck = await self._call(self._fetch_isolating, batch)
             report.fetched += len(fetched)
-            stored = await self._store(Cursor(uidvalidity, max(batch)), fetched)
+            # A message the server would not send yet holds the cursor just before it.
+            upto = max(batch) if stuck is None else stuck - 1
+            stored = await self._store(Cursor(uidvalidity, max(upto, last_uid)), fetched)
             report.stored += stored.stored
             report.duplicates += stored.duplicates
             if process:
                 report.processed += await self.process()
+            if stuck is not None:
+                break  # the next poll tries it again
         return report
+
+    def _fetch_isolating(self, uids: Sequence[int]) -> tuple[list[Fetched], int | None]:
+        """`_fetch_sync` for the batch; once the server failed a batch (Dovecot answers an
+        unreadable message with an error and hangs up), its messages one by one. A message the
+        server fails alone `FETCH_TRIES` times is given up: stored flagged with the reason.
+        Returns the messages, and the UID the cursor must stop before (None: the whole batch
+        is done). A dropped connection ends the batch; the loop reconnects and comes back."""
+        if not self._suspects.intersection(uids):
+            try:
+                return self._fetch_sync(uids), None
+            except (IMAPClientError, ValueError, KeyError, TypeError) as exc:
+                self._suspects.update(uids)
+                log.warning(
+                    "%s: fetching %d messages failed (%s); next, one by one",
+                    self.account,
+                    len(uids),
+                    _text(exc),
+                )
+                if isinstance(exc, IMAPClientAbortError):
+                    raise
+        fetched: list[Fetched] = []
+        for uid in uids:
+            try:
+                fetched += self._fetch_sync([uid])
+            except (IMAPClientError, ValueError, KeyError, TypeError) as exc:
+                tries = self._fetch_failures[uid] = self._fetch_failures.get(uid, 0) + 1
+                if tries < FETCH_TRIES:
+                    return fetched, uid
+                log.error("%s: UID %d cannot be fetched; skipped, flagged", self.account, uid)
+                reason = f"the server would not send this message ({tries} tries): {_text(exc)}"
+                fetched.append(Fetched(uid, b"", 0, error=reason))
+                if isinstance(exc, IMAPClientAbortError):
+                    self._forget(uid)
+                    return fetched, uid + 1 if uid != uids[-1] else None
+            self._forget(uid)
+        return fetched, None
+
+    def _forget(self, uid: int) -> None:
+        self._suspects.discard(uid)
+        self._fetch_failures.pop(uid, None)
 
     async def _store(self, cursor: Cursor, fetched: Sequence[Fetched]) -> StoreReport:
         """Store a batch with its cursor (one transaction). A seam for crash tests."""

@@ -14,4 +14,9 @@ class Migration(migrations.Migration):
             name="attempted_at",
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),
+        ops.AddField(
+            model_name="Enrollment",
+            name="plan_error",
+            field=fields.TextField(null=True, unique=False),
+        ),
     ]
