@@ -30,12 +30,14 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from dripper.errors import DripperError
+
 MAX_LOOPS = 10_000
 MAX_TEXT = 100_000
 MAX_EXPONENT = 64
 
 
-class RenderLimit(SecurityError):
+class RenderLimit(SecurityError, DripperError):
     """A template went past one of the sandbox's limits."""
 
 

@@ -51,6 +51,7 @@ from dripper.store.outbox import (
     ClaimedDelivery,
     NewDelivery,
     Outcome,
+    Recovered,
     claim_due,
     load_claimed,
     mark_attempted,
@@ -181,15 +182,7 @@ class Dispatcher:
         may run again after a run has ended (the demo runs one hour of drip at a time)."""
         self._stopping = self._closing = False
         now = self.clock.now()
-        recovered = await recover_claims(now, expired_only=not self._recover_all)
-        if recovered:
-            log.warning(
-                "recovered claims of a stopped worker: %d never attempted, back in the queue; "
-                "%d attempted with an unknown outcome, to retry once; %d left uncertain",
-                recovered.returned,
-                recovered.retried,
-                recovered.given_up,
-            )
+        _log_recovered(await recover_claims(now, expired_only=not self._recover_all))
         recorder = asyncio.create_task(self._record_loop())
         marker = asyncio.create_task(self._mark_loop())
         stop_waiter = asyncio.create_task(self._forward_stop(stop))
@@ -278,7 +271,7 @@ class Dispatcher:
         now = self.clock.now()
         if self._tasks:
             await renew_leases(self.worker_id, now, self.settings.lease)
-        await recover_claims(now, except_worker=self.worker_id)
+        _log_recovered(await recover_claims(now, except_worker=self.worker_id))
         await resume_due(now)
         await plan_due(now, self.settings.horizon)
         ids = await claim_due(
@@ -661,6 +654,17 @@ class Dispatcher:
             self.stats.skipped += 1
         else:
             self.stats.other += 1
+
+
+def _log_recovered(recovered: Recovered) -> None:
+    if recovered:
+        log.warning(
+            "recovered claims of a stopped worker: %d never attempted, back in the queue; "
+            "%d attempted with an unknown outcome, to retry once; %d left uncertain",
+            recovered.returned,
+            recovered.retried,
+            recovered.given_up,
+        )
 
 
 def _human(delta: timedelta) -> str:

@@ -31,6 +31,7 @@ from dripper.enrollments.enroll import enroll
 from dripper.models import Learner
 from dripper.sandbox import TelegramEmulator, start_server
 from dripper.sandbox.seed import insert_learners
+from tests.fixtures.waiting import eventually
 
 TOKEN = "999:KILL-rounds"
 LEARNERS, STEPS = 100, 5
@@ -109,14 +110,6 @@ async def _finished() -> bool:
     return sum(counts.values()) == TOTAL and set(counts) <= FINAL
 
 
-async def _until(what: str, seconds: float, check: object) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _play(game: Round, rng: random.Random) -> tuple[int, list[int]]:
     """One round: kill and restart as scheduled, then let it finish. Returns (kills, the sends
     seen at each kill)."""
@@ -129,7 +122,7 @@ async def _play(game: Round, rng: random.Random) -> tuple[int, list[int]]:
             async def resumed(before: int = before) -> bool:
                 return game.sends() > before or await _finished()
 
-            await _until("sends to (re)start", 60, resumed)
+            await eventually(resumed, seconds=60, message="sends to (re)start")
             if await _finished():
                 break
             # The kill's moment is the chaos being tested, not a wait for something to happen.
@@ -142,7 +135,7 @@ async def _play(game: Round, rng: random.Random) -> tuple[int, list[int]]:
             kills.append(game.sends())
             processes[victim] = await game.start()
 
-        await _until("every delivery to be final", 180, _finished)
+        await eventually(_finished, seconds=180, message="every delivery to be final")
     finally:
         for process in processes:
             if process.returncode is None:
@@ -154,7 +147,7 @@ async def _play(game: Round, rng: random.Random) -> tuple[int, list[int]]:
 
 async def _check(game: Round, kills: int, seen: list[int], label: str) -> None:
     rows = await connection().execute_query_dict(
-        "SELECT d.step_id, d.state, d.uncertain, l.first_name FROM delivery d "
+        "SELECT d.step_id, d.state, d.uncertain, d.attempted_at, l.first_name FROM delivery d "
         "JOIN learner l ON l.id = d.learner_id"
     )
     assert len(rows) == TOTAL
@@ -168,6 +161,8 @@ async def _check(game: Round, kills: int, seen: list[int], label: str) -> None:
         f"{label}: kills at {seen} sends; states {dict(states)}; {flagged} flagged uncertain, "
         f"{len(twice)} received twice, {len(never)} never received"
     )
+    # Each was marked attempted before its request was written.
+    assert all(row["attempted_at"] is not None for row in rows if row["state"] == "sent")
     # Every delivery is sent or explicitly final: none is lost, none waits for ever.
     assert set(states) <= {"sent", "uncertain"}, states
     assert all(count <= 2 for count in received.values())

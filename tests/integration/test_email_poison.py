@@ -16,6 +16,7 @@ from dripper.models import InboundItem, InboundState
 from dripper.sandbox.dovecot import Dovecot
 from dripper.sandbox.imap import ImapServer, _structure
 from tests.fixtures.mail import PASSWORD
+from tests.fixtures.waiting import eventually
 
 KEY = b"poison-test-hmac-key-0123456789ab"
 
@@ -44,10 +45,12 @@ async def test_a_message_dovecot_cannot_send_is_flagged_and_the_rest_arrive(
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
     try:
-        async with asyncio.timeout(60):
-            while await InboundItem.all().count() < 3:
-                assert not task.done(), task
-                await asyncio.sleep(0.05)
+
+        async def all_stored() -> bool:
+            assert not task.done(), task
+            return await InboundItem.all().count() == 3
+
+        await eventually(all_stored, seconds=60)
     finally:
         stop.set()
         async with asyncio.timeout(20):

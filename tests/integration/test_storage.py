@@ -37,7 +37,12 @@ from dripper.errors import DripperError
 from dripper.models import Channel, Delivery, DeliveryKind, Learner, Trainer
 
 INITIAL = "0001_initial"
-ALL_MIGRATIONS = ["0001_initial", "0002_inbox_and_budget", "0003_delivery_change_index"]
+ALL_MIGRATIONS = [
+    "0001_initial",
+    "0002_inbox_and_budget",
+    "0003_delivery_change_index",
+    "0004_unattended",
+]
 EXPECTED_TABLES = {
     "conversation_label",
     "read_mark",

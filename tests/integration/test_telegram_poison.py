@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from dripper.inbound.telegram.poller import PollerSettings, TelegramPoller
 from dripper.inbound.telegram.webhook import TelegramWebhook
 from dripper.models import InboundItem, InboundState, Learner, Message
 from tests.fixtures.sandboxes import TelegramSandbox, telegram_sandbox
+from tests.fixtures.waiting import eventually
 
 TOKEN = "4343:POISON-test"
 ANN = 501
@@ -77,6 +78,16 @@ async def test_poison_updates_are_flagged_and_the_round_is_filed(
     assert bodies == ["before \ufffd after", "still here"]
 
 
+def _filed_while(task: asyncio.Task[None], body: str) -> Callable[[], Awaitable[bool]]:
+    """Whether a message with `body` is filed, failing at once if `task` (the receiver) died."""
+
+    async def filed() -> bool:
+        assert not task.done(), task
+        return await Message.filter(body=body).exists()
+
+    return filed
+
+
 async def test_the_poller_keeps_receiving_after_poison(sandbox: TelegramSandbox) -> None:
     emulator = sandbox.emulator
     stop = asyncio.Event()
@@ -88,10 +99,7 @@ async def test_the_poller_keeps_receiving_after_poison(sandbox: TelegramSandbox)
         for _, message, _ in POISON:
             emulator.push_update(TOKEN, "message", message)
         emulator.send_text(TOKEN, ANN, "after the poison")
-        async with asyncio.timeout(20):
-            while not await Message.filter(body="after the poison").exists():
-                assert not task.done(), task
-                await asyncio.sleep(0.02)
+        await eventually(_filed_while(task, "after the poison"), seconds=20)
     finally:
         stop.set()
         async with asyncio.timeout(10):
@@ -130,16 +138,11 @@ async def test_the_webhook_keeps_serving_after_poison(sandbox: TelegramSandbox) 
     stop = asyncio.Event()
     task = asyncio.create_task(webhook.run(stop))
     try:
-        async with asyncio.timeout(20):
-            while sandbox.emulator.webhook_info(TOKEN).get("url") != url:
-                assert not task.done(), task
-                await asyncio.sleep(0.02)
-            for _, message, _ in POISON:
-                sandbox.emulator.push_update(TOKEN, "message", message)
-            sandbox.emulator.send_text(TOKEN, ANN, "after the poison")
-            while not await Message.filter(body="after the poison").exists():
-                assert not task.done(), task
-                await asyncio.sleep(0.02)
+        await eventually(lambda: sandbox.emulator.webhook_info(TOKEN).get("url") == url)
+        for _, message, _ in POISON:
+            sandbox.emulator.push_update(TOKEN, "message", message)
+        sandbox.emulator.send_text(TOKEN, ANN, "after the poison")
+        await eventually(_filed_while(task, "after the poison"), seconds=20)
     finally:
         stop.set()
         async with asyncio.timeout(10):
