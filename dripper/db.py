@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -59,14 +60,22 @@ POSTGRES_MIGRATION_LOCK_KEY = 0x6472697070657200
 ProgressCallback = Callable[[str, str, str], object]
 
 
+_SECRET_PARAMS = re.compile(
+    r"(^|&)((?:[^=&]*(?:password|passwd|pwd|secret|token|key|sslkey)[^=&]*)=)[^&]*", re.IGNORECASE
+)
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by `***`, fit for messages and logs."""
+    """The URL with its password replaced by `***`, in the address and in the query string
+    (`?password=...`, `?sslpassword=...`, any parameter naming a secret, key or token), fit
+    for messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo = f"{parts.username or ''}:***"
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        parts = parts._replace(query=_SECRET_PARAMS.sub(r"\1\2***", parts.query))
+    return urlunsplit(parts)
 
 
 def tortoise_config(url: str) -> dict[str, Any]:

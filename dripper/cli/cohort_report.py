@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,6 +10,7 @@ import click
 
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
+from dripper.csvout import csv_text
 from dripper.reports.steps import OptionCount, StepAnswer, StepFigures, step_answers, step_figures
 
 FIGURE_COLUMNS = (
@@ -37,7 +36,6 @@ FIGURE_COLUMNS = (
 ANSWER_COLUMNS = ("learner", "channel", "answered_at", "choices", "correct", "text")
 # A spreadsheet runs a cell that starts with one of these as a formula ("=XLOOKUP(...)" is a
 # quiz option in the example curriculum): such a cell is written with a leading apostrophe.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @click.command("report")
@@ -82,24 +80,8 @@ def _options(figure: StepFigures) -> str:
     return "; ".join(f"{option.label}={option.count}" for option in figure.options)
 
 
-def _csv_cell(value: object) -> object:
-    """Text cells without control characters other than line breaks, and never a formula."""
-    if not isinstance(value, str):
-        return value
-    text = "".join(char for char in value if char in "\n\t" or unicodedata.category(char) != "Cc")
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
-def _csv(header: Sequence[str], rows: list[list[object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows([[_csv_cell(value) for value in row] for row in rows])
-    return buffer.getvalue()
-
-
 def figures_csv(figures: Sequence[StepFigures]) -> str:
-    return _csv(
+    return csv_text(
         FIGURE_COLUMNS,
         [
             [
@@ -136,7 +118,7 @@ def _correct(correct: bool | None) -> str:
 
 
 def answers_csv(answers: Sequence[StepAnswer]) -> str:
-    return _csv(
+    return csv_text(
         ANSWER_COLUMNS,
         [
             [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from dripper import aio
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
 from dripper.config import Settings
+from dripper.csvout import write_csv
 from dripper.engine.worker import signing_key
 from dripper.errors import DripperError
 from dripper.hints import did_you_mean
@@ -135,9 +135,8 @@ def invites_cmd(
     if csv_path is not None:
         try:
             with csv_path.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["name", "email", "link"])
-                writer.writerows([row.name, row.email, row.link] for row in report.rows)
+                rows = ([row.name, row.email, row.link] for row in report.rows)
+                write_csv(handle, ["name", "email", "link"], rows)
         except OSError as exc:
             raise DripperError(f"{csv_path}: cannot write the file: {exc.strerror}") from None
     click.echo(

@@ -149,7 +149,14 @@ def parse_learners_csv(data: bytes, source: str) -> ParsedLearners:
         records = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
     except csv.Error as exc:
         raise LearnerFileError(f"{source}: not a readable CSV file: {exc}") from None
-    header_index = next(i for i, cells in enumerate(records) if any(c.strip() for c in cells))
+    header_index = next(
+        (i for i, cells in enumerate(records) if any(c.strip() for c in cells)), None
+    )
+    if header_index is None:
+        raise LearnerFileError(
+            f"{source}: no row names any column (only separators); the first row must name "
+            "the columns, e.g. name,email,telegram,timezone,language"
+        )
     columns, warnings = _columns(records[header_index], f"{source}:{header_index + 1}")
     present = frozenset(c for c in columns if c is not None)
     rows: list[LearnerRow] = []

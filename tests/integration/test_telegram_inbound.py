@@ -699,6 +699,7 @@ def test_invites_command_prints_links_and_writes_csv(
                 await Learner.create(first_name="Zoë", last_name="Fischer", email="zoe@ex.com"),
                 await Learner.create(first_name="Bound", telegram_chat_id=77),
                 await Learner.create(first_name="Gone", opted_out_at=COURSE_END),
+                await Learner.create(first_name='=HYPERLINK("http://evil.example/","x")'),
             ]
             await enroll(checked(), "dec", COURSE_END, learners, COURSE_END)
             return learners
@@ -717,14 +718,17 @@ def test_invites_command_prints_links_and_writes_csv(
 
     result = invoke("--cohort", "dec", "--bot-username", "@drip_bot", "--csv", str(csv_path))
     assert result.exit_code == 0, result.output
-    [line] = [row for row in result.stdout.splitlines() if row]
+    line, formula_line = [row for row in result.stdout.splitlines() if row]
     who, link = line.split("\t")
     assert who == "Zoë Fischer <zoe@ex.com>"
     assert link.startswith("https://t.me/drip_bot?start=")
-    assert "1 link(s); 1 learner(s) already connected; 1 opted out" in result.stderr
+    assert "2 link(s); 1 learner(s) already connected; 1 opted out" in result.stderr
+    formula_link = formula_line.split("\t")[1]
     assert csv_path.read_text(encoding="utf-8").splitlines() == [
         "name,email,link",
         f"Zoë Fischer,zoe@ex.com,{link}",
+        # A name that is a formula stays text in a spreadsheet.
+        f'"\'=HYPERLINK(""http://evil.example/"",""x"")",,{formula_link}',
     ]
     again = invoke("--cohort", "dec", "--bot-username", "drip_bot")
     assert link in again.stdout  # the same unused invite, not a new one

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dripper.db import open_db
+from dripper.errors import DripperError
 from dripper.inbound.telegram.events import Ignored, classify
 from dripper.inbound.telegram.poller import PollerSettings, TelegramPoller
 from dripper.inbound.telegram.webhook import TelegramWebhook
@@ -148,3 +149,11 @@ async def test_the_webhook_keeps_serving_after_poison(sandbox: TelegramSandbox) 
         async with asyncio.timeout(10):
             await task
     assert await InboundItem.filter(state=InboundState.FLAGGED).count() == len(POISON)
+
+
+async def test_run_once_with_a_webhook_set_says_what_to_do(sandbox: TelegramSandbox) -> None:
+    await sandbox.channel.bot.set_webhook("https://example.org/telegram/hook")
+    poller = TelegramPoller(sandbox.channel.bot, now=lambda: NOW)
+    with pytest.raises(DripperError, match="a webhook is set for this bot") as caught:
+        await poller.run_until_idle()  # what `dripper run --once` does
+    assert "409 Conflict" in str(caught.value)

@@ -199,10 +199,14 @@ class TelegramPoller:
                 stored.set()
 
     async def run_until_idle(self) -> PollStats:
-        """Fetch, store and process until getUpdates has nothing more (tests, benchmarks)."""
+        """Fetch, store and process until getUpdates has nothing more (`dripper run --once`,
+        tests, benchmarks); a 409 Conflict is a DripperError saying what to do."""
         await self.process_pending()
-        while await self.poll_once(0):
-            await self.process_pending()
+        try:
+            while await self.poll_once(0):
+                await self.process_pending()
+        except Conflict as exc:
+            raise conflict_error(exc) from None
         return self.stats
 
     # ---- one batch -----------------------------------------------------------------------
