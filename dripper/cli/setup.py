@@ -3,6 +3,8 @@ start for the team's canned replies."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import click
@@ -14,6 +16,7 @@ from dripper.learners.roster import EXAMPLE_CSV
 
 LEARNERS_FILE_NAME = "learners.csv"
 CANNED_FILE_NAME = "canned-replies.yaml"
+HMAC_KEY_FILE_NAME = "hmac.key"
 
 CONFIG_TEMPLATE = """\
 # dripper configuration. Every key is optional: the commented value is the default.
@@ -99,10 +102,10 @@ CONFIG_TEMPLATE = """\
 # mailbox = "INBOX"
 
 [security]
-# A file holding the key that signs reply tokens in Reply-To addresses (or set
-# DRIPPER_HMAC_KEY). Make one with:
-#   python -c "import secrets; print(secrets.token_urlsafe(32))" > hmac.key
-# hmac_key_file = "hmac.key"
+# The file holding the key that signs reply tokens and unsubscribe links (or set
+# DRIPPER_HMAC_KEY instead). `dripper init` wrote a fresh one, readable by you alone. Keep it:
+# a new key makes every earlier reply address and unsubscribe link invalid.
+hmac_key_file = "hmac.key"
 """
 
 
@@ -113,12 +116,15 @@ CONFIG_TEMPLATE = """\
     type=click.Path(path_type=Path, file_okay=False),
     default=Path("."),
     show_default=True,
-    help="Where to write dripper.toml, learners.csv and canned-replies.yaml (created if missing).",
+    help="Where to write dripper.toml, learners.csv, canned-replies.yaml and hmac.key "
+    "(created if missing).",
 )
-@click.option("--force", is_flag=True, help="Overwrite the files if they exist.")
+@click.option(
+    "--force", is_flag=True, help="Overwrite the files if they exist (never an existing hmac.key)."
+)
 def init_cmd(directory: Path, force: bool) -> None:
-    """Write a commented dripper.toml, an example learners.csv and canned-replies.yaml (the
-    inbox's reusable answers) to start from."""
+    """Write a commented dripper.toml, an example learners.csv, canned-replies.yaml (the
+    inbox's reusable answers) and hmac.key (a fresh key, mode 0600) to start from."""
     files = {
         directory / CONFIG_FILE_NAME: CONFIG_TEMPLATE,
         directory / LEARNERS_FILE_NAME: EXAMPLE_CSV,
@@ -134,6 +140,12 @@ def init_cmd(directory: Path, force: bool) -> None:
         for path, text in files.items():
             path.write_text(text, encoding="utf-8")
             click.echo(f"wrote {path}")
+        key = directory / HMAC_KEY_FILE_NAME
+        if key.exists():  # never replaced, not even with --force: links signed with it live on
+            click.echo(f"kept {key}")
+        else:
+            _write_private(key, secrets.token_urlsafe(32) + "\n")
+            click.echo(f"wrote {key} (the HMAC key, readable by you alone)")
     except OSError as exc:
         raise DripperError(f"cannot write {exc.filename}: {exc.strerror}") from None
     config = directory / CONFIG_FILE_NAME
@@ -145,6 +157,13 @@ def init_cmd(directory: Path, force: bool) -> None:
         f"  3. {in_dir}dripper learners import {LEARNERS_FILE_NAME} --dry-run, then without"
         " --dry-run\n"
     )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create `path` with mode 0600 from the start: the key is never readable by others."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 COMMANDS: list[click.Command] = [init_cmd]

@@ -155,7 +155,17 @@ class Worker:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock, *, recover_all: bool) -> Worker:
-        """The worker `dripper run` runs: every channel, receiver and limit the settings give."""
+        """The worker `dripper run` runs: every channel, receiver and limit the settings give.
+
+        Email needs the HMAC key: without it a message would go out with no unsubscribe link
+        and no reply token, and replies could not be told from forgeries."""
+        if settings.smtp.host and signing_key(settings) is None:
+            raise DripperError(
+                "sending email needs the HMAC key that signs reply tokens and unsubscribe links: "
+                "`dripper init` writes one to hmac.key and points [security] hmac_key_file at it; "
+                'or set DRIPPER_HMAC_KEY (make one with: python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))")'
+            )
         telegram = settings.telegram
         webhook = None
         if telegram.webhook_url is not None and telegram.webhook_secret is not None:

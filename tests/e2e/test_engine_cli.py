@@ -198,6 +198,7 @@ def test_run_with_an_unreachable_smtp_server_names_the_setting(workdir: Path) ->
         "DRIPPER_SMTP_PORT": "9",
         "DRIPPER_SMTP_SECURITY": "none",
         "DRIPPER_SMTP_FROM_ADDRESS": "course@example.com",
+        "DRIPPER_HMAC_KEY": "engine-cli-test-key-0123456789abcdef",
     }
     result = CliRunner(env=env).invoke(main, ["run", "--once"])
     assert result.exit_code == 1
@@ -229,6 +230,7 @@ def test_run_with_an_unreachable_imap_server_names_the_setting(workdir: Path) ->
             "DRIPPER_IMAP_SECURITY": "none",
             "DRIPPER_IMAP_USERNAME": "course",
             "DRIPPER_IMAP_PASSWORD": "not-shown",
+            "DRIPPER_HMAC_KEY": "engine-cli-test-key-0123456789abcdef",
         }
         result = CliRunner(env=env).invoke(main, ["run", "--once"])
     finally:
@@ -237,3 +239,16 @@ def test_run_with_an_unreachable_imap_server_names_the_setting(workdir: Path) ->
     assert "cannot reach the IMAP server 127.0.0.1:9" in result.output
     assert "DRIPPER_IMAP_HOST" in result.output
     assert "not-shown" not in result.output
+
+
+def test_run_refuses_to_send_email_without_the_hmac_key(workdir: Path) -> None:
+    env: dict[str, str | None] = {
+        "DRIPPER_SMTP_HOST": "127.0.0.1",
+        "DRIPPER_SMTP_FROM_ADDRESS": "course@example.com",
+        "DRIPPER_HMAC_KEY": None,
+        "DRIPPER_HMAC_KEY_FILE": None,
+    }
+    result = CliRunner(env=env).invoke(main, ["run", "--once"])
+    assert result.exit_code == 1
+    assert "sending email needs the HMAC key" in result.output
+    assert "dripper init" in result.output and "DRIPPER_HMAC_KEY" in result.output

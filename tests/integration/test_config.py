@@ -363,6 +363,8 @@ def test_init_template_mentions_every_key() -> None:
     for loc in ENV_VARS.values():
         if loc[-1] in {"token", "password", "hmac_key", "webhook_secret"}:
             assert f"# {loc[-1]} =" not in CONFIG_TEMPLATE
+        elif loc[-1] == "hmac_key_file":  # set, to the key `dripper init` writes beside it
+            assert '\nhmac_key_file = "hmac.key"\n' in CONFIG_TEMPLATE
         else:
             assert f"# {loc[-1]} =" in CONFIG_TEMPLATE, loc
 

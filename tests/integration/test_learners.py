@@ -420,6 +420,12 @@ def test_init_writes_files_that_load_and_import(cli: CliRunner, tmp_path: Path) 
     assert settings.canned_replies == (tmp_path / "project" / "canned-replies.yaml").resolve()
     canned = load_canned_replies(settings.canned_replies)
     assert [reply.id for reply in canned] == ["thanks", "follow-up-call", "resources"]
+    # A fresh HMAC key, readable by its owner alone, that the settings read.
+    key_file = tmp_path / "project" / "hmac.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert settings.security.hmac_key is not None
+    assert settings.security.hmac_key.get_secret_value() == key_file.read_text().strip()
+    assert len(settings.security.hmac_key.get_secret_value()) >= 40
 
 
 def test_init_refuses_to_overwrite_without_force(cli: CliRunner, tmp_path: Path) -> None:
@@ -433,6 +439,10 @@ def test_init_refuses_to_overwrite_without_force(cli: CliRunner, tmp_path: Path)
     forced = run(cli, "init", "--force")
     assert forced.exit_code == 0
     assert (tmp_path / "dripper.toml").read_text(encoding="utf-8") != "# mine\n"
+    key = (tmp_path / "hmac.key").read_text()
+    again = run(cli, "init", "--force")  # a new key would void every reply address sent
+    assert "kept hmac.key" in again.stdout
+    assert (tmp_path / "hmac.key").read_text() == key
 
 
 def test_import_with_the_db_open_in_the_same_task(sqlite_url: str) -> None:
