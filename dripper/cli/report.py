@@ -29,8 +29,11 @@ async def status_data(now: datetime) -> dict[str, Any]:
         ],
         "enrollments": await status.enrollments_by_state(),
         "next_due": next_due.isoformat() if next_due else None,
-        "recent_problems": [_jsonable(row) for row in await status.recent_problems()],
         "retrying": [_jsonable(row) for row in await status.retrying()],
+        "problems": [_jsonable(row) for row in await status.problem_deliveries()],
+        "flagged_inbound": [_jsonable(row) for row in await status.flagged_items()],
+        "flagged_inbound_total": await status.count_flagged_items(),
+        "unplannable": [_jsonable(row) for row in await status.unplannable()],
     }
 
 
@@ -45,7 +48,9 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_app
 def status_cmd(app: AppContext, as_json: bool) -> None:
-    """Deliveries per state, cohort and channel, the next due time, and recent problems."""
+    """Deliveries per state, cohort and channel, the next due time, and what needs a look:
+    failed and uncertain deliveries, enrollments that cannot be planned, mail and updates
+    received but not filed."""
     data = with_db(app.settings.database_url, lambda: status_data(datetime.now(UTC)))
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -76,10 +81,33 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
                 f"  {row['business_key']}: attempt {row['attempts']}, next {row['available_at']}: "
                 f"{row['last_error']}"
             )
-    if data["recent_problems"]:
-        click.echo("recent problems:")
-        for row in data["recent_problems"]:
-            click.echo(f"  {row['business_key']} {row['state']}: {row['last_error']}")
+    _show_problems(data)
+
+
+def _show_problems(data: dict[str, Any]) -> None:
+    """What needs a trainer's look, by learner and step (never business keys)."""
+    if data["problems"]:
+        click.echo("deliveries that need a look (newest first):")
+        for row in data["problems"]:
+            what = row["step"] or row["kind"]
+            where = f", cohort {row['cohort']}" if row["cohort"] else ""
+            click.echo(
+                f"  {row['learner'] or '(no name)'}{where}, {what}: {row['state']}: "
+                f"{row['reason'] or 'no reason recorded'}"
+            )
+    if data["unplannable"]:
+        click.echo("enrollments dripper cannot plan (retried hourly):")
+        for row in data["unplannable"]:
+            click.echo(
+                f"  {row['learner'] or '(no name)'}, cohort {row['cohort']}: {row['reason']}"
+            )
+    if data["flagged_inbound"]:
+        total = data["flagged_inbound_total"]
+        shown = len(data["flagged_inbound"])
+        more = f", the newest {shown}" if total > shown else ""
+        click.echo(f"received but not filed ({total}{more}):")
+        for row in data["flagged_inbound"]:
+            click.echo(f"  #{row['id']} {row['channel']} {row['at']}: {row['reason']}")
 
 
 async def timeline_data(

@@ -586,3 +586,45 @@ async def test_an_enrollment_that_cannot_be_planned_is_flagged_and_the_others_ru
     )
     assert stuck.plan_due_at is not None and stuck.plan_due_at > env.clock.now()
     assert (await Enrollment.get(learner_id=healthy.id)).plan_error is None
+
+
+async def test_status_names_what_needs_a_look(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    from dripper.cli.report import _show_problems, status_data
+    from dripper.models import CurriculumVersion, InboundItem, InboundState
+    from dripper.store import curricula
+
+    blocked, broken = await learners_with_chats(env, 2)
+    await enroll(checked(), "dec", COURSE_END, [blocked], env.clock.now())
+    other = checked(CURRICULUM.replace("id: mini", "id: other"))
+    await enroll(other, "broken", COURSE_END, [broken], env.clock.now())
+    closed = other.source_text.replace(
+        "  expire_after: 2d\n", "  expire_after: 2d\n  skip_dates: [2026-01-01..2029-12-31]\n"
+    )
+    await CurriculumVersion.filter(key="other").update(source=closed)
+    curricula._parsed.clear()
+    assert blocked.telegram_chat_id is not None
+    env.emulator.block(TOKEN, blocked.telegram_chat_id)
+    await InboundItem.create(
+        channel=Channel.EMAIL,
+        account="course",
+        external_id="x",
+        payload=b"",
+        state=InboundState.FLAGGED,
+        error="unknown sender mallory@evil.example",
+        received_at=env.clock.now(),
+    )
+    await run_at(env, datetime(2026, 12, 7, 9, 30, tzinfo=UTC))
+
+    data = await status_data(env.clock.now())
+    _show_problems(data)
+    shown = capsys.readouterr().out
+    assert (
+        "Ann0, cohort dec, hello: failed: Telegram: Forbidden: bot was blocked by the user"
+        in (shown)
+        or "Ann0, cohort dec, hello: failed" in shown
+    )
+    assert "Ann1, cohort broken: cannot plan" in shown
+    assert "received but not filed (1):" in shown
+    assert "unknown sender mallory@evil.example" in shown
+    keys = [d.business_key for d in await Delivery.all()]
+    assert keys and not any(key in shown for key in keys)  # names, never business keys
