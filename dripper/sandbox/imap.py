@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
+from email.message import Message
 from email.parser import BytesHeaderParser
 from typing import TypeVar
 
@@ -127,7 +128,8 @@ def _string(value: str | None) -> bytes:
     """NIL, a quoted string, or a literal when the value needs one."""
     if value is None:
         return b"NIL"
-    raw = value.encode("utf-8", "surrogateescape")
+    # IMAP has no NUL in strings or literals (RFC 3501 CHAR8): a header's NUL is replaced.
+    raw = value.replace("\x00", "\ufffd").encode("utf-8", "surrogateescape")
     if re.fullmatch(rb"[\x20-\x7e]*", raw) and b'"' not in raw and b"\\" not in raw:
         return b'"' + raw + b'"'
     return _literal(raw)
@@ -179,6 +181,24 @@ def _parts(body: bytes, boundary: str) -> list[bytes]:
 _EMPTY_TEXT_PART = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 0 0 NIL NIL NIL NIL)'
 
 
+def _content_type(part: Message) -> tuple[str, str, str | None]:
+    """(main type, subtype, boundary). Python's email package raises on some RFC 2231
+    parameters (`name*` beside `name*0*`): then the part is what RFC 2045 makes of a header it
+    cannot read, text/plain."""
+    try:
+        main, sub = part.get_content_maintype().upper(), part.get_content_subtype().upper()
+        return main, sub, part.get_boundary()
+    except (TypeError, ValueError, LookupError):
+        return "TEXT", "PLAIN", None
+
+
+def _disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except (TypeError, ValueError, LookupError):
+        return "attachment"
+
+
 def _structure(data: bytes) -> bytes:
     """The BODYSTRUCTURE, with extension data, of a message or MIME part, recursively."""
     header, body = (b"", data[2:]) if data.startswith(b"\r\n") else _split(data)
@@ -188,11 +208,10 @@ def _structure(data: bytes) -> bytes:
         value = part.get(name)  # a Header object when it holds undecodable bytes
         return None if value is None else str(value)
 
-    main, sub = part.get_content_maintype().upper(), part.get_content_subtype().upper()
+    main, sub, boundary = _content_type(part)
     params = _params(field("Content-Type"))
     if main == "TEXT" and params == b"NIL":
         params = b'("CHARSET" "us-ascii")'  # the RFC 2045 default, as servers report it
-    boundary = part.get_boundary()
     if main == "MULTIPART":
         # A boundary that does not split the body (missing, or RFC 2231 encoded so that it
         # decodes to something else) still gives one part: RFC 3501 has no empty multipart.
@@ -206,7 +225,7 @@ def _structure(data: bytes) -> bytes:
     if main == "TEXT":
         fields.append(b"%d" % body.count(b"\n"))
     disposition = b"NIL"
-    if kind := part.get_content_disposition():
+    if kind := _disposition(part):
         extra = _params(field("Content-Disposition"))
         disposition = b"(" + _string(kind.upper()) + b" " + extra + b")"
     fields += [b"NIL", disposition, b"NIL", b"NIL"]  # MD5, disposition, language, location

@@ -448,10 +448,29 @@ def _report_address(value: str) -> str | None:
     return address if "@" in address else None
 
 
+def _plain_header(header: bytes) -> bytes:
+    """The header block with Content-Type and Content-Disposition replaced by text/plain."""
+    kept = [
+        line
+        for line in re.split(rb"\r?\n(?![ \t])", header)
+        if not re.match(rb"(?i)content-(type|disposition)\s*:", line)
+    ]
+    return b"\r\n".join([*kept, b"Content-Type: text/plain; charset=utf-8"])
+
+
 def parse_mail(raw: bytes) -> ParsedMail:
     """Read one message; never raises on malformed input (see `defects`)."""
-    message = email.message_from_bytes(raw)
-    defects = [type(defect).__name__ for part in message.walk() for defect in part.defects]
+    try:
+        message = email.message_from_bytes(raw)
+        defects = [type(defect).__name__ for part in message.walk() for defect in part.defects]
+    except (TypeError, ValueError, LookupError):
+        # Python's email package raises on some RFC 2231 parameters (`boundary*` beside
+        # `boundary*0*`): read the headers and keep the rest as one text body.
+        header, _, body = (
+            raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
+        )
+        message = email.message_from_bytes(_plain_header(header) + b"\r\n\r\n" + body)
+        defects = ["UnreadableMimeParameters"]
     headers = tuple((name.lower(), decode_header_value(value)) for name, value in message.items())
 
     def values(name: str) -> list[str]:
