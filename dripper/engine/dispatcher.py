@@ -65,6 +65,9 @@ from dripper.tokens import reply_token, unsubscribe_token
 
 log = logging.getLogger("dripper.engine.dispatcher")
 
+MARK_BATCH = 64  # a mark that finds this many queued is written at once
+MARK_LINGER_S = 0.005  # how long a mark waits for others to share its statement
+
 
 @dataclass(frozen=True)
 class DispatcherSettings:
@@ -392,6 +395,11 @@ class Dispatcher:
         while True:
             await self._marks_ready.wait()
             self._marks_ready.clear()
+            if len(self._marks) < MARK_BATCH:
+                # Sends that are about to start share the statement: with limits lifted they
+                # start one at a time as others finish, and a statement each would cost more
+                # than the sends.
+                await asyncio.sleep(MARK_LINGER_S)
             batch, self._marks = self._marks, []
             if not batch:
                 continue
