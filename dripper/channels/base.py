@@ -68,6 +68,10 @@ class Channel(Protocol):
     def rate(self) -> float | None:
         """Messages per second this channel starts at most; None when unlimited."""
 
+    @property
+    def parallel(self) -> int:
+        """How many messages it writes at once at most (its connections)."""
+
     async def start(self) -> None:
         """Open connections; raise DripperError with what to configure when impossible."""
 

@@ -175,6 +175,7 @@ class Dispatcher:
         self._send_slots = asyncio.Semaphore(self.settings.concurrency)
         self._marks: list[tuple[int, asyncio.Future[None]]] = []
         self._marks_ready = asyncio.Event()
+        self._lingering = 0  # queued marks that may wait for others
         # Set by run_until_idle: the run ends once nothing is due, and a failing cycle raises.
         self._until_idle: asyncio.Event | None = None
 
@@ -372,11 +373,16 @@ class Dispatcher:
         async with self._send_slots:
             if self._stopping:
                 raise _Release
-            result = await self.channels[channel_name].send(outbound, self._attempting(row.id))
+            channel = self.channels[channel_name]
+            # Marks wait for others to share their statement only where many sends start at
+            # once; a channel of a few connections would only wait.
+            linger = channel.parallel >= MARK_BATCH
+            result = await channel.send(outbound, self._attempting(row.id, linger))
         return self._classify(row, channel_name, result, curriculum)
 
-    def _attempting(self, delivery_id: int) -> Attempting:
-        """The delivery's mark as attempted, written with others queued at the same moment."""
+    def _attempting(self, delivery_id: int, linger: bool) -> Attempting:
+        """The delivery's mark as attempted, written with others queued at the same moment
+        (`linger`: with those that follow within MARK_LINGER_S)."""
         marked = False
 
         async def attempting() -> None:
@@ -385,6 +391,7 @@ class Dispatcher:
                 return
             done = asyncio.get_running_loop().create_future()
             self._marks.append((delivery_id, done))
+            self._lingering += linger
             self._marks_ready.set()
             await done
             marked = True
@@ -395,12 +402,13 @@ class Dispatcher:
         while True:
             await self._marks_ready.wait()
             self._marks_ready.clear()
-            if len(self._marks) < MARK_BATCH:
+            if self._lingering and len(self._marks) < MARK_BATCH:
                 # Sends that are about to start share the statement: with limits lifted they
                 # start one at a time as others finish, and a statement each would cost more
                 # than the sends.
                 await asyncio.sleep(MARK_LINGER_S)
             batch, self._marks = self._marks, []
+            self._lingering = 0
             if not batch:
                 continue
             try:

@@ -198,17 +198,28 @@ class EmailChannel:
     def rate(self) -> float | None:
         return self.limiter.rate
 
+    @property
+    def parallel(self) -> int:
+        return len(self._all)
+
     async def send(self, message: Outbound, attempting: Attempting = untracked) -> SendResult:
         try:
             email = build_email(message, self.sender, self._now())
         except InvalidAddress as exc:
             return SendResult(Outcome.FAILED, error=str(exc))
         await self.limiter.acquire()
-        connection = await self._pool.get()
+        # The mark as attempted is written while this send waits its turn for a connection
+        # (a few milliseconds at the provider's rate): awaited just before MAIL FROM.
+        marked = asyncio.ensure_future(attempting())
         try:
-            result = await self._attempt(connection, email, attempting)
+            connection = await self._pool.get()
+        except BaseException:
+            marked.cancel()
+            raise
+        try:
+            result = await self._attempt(connection, email, marked)
             if result is None:  # the connection was dead before DATA: once more, on a fresh one
-                result = await self._attempt(connection, email, attempting)
+                result = await self._attempt(connection, email, marked)
         except asyncio.CancelledError:
             connection.discard()  # a command may be half done: never reuse this connection
             raise
@@ -217,7 +228,7 @@ class EmailChannel:
         return result or SendResult(Outcome.RETRY, error="SMTP connection lost twice before DATA")
 
     async def _attempt(
-        self, connection: _Connection, email: OutgoingEmail, attempting: Attempting
+        self, connection: _Connection, email: OutgoingEmail, marked: asyncio.Future[None]
     ) -> SendResult | None:
         """One try; None when the connection turned out to be closed before DATA."""
         try:
@@ -230,7 +241,7 @@ class EmailChannel:
             connection.discard()
             return SendResult(Outcome.RETRY, error=f"cannot connect to the SMTP server: {exc}")
         try:
-            await attempting()  # the transaction starts: from here the message may arrive
+            await marked  # the transaction starts: from here the message may arrive
             return await self._transaction(client, email)
         except SMTPServerDisconnected:
             connection.discard()

@@ -80,6 +80,7 @@ class TelegramChannel:
         self._budget = budget
         self._pacer = pacer
         self._shared = shared_budget  # on PostgreSQL: instead of budget and pacer
+        self._connections = connections
         self.bot = Bot(
             token,
             base_url=api_url,
@@ -103,6 +104,10 @@ class TelegramChannel:
 
     async def close(self) -> None:
         await self.bot.shutdown()
+
+    @property
+    def parallel(self) -> int:
+        return self._connections
 
     @property
     def rate(self) -> float | None:
