@@ -187,6 +187,20 @@ steps:
     return result
 
 
+def minute_steps_curriculum(steps: int, key: str = "minutes") -> CheckResult:
+    """`steps` tips a minute apart, sendable any minute, each text naming its step and its
+    learner ("s1 for Learner7"), so that the chats tell how often each delivery arrived."""
+    body = "".join(
+        f"  - id: s{n}\n    after: {n}m\n    kind: tip\n"
+        f'    text: "s{n} for {{{{ learner.first_name }}}}"\n'
+        for n in range(steps)
+    )
+    head = f'id: {key}\ntitle: {key}\nsend_window:\n  send_at: "* * * * *"\n  spread: 0m\n'
+    result = check_source(parse_source(f"{head}steps:\n{body}", f"{key}.yaml"))
+    assert result.curriculum is not None, result.problems
+    return result
+
+
 def many_step_curriculum(steps: int) -> CheckResult:
     body = "".join(
         f"""  - id: step-{n}

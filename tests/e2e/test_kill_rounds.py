@@ -24,13 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from dripper.curriculum.checks import CheckResult, check_source
-from dripper.curriculum.source import parse_source
 from dripper.db import connection, open_db
 from dripper.enrollments.enroll import enroll
 from dripper.models import Learner
 from dripper.sandbox import TelegramEmulator, start_server
-from dripper.sandbox.seed import insert_learners
+from dripper.sandbox.seed import insert_learners, minute_steps_curriculum
 from tests.fixtures.waiting import eventually
 
 TOKEN = "999:KILL-rounds"
@@ -42,19 +40,6 @@ FINAL = {"sent", "uncertain", "failed", "skipped", "cancelled"}
 # Deliveries in flight when a kill hits (marked attempted, outcome not yet recorded): at 30/s a
 # few; before claims matched the budget, the whole claimed batch (hundreds) was left uncertain.
 MOST_UNCERTAIN_PER_KILL = 10
-
-
-def _curriculum() -> CheckResult:
-    body = "".join(
-        f'  - id: s{n}\n    after: {n}m\n    kind: tip\n    text: "s{n} for '
-        '{{ learner.first_name }}"\n'
-        for n in range(STEPS)
-    )
-    head = 'id: kill\ntitle: Kill\nsend_window:\n  send_at: "* * * * *"\n  spread: 0m\n'
-    text = f"{head}steps:\n{body}"
-    result = check_source(parse_source(text, "kill.yaml"))
-    assert result.curriculum is not None, result.problems
-    return result
 
 
 @dataclass
@@ -177,7 +162,13 @@ async def _prepare(url: str, emulator: TelegramEmulator) -> None:
     emulator.populate(TOKEN, 1, LEARNERS)
     now = datetime.now(UTC)
     await insert_learners(LEARNERS, now, telegram=True)
-    await enroll(_curriculum(), "kill", now - timedelta(hours=1), await Learner.all(), now)
+    await enroll(
+        minute_steps_curriculum(STEPS, "kill"),
+        "kill",
+        now - timedelta(hours=1),
+        await Learner.all(),
+        now,
+    )
 
 
 @pytest.fixture

@@ -28,15 +28,14 @@ import pytest
 from dripper.channels.telegram.budget import shared_telegram_budget
 from dripper.channels.telegram.channel import TelegramChannel
 from dripper.clock import SystemClock
-from dripper.curriculum.checks import CheckResult, check_source
-from dripper.curriculum.source import parse_source
+from dripper.curriculum.checks import CheckResult
 from dripper.db import connection, open_db
 from dripper.engine.dispatcher import Dispatcher, DispatcherSettings
 from dripper.engine.planner import plan_due
 from dripper.enrollments.enroll import enroll
 from dripper.models import Channel, Learner
 from dripper.sandbox import SendRecord, TelegramEmulator, start_server
-from dripper.sandbox.seed import insert_learners
+from dripper.sandbox.seed import insert_learners, minute_steps_curriculum
 from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.postgres
@@ -46,17 +45,7 @@ FINAL = ("sent", "uncertain", "failed", "skipped", "cancelled")
 
 
 def curriculum(steps: int) -> CheckResult:
-    """`steps` tips a minute apart, each text naming its step and its learner."""
-    body = "".join(
-        f"  - id: s{n}\n    after: {n}m\n    kind: tip\n"
-        f'    text: "s{n} for {{{{ learner.first_name }}}}"\n'
-        for n in range(steps)
-    )
-    head = 'id: scale\ntitle: Scale\nsend_window:\n  send_at: "* * * * *"\n  spread: 0m\n'
-    text = f"{head}steps:\n{body}"
-    result = check_source(parse_source(text, "scale.yaml"))
-    assert result.curriculum is not None, result.problems
-    return result
+    return minute_steps_curriculum(steps, "scale")
 
 
 @dataclass

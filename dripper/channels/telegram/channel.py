@@ -9,6 +9,7 @@ Telegram may well have delivered the message.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
@@ -58,6 +59,12 @@ def keyboard(rows: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup | None:
 warnings.filterwarnings(
     "ignore", message=r"Please use 'Bot\.send", category=PTBUserWarning, module=__name__
 )
+
+
+# A send whose mark took longer than this after its slot takes a new slot (see _pace_and_mark):
+# later than that, it could come closer than a second to the chat's next message, whose slot is
+# CHAT_INTERVAL_S (1.05 s) on.
+MARK_LATE_S = 0.04
 
 
 class TelegramChannel:
@@ -123,6 +130,16 @@ class TelegramChannel:
         if self._budget is not None:
             await self._budget.acquire()
 
+    async def _pace_and_mark(self, chat_id: int, attempting: Attempting) -> None:
+        """Wait for the message's slot, then have it marked attempted. A mark that takes long
+        (a busy database) leaves the slot behind: writing then could join the next sends to
+        this chat, or of this bot, into a burst Telegram would refuse, so take a fresh slot."""
+        await self._pace(chat_id)
+        started = time.monotonic()
+        await attempting()
+        if time.monotonic() - started > MARK_LATE_S:
+            await self._pace(chat_id)
+
     async def send(self, message: Outbound, attempting: Attempting = untracked) -> SendResult:
         chat_id = message.telegram_chat_id
         if chat_id is None:
@@ -135,8 +152,7 @@ class TelegramChannel:
             # Message object would cost more CPU than the rest of the send.
             last: dict[str, Any]
             if content.image_url:
-                await self._pace(chat_id)
-                await attempting()
+                await self._pace_and_mark(chat_id, attempting)
                 last = await self.bot.do_api_request(
                     "sendPhoto",
                     api_kwargs={
@@ -150,9 +166,10 @@ class TelegramChannel:
             else:
                 chunks = split_html(content.telegram_html)
                 for index, chunk in enumerate(chunks):
-                    await self._pace(chat_id)
                     if index == 0:
-                        await attempting()
+                        await self._pace_and_mark(chat_id, attempting)
+                    else:
+                        await self._pace(chat_id)
                     last = await self.bot.do_api_request(
                         "sendMessage",
                         api_kwargs={
