@@ -225,6 +225,10 @@ class EmailChannel:
             raise
         finally:
             self._pool.put_nowait(connection)
+            if not marked.done():
+                marked.cancel()  # nothing was written (no connection): no mark needed
+            elif not marked.cancelled():
+                marked.exception()  # read, so that a failed mark is not reported as unseen
         return result or SendResult(Outcome.RETRY, error="SMTP connection lost twice before DATA")
 
     async def _attempt(
