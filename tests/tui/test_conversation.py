@@ -686,6 +686,15 @@ async def _open_first_conversation(pilot: Pilot[Any]) -> None:
     screen = app.screen
     assert isinstance(screen, ConversationScreen)
     await until_shown(pilot, lambda: screen.summary is not None and len(_entries(screen)) == 8)
+    # The thread scrolls to its end once laid out: the picture is taken when it has.
+    thread = screen.thread_view
+
+    def at_its_end() -> bool:
+        height, content = thread.size.height, thread.virtual_size.height
+        fits = 0 < content <= height
+        return height > 0 and (fits or 0 < thread.max_scroll_y == thread.scroll_y)
+
+    await until_shown(pilot, at_its_end)
     await pilot.pause()
 
 

@@ -149,3 +149,5 @@ class ThreadView(VerticalScroll):
             await self.mount_all(added)
         if at_end:
             self.scroll_end(animate=False)
+            # Entries just mounted may be laid out after that first scroll: once more then.
+            self.call_after_refresh(self.scroll_end, animate=False)
