@@ -130,3 +130,9 @@ def test_the_embedded_server_always_gives_a_bodystructure_clients_can_read(part:
     assert b"\x00" not in structure
     parsed = parse_fetch_response(_as_imaplib_gives_it(b"1 (BODYSTRUCTURE " + structure + b")"))
     attachments_from_bodystructure(parsed[1][b"BODYSTRUCTURE"])
+
+
+def test_a_nul_in_a_charset_label_is_an_unknown_charset() -> None:
+    # Found by the fuzz above: codecs.lookup raises ValueError, not LookupError, on a NUL.
+    raw = b"From: a@example.com\r\nContent-Type: text/plain; charset=\x00\r\n\r\nhello\r\n"
+    assert "hello" in parse_mail(raw).text

@@ -110,7 +110,7 @@ def _codec(charset: str | None) -> str | None:
     name = aliases.get(name, name)
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the label
         return None
 
 
