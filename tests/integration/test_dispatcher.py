@@ -559,23 +559,28 @@ async def test_a_trainer_reply_reaches_the_chat_within_two_seconds_on_postgresql
         await listener.close()
 
 
-async def test_an_enrollment_that_cannot_be_planned_is_flagged_and_the_others_run(
-    env: Env,
-) -> None:
+async def enroll_unplannable(env: Env, learner: Learner) -> None:
+    """Enroll `learner` in cohort "broken" as a database from an older dripper would have it:
+    with a stored version today's check refuses (skip dates close the window for four years),
+    so that it cannot be planned any more."""
     from dripper.models import CurriculumVersion
     from dripper.store import curricula
 
-    healthy, broken = await learners_with_chats(env, 2)
-    await enroll(checked(), "healthy", COURSE_END, [healthy], env.clock.now())
     other = checked(CURRICULUM.replace("id: mini", "id: other"))
-    await enroll(other, "broken", COURSE_END, [broken], env.clock.now())
-    # A database from an older dripper: it stored a version that today's check refuses (its
-    # skip dates close the window for four years), so it cannot be planned any more.
+    await enroll(other, "broken", COURSE_END, [learner], env.clock.now())
     closed = other.source_text.replace(
         "  expire_after: 2d\n", "  expire_after: 2d\n  skip_dates: [2026-01-01..2029-12-31]\n"
     )
     await CurriculumVersion.filter(key="other").update(source=closed)
     curricula._parsed.clear()  # a fresh process: nothing parsed yet
+
+
+async def test_an_enrollment_that_cannot_be_planned_is_flagged_and_the_others_run(
+    env: Env,
+) -> None:
+    healthy, broken = await learners_with_chats(env, 2)
+    await enroll(checked(), "healthy", COURSE_END, [healthy], env.clock.now())
+    await enroll_unplannable(env, broken)
 
     await run_at(env, datetime(2026, 12, 7, 9, 30, tzinfo=UTC))  # hello and reflect are due
     assert texts(env, healthy.telegram_chat_id) == ["Hello Ann0 <&>", "What did you try?"]
@@ -590,18 +595,11 @@ async def test_an_enrollment_that_cannot_be_planned_is_flagged_and_the_others_ru
 
 async def test_status_names_what_needs_a_look(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     from dripper.cli.report import _show_problems, status_data
-    from dripper.models import CurriculumVersion, InboundItem, InboundState
-    from dripper.store import curricula
+    from dripper.models import InboundItem, InboundState
 
     blocked, broken = await learners_with_chats(env, 2)
     await enroll(checked(), "dec", COURSE_END, [blocked], env.clock.now())
-    other = checked(CURRICULUM.replace("id: mini", "id: other"))
-    await enroll(other, "broken", COURSE_END, [broken], env.clock.now())
-    closed = other.source_text.replace(
-        "  expire_after: 2d\n", "  expire_after: 2d\n  skip_dates: [2026-01-01..2029-12-31]\n"
-    )
-    await CurriculumVersion.filter(key="other").update(source=closed)
-    curricula._parsed.clear()
+    await enroll_unplannable(env, broken)
     assert blocked.telegram_chat_id is not None
     env.emulator.block(TOKEN, blocked.telegram_chat_id)
     await InboundItem.create(
