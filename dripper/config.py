@@ -46,6 +46,7 @@ DRIPPER_SMTP_FROM_ADDRESS          smtp.from_address                (none)
 DRIPPER_SMTP_FROM_NAME             smtp.from_name                   (none)
 DRIPPER_SMTP_MESSAGES_PER_SECOND   smtp.messages_per_second         14
 DRIPPER_SMTP_CONNECTIONS           smtp.connections                 2
+DRIPPER_SMTP_VERP                  smtp.verp                        true
 DRIPPER_IMAP_HOST                  imap.host                        (none)
 DRIPPER_IMAP_PORT                  imap.port                        993 / 143 (none)
 DRIPPER_IMAP_SECURITY              imap.security                    tls
@@ -195,6 +196,8 @@ class SmtpSettings(_Section):
     from_name: str | None = None
     messages_per_second: float = Field(default=14, gt=0, allow_inf_nan=False)
     connections: int = Field(default=2, ge=1, le=100)
+    # Envelope sender local+bounce-<signed delivery id>@domain, so bounces are authenticated.
+    verp: bool = True
 
     @model_validator(mode="before")
     @classmethod

@@ -1,11 +1,13 @@
-"""Signed compact tokens for addresses (Reply-To, List-Unsubscribe): HMAC-SHA256, base32. Pure.
+"""Signed compact tokens for addresses (Reply-To, List-Unsubscribe, the VERP return path) and
+keyed digests (our Message-IDs): HMAC-SHA256, base32. Pure.
 
-A token carries a few non-negative integers (a learner id, a conversation id) and a MAC over
-them and a purpose ("reply", "unsub"); the purpose is not in the token, the verifier names it,
-so a token signed for one purpose never verifies for another. The alphabet is lowercase RFC 4648
-base32 without padding, safe in an email local part and in a URL, and verified
-case-insensitively because some MTAs fold local parts to one case. The MAC is truncated to
-80 bits (16 characters): forging one means guessing 2^80 values against a mailbox.
+A token carries a few non-negative integers (a learner id, a conversation id, a delivery id)
+and a MAC over them and a purpose ("reply", "unsub", "bounce"); the purpose is not in the token,
+the verifier names it, so a token signed for one purpose never verifies for another. The
+alphabet is lowercase RFC 4648 base32 without padding, safe in an email local part and in a
+URL, and verified case-insensitively because some MTAs fold local parts to one case. The MAC
+is truncated to 80 bits (16 characters): forging one means guessing 2^80 values against a
+mailbox.
 
 Layout: base32(varint(id) ... || mac[:10]). Two ids below 2^21 make a 26-character token.
 """
@@ -19,10 +21,12 @@ import hmac
 
 REPLY = "reply"
 UNSUBSCRIBE = "unsub"
+BOUNCE = "bounce"
 
 MAC_BYTES = 10
 MAX_TOKEN_LENGTH = 64  # refuse longer input before decoding: a token is short
 _UNSUBSCRIBE_TAG = "unsub-"
+_BOUNCE_TAG = "bounce-"
 _PAD = {0: "", 2: "======", 4: "====", 5: "===", 7: "="}
 
 
@@ -111,6 +115,20 @@ def unsubscribe_token(key: bytes, learner_id: int) -> str:
     return sign(key, UNSUBSCRIBE, learner_id)
 
 
+def bounce_token(key: bytes, delivery_id: int) -> str:
+    """The token for one delivery's envelope sender (VERP): its bounce names the delivery."""
+    return sign(key, BOUNCE, delivery_id)
+
+
+def keyed_digest(key: bytes, purpose: str, text: str) -> str:
+    """A 128-bit base32 digest of `text` that only the key's holder can compute (for a
+    Message-ID: stable per text, unguessable without the key)."""
+    if not key:
+        raise ValueError("the HMAC key is empty")
+    message = b"dripper-digest\0" + purpose.encode() + b"\0" + text.encode("utf-8")
+    return _b32encode(hmac.new(key, message, hashlib.sha256).digest()[:16])
+
+
 def _split(address: str) -> tuple[str, str]:
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
@@ -130,8 +148,15 @@ def unsubscribe_address(from_address: str, token: str) -> str:
     return f"{local}+{_UNSUBSCRIBE_TAG}{token}@{domain}"
 
 
+def bounce_address(from_address: str, token: str) -> str:
+    """`local+bounce-<token>@domain`: the envelope sender, where a bounce of one delivery lands."""
+    local, domain = _split(from_address)
+    return f"{local}+{_BOUNCE_TAG}{token}@{domain}"
+
+
 def address_token(address: str) -> tuple[str, str] | None:
-    """(purpose, token) from an address made by reply_address or unsubscribe_address, else None.
+    """(purpose, token) from an address made by reply_address, unsubscribe_address or
+    bounce_address, else None.
 
     The purpose is only a routing hint: verify() with it decides whether the token is genuine.
     """
@@ -144,4 +169,6 @@ def address_token(address: str) -> tuple[str, str] | None:
         return None
     if detail.lower().startswith(_UNSUBSCRIBE_TAG):
         return UNSUBSCRIBE, detail[len(_UNSUBSCRIBE_TAG) :]
+    if detail.lower().startswith(_BOUNCE_TAG):
+        return BOUNCE, detail[len(_BOUNCE_TAG) :]
     return REPLY, detail

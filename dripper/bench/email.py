@@ -14,6 +14,8 @@ from dripper.channels.email.channel import EmailChannel
 from dripper.channels.ratelimit import TokenBucket
 from dripper.config import SmtpSettings
 
+BENCH_KEY = b"dripper-bench-hmac-key"
+
 
 async def _start_sink() -> tuple[asyncio.subprocess.Process, int]:
     process = await asyncio.create_subprocess_exec(
@@ -56,7 +58,7 @@ async def bench_email(n: int, baseline: str | None, connections: int = 3) -> dic
             from_name="Bench Course",
             connections=connections,
         )
-        channel = EmailChannel(settings, limiter=TokenBucket(None))
+        channel = EmailChannel(settings, signing_key=BENCH_KEY, limiter=TokenBucket(None))
         result.update(await dispatch_due(channel, n))
     finally:
         counts = await _stop_sink(process)

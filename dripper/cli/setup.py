@@ -89,6 +89,9 @@ CONFIG_TEMPLATE = """\
 # Stay under your provider's sending limits.
 # messages_per_second = 14
 # connections = 2
+# Bounces come back to a signed address per message (course+bounce-...@), so a forged bounce
+# is told apart. Set false if your server only accepts your own address as the sender.
+# verp = true
 
 [imap]
 # The mailbox learner replies arrive in.
@@ -102,9 +105,9 @@ CONFIG_TEMPLATE = """\
 # mailbox = "INBOX"
 
 [security]
-# The file holding the key that signs reply tokens and unsubscribe links (or set
-# DRIPPER_HMAC_KEY instead). `dripper init` wrote a fresh one, readable by you alone. Keep it:
-# a new key makes every earlier reply address and unsubscribe link invalid.
+# The file holding the key that signs reply tokens, unsubscribe links, return paths and
+# Message-IDs (or set DRIPPER_HMAC_KEY instead). `dripper init` wrote a fresh one, readable by
+# you alone. Keep it: a new key makes every earlier reply address and unsubscribe link invalid.
 hmac_key_file = "hmac.key"
 """
 

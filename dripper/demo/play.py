@@ -318,6 +318,7 @@ async def _play(
             from_address="trainer@dripper.example",
             from_name="Your trainer",
         ),
+        signing_key=DEMO_KEY,
         limiter=TokenBucket(None),
         now=clock.now,  # emails are dated in the demo's six weeks
     )

@@ -42,9 +42,16 @@ from dripper.inbound.telegram.poller import TelegramPoller
 from dripper.inbound.telegram.webhook import TelegramWebhook
 from dripper.models import Channel as ChannelName
 
+NO_KEY_FOR_EMAIL = (
+    "sending email needs the HMAC key that signs reply tokens, unsubscribe links, return paths "
+    "and Message-IDs: `dripper init` writes one to hmac.key and points [security] hmac_key_file "
+    'at it; or set DRIPPER_HMAC_KEY (make one with: python -c "import secrets; '
+    'print(secrets.token_urlsafe(32))")'
+)
+
 
 def signing_key(settings: Settings) -> bytes | None:
-    """The HMAC key for reply and unsubscribe tokens; email needs one, Telegram does not."""
+    """The HMAC key of tokens, return paths and Message-IDs (email needs one, Telegram not)."""
     key = settings.security.hmac_key
     return key.get_secret_value().encode() if key is not None else None
 
@@ -80,8 +87,11 @@ def build_channels(settings: Settings, *, unlimited: bool = False) -> dict[Chann
     if settings.smtp.host:
         from dripper.channels.email.channel import EmailChannel
 
+        key = signing_key(settings)
+        if key is None:
+            raise DripperError(NO_KEY_FOR_EMAIL)
         limiter = TokenBucket(None) if unlimited else None
-        channels[ChannelName.EMAIL] = EmailChannel(settings.smtp, limiter=limiter)
+        channels[ChannelName.EMAIL] = EmailChannel(settings.smtp, signing_key=key, limiter=limiter)
     if not channels:
         raise DripperError(
             "no channel is configured, so nothing could be sent: set DRIPPER_TELEGRAM_TOKEN (or "
@@ -160,12 +170,7 @@ class Worker:
         Email needs the HMAC key: without it a message would go out with no unsubscribe link
         and no reply token, and replies could not be told from forgeries."""
         if settings.smtp.host and signing_key(settings) is None:
-            raise DripperError(
-                "sending email needs the HMAC key that signs reply tokens and unsubscribe links: "
-                "`dripper init` writes one to hmac.key and points [security] hmac_key_file at it; "
-                'or set DRIPPER_HMAC_KEY (make one with: python -c "import secrets; '
-                'print(secrets.token_urlsafe(32))")'
-            )
+            raise DripperError(NO_KEY_FOR_EMAIL)
         telegram = settings.telegram
         webhook = None
         if telegram.webhook_url is not None and telegram.webhook_secret is not None:

@@ -34,6 +34,9 @@ COURSE_ADDRESS = "course@example.com"
 COURSE_DOMAIN = "example.com"
 
 
+SEED_KEY = b"seed-hmac-key-0123456789"  # the key the seeded Message-IDs were made with
+
+
 COURSE = """\
 id: replies
 title: Replies course
@@ -114,7 +117,7 @@ async def seed_course(
         seed = SeededLearner(learner.id, str(learner.email), enrollment.id)
         for index, step in enumerate(sent):
             key = step_key(enrollment.id, step)
-            seed.message_ids[step] = message_id_for(key, COURSE_DOMAIN)
+            seed.message_ids[step] = message_id_for(SEED_KEY, key, COURSE_DOMAIN)
             when = COURSE_END + timedelta(days=1, hours=index)
             deliveries.append(
                 Delivery(

@@ -517,6 +517,16 @@ class SentMail:
     occurrence: int
 
 
+def _sent_mail(row: dict[str, Any]) -> SentMail:
+    return SentMail(
+        int(row["id"]),
+        int(row["learner_id"]),
+        None if row["enrollment_id"] is None else int(row["enrollment_id"]),
+        row["step_id"],
+        int(row["occurrence"]),
+    )
+
+
 async def sent_by_message_id(message_ids: Sequence[str]) -> dict[str, SentMail]:
     """Our deliveries whose provider message id (an email's Message-ID) is one of these, by
     that id in lower case."""
@@ -531,13 +541,20 @@ async def sent_by_message_id(message_ids: Sequence[str]) -> dict[str, SentMail]:
         ),
         list(message_ids),
     )
-    return {
-        str(row["provider_message_id"]).lower(): SentMail(
-            int(row["id"]),
-            int(row["learner_id"]),
-            None if row["enrollment_id"] is None else int(row["enrollment_id"]),
-            row["step_id"],
-            int(row["occurrence"]),
-        )
-        for row in rows
-    }
+    return {str(row["provider_message_id"]).lower(): _sent_mail(row) for row in rows}
+
+
+async def deliveries_by_id(delivery_ids: Sequence[int]) -> list[SentMail]:
+    """Our deliveries with these ids (a signed return path names one), in id order."""
+    if not delivery_ids:
+        return []
+    conn = connection()
+    rows = await conn.execute_query_dict(
+        q(
+            conn,
+            "SELECT id, learner_id, enrollment_id, step_id, occurrence FROM delivery "
+            f"WHERE id IN {in_list(conn, len(delivery_ids))} ORDER BY id",
+        ),
+        list(delivery_ids),
+    )
+    return [_sent_mail(row) for row in rows]

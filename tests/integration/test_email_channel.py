@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -31,12 +33,20 @@ from dripper.content.compose import Content, compose_reply
 from dripper.content.render import escape_markdown
 from dripper.errors import DripperError
 from dripper.sandbox.smtp import SmtpSink
-from dripper.tokens import REPLY, UNSUBSCRIBE, address_token, reply_token, unsubscribe_token, verify
+from dripper.tokens import (
+    BOUNCE,
+    REPLY,
+    UNSUBSCRIBE,
+    address_token,
+    reply_token,
+    unsubscribe_token,
+    verify,
+)
 
 KEY = b"test-hmac-key-0123456789abcdef"
 FROM = "course@example.com"
 NOW = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
-SENDER = Sender(FROM, "Leadership Course")
+SENDER = Sender(FROM, "Leadership Course", KEY)
 
 
 def outbound(
@@ -90,6 +100,10 @@ def display_name(message: EmailMessage) -> str:
     return str(message["To"].addresses[0].display_name).replace(" ", "")
 
 
+def _channel(settings: SmtpSettings, **options: Any) -> EmailChannel:
+    return EmailChannel(settings, signing_key=KEY, **options)
+
+
 def smtp_settings(sink: SmtpSink, **overrides: Any) -> SmtpSettings:
     values: dict[str, Any] = {
         "host": "127.0.0.1",
@@ -111,7 +125,7 @@ async def sink() -> AsyncIterator[SmtpSink]:
 
 @pytest.fixture
 async def channel(sink: SmtpSink) -> AsyncIterator[EmailChannel]:
-    email = EmailChannel(smtp_settings(sink), limiter=TokenBucket(None), timeout=5)
+    email = _channel(smtp_settings(sink), limiter=TokenBucket(None), timeout=5)
     await email.start()
     yield email
     await email.close()
@@ -125,7 +139,9 @@ async def test_headers_of_a_drip(channel: EmailChannel, sink: SmtpSink) -> None:
     assert result.outcome is Outcome.SENT
     [received] = await sink.wait_for(1)
     message = received.message
-    assert received.mail_from == FROM
+    purpose, token = address_token(received.mail_from) or ("", "")
+    assert received.mail_from.startswith("course+bounce-")  # VERP: the bounce names delivery 1
+    assert purpose == BOUNCE and verify(KEY, BOUNCE, token) == (1,)
     assert received.rcpt_tos == ("ada@example.org",)
     assert message["From"] == f"Leadership Course <{FROM}>"
     assert message["To"] == "Ada Lovelace <ada@example.org>"
@@ -154,9 +170,26 @@ def test_message_id_is_stable_per_business_key() -> None:
     assert (
         first.message_id
         == again.message_id
-        == message_id_for("enr:1/step:tip-1/occ:0", "example.com")
+        == message_id_for(KEY, "enr:1/step:tip-1/occ:0", "example.com")
     )
     assert other.message_id != first.message_id
+
+
+def test_message_id_cannot_be_computed_without_the_key() -> None:
+    """A stranger who guesses the business key still cannot make our Message-ID: the one the
+    old unkeyed scheme gave, and the one another key gives, both differ."""
+    business_key = "enr:1/step:tip-1/occ:0"
+    ours = build_email(outbound(), SENDER, NOW).message_id
+    digest = hashlib.sha256(business_key.encode()).digest()[:16]
+    unkeyed = f"<{base64.b32encode(digest).decode().rstrip('=').lower()}@example.com>"
+    assert ours not in (unkeyed, message_id_for(b"another key", business_key, "example.com"))
+    with pytest.raises(ValueError, match="HMAC key"):
+        Sender(FROM, "Leadership Course", b"")
+
+
+def test_without_verp_the_envelope_sender_is_the_from_address() -> None:
+    sender = Sender(FROM, "Leadership Course", KEY, verp=False)
+    assert build_email(outbound(), sender, NOW).mail_from == FROM
 
 
 def test_multipart_alternative_from_the_same_markdown() -> None:
@@ -296,7 +329,7 @@ async def test_unusable_address_fails_without_sending(
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_tls_and_auth(security: str) -> None:
     async with SmtpSink(security=security, credentials=("trainer", "s3cret")) as sink:  # type: ignore[arg-type]
-        email = EmailChannel(
+        email = _channel(
             smtp_settings(sink, security=security, username="trainer", password="s3cret"),
             limiter=TokenBucket(None),
             tls_context=sink.client_tls_context(),
@@ -311,7 +344,7 @@ async def test_tls_and_auth(security: str) -> None:
 
 async def test_auth_without_tls() -> None:
     async with SmtpSink(credentials=("trainer", "s3cret")) as sink:
-        email = EmailChannel(
+        email = _channel(
             smtp_settings(sink, username="trainer", password="s3cret"), limiter=TokenBucket(None)
         )
         await email.start()
@@ -321,7 +354,7 @@ async def test_auth_without_tls() -> None:
 
 async def test_wrong_password_names_the_settings() -> None:
     async with SmtpSink(credentials=("trainer", "s3cret")) as sink:
-        email = EmailChannel(smtp_settings(sink, username="trainer", password="nope"))
+        email = _channel(smtp_settings(sink, username="trainer", password="nope"))
         with pytest.raises(DripperError, match="DRIPPER_SMTP_USERNAME") as info:
             await email.start()
         assert "535" in str(info.value) and "nope" not in str(info.value)
@@ -331,20 +364,20 @@ async def test_wrong_password_names_the_settings() -> None:
 async def test_unreachable_server_names_the_host_setting(sink: SmtpSink) -> None:
     port = sink.port
     await sink.stop()
-    email = EmailChannel(smtp_settings(sink, port=port), timeout=2)
+    email = _channel(smtp_settings(sink, port=port), timeout=2)
     with pytest.raises(DripperError, match=r"\[smtp\] host \(DRIPPER_SMTP_HOST\)"):
         await email.start()
 
 
 async def test_missing_settings_are_named() -> None:
     with pytest.raises(DripperError, match="DRIPPER_SMTP_HOST"):
-        await EmailChannel(SmtpSettings()).start()
+        await _channel(SmtpSettings()).start()
     with pytest.raises(DripperError, match="DRIPPER_SMTP_FROM_ADDRESS"):
-        await EmailChannel(SmtpSettings(host="127.0.0.1")).start()
+        await _channel(SmtpSettings(host="127.0.0.1")).start()
 
 
 async def test_tls_mismatch_says_which_setting(sink: SmtpSink) -> None:
-    email = EmailChannel(smtp_settings(sink, security="tls"), timeout=2)
+    email = _channel(smtp_settings(sink, security="tls"), timeout=2)
     with pytest.raises(DripperError, match="DRIPPER_SMTP_SECURITY"):
         await email.start()
 
@@ -358,7 +391,7 @@ async def test_one_connection_carries_many_messages(channel: EmailChannel, sink:
 
 
 async def test_pool_uses_at_most_its_connections(sink: SmtpSink) -> None:
-    email = EmailChannel(smtp_settings(sink, connections=3), limiter=TokenBucket(None))
+    email = _channel(smtp_settings(sink, connections=3), limiter=TokenBucket(None))
     await email.start()
     results = await asyncio.gather(*(email.send(outbound(n)) for n in range(30)))
     await email.close()
@@ -424,14 +457,15 @@ async def test_drop_after_data_is_uncertain(channel: EmailChannel, sink: SmtpSin
     sink.drop_after_data()
     result = await channel.send(outbound())
     assert result.outcome is Outcome.UNCERTAIN
-    assert result.provider_message_id == message_id_for("enr:1/step:tip-1/occ:0", "example.com")
+    expected = message_id_for(KEY, "enr:1/step:tip-1/occ:0", "example.com")
+    assert result.provider_message_id == expected
     assert (await channel.send(outbound(2))).outcome is Outcome.SENT
     [dropped, delivered] = await sink.wait_for(2)
     assert not dropped.answered and delivered.answered
 
 
 async def test_timeout_after_data_is_uncertain(sink: SmtpSink) -> None:
-    email = EmailChannel(smtp_settings(sink), limiter=TokenBucket(None), timeout=0.3)
+    email = _channel(smtp_settings(sink), limiter=TokenBucket(None), timeout=0.3)
     await email.start()
     sink.hang_after_data()
     result = await email.send(outbound())
@@ -441,7 +475,7 @@ async def test_timeout_after_data_is_uncertain(sink: SmtpSink) -> None:
 
 
 async def test_server_down_mid_run_is_retry(sink: SmtpSink) -> None:
-    email = EmailChannel(smtp_settings(sink), limiter=TokenBucket(None), timeout=2)
+    email = _channel(smtp_settings(sink), limiter=TokenBucket(None), timeout=2)
     await email.start()
     await sink.stop()
     result = await email.send(outbound())
@@ -449,7 +483,7 @@ async def test_server_down_mid_run_is_retry(sink: SmtpSink) -> None:
 
 
 async def test_rate_limit_is_honoured(sink: SmtpSink) -> None:
-    email = EmailChannel(smtp_settings(sink, connections=2, messages_per_second=40))
+    email = _channel(smtp_settings(sink, connections=2, messages_per_second=40))
     await email.start()
     started = time.monotonic()
     results = await asyncio.gather(*(email.send(outbound(n)) for n in range(20)))

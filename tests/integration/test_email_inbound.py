@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ from dripper.models import (
     Reachability,
 )
 from dripper.sandbox.seed import COURSE_ADDRESS, SeededLearner, reply_message, seed_course
+from dripper.schedule.keys import step_key
+from dripper.tokens import bounce_address, bounce_token
 from tests.fixtures.mail import Mailbox, eml
 
 KEY = b"inbound-test-hmac-key-0123456789"
@@ -149,6 +153,53 @@ async def test_token_from_another_address_is_flagged_and_not_trusted(env: Env) -
     assert all("unverified-sender" in (item.error or "") for item in await items())
 
 
+async def test_reply_to_a_computed_message_id_is_not_filed_for_the_learner(env: Env) -> None:
+    """A stranger who knows the business key (enrollment and step) computes the Message-ID the
+    old unkeyed scheme gave and replies "in thread": it matches no learner."""
+    learner = env.learners[0]
+    business_key = step_key(learner.enrollment_id, "reflect")
+    digest = hashlib.sha256(business_key.encode()).digest()[:16]
+    computed = f"<{base64.b32encode(digest).decode().rstrip('=').lower()}@example.com>"
+    assert computed not in learner.message_ids.values()
+    env.deliver(
+        "reply_gmail", learner, **{"from": STRANGER, "to": COURSE_ADDRESS}, in_reply_to=computed
+    )
+    report = await env.ingest()
+    assert report.processed["unknown-sender"] == 1
+    assert await messages_of(learner) == []
+
+
+async def test_dmarc_failure_makes_the_learners_own_address_unverified(env: Env) -> None:
+    """A spoofed From with a genuine thread (a forwarded mail, say): the receiving server's
+    Authentication-Results says DMARC failed, so the quiz answer is not recorded."""
+    learner = env.learners[0]
+    results = (
+        f"Authentication-Results: mx.example.com; spf=fail smtp.mailfrom={STRANGER};\n"
+        " dkim=none; dmarc=fail (p=none dis=none) header.from=example.net\n"
+    )
+    quiz = eml(
+        "quiz_answer",
+        **{"from": learner.email, "to": COURSE_ADDRESS},
+        in_reply_to=learner.message_ids["quiz"],
+    )
+    env.mailbox.deliver(results.encode() + quiz)
+    # Microsoft 365 writes the header without an authserv-id.
+    stop = eml("stop", **{"from": learner.email, "to": learner.unsubscribe_to(KEY)})
+    microsoft = (
+        "Authentication-Results: spf=fail (sender IP is 203.0.113.9) smtp.mailfrom=evil.example;"
+        " dkim=none (message not signed) header.d=none;dmarc=fail action=none"
+        " header.from=example.net;compauth=fail reason=001\n"
+    )
+    env.mailbox.deliver(microsoft.encode() + stop)
+    report = await env.ingest()
+    assert report.processed["unverified"] == 2
+    assert await QuizAnswer.all().count() == 0
+    assert (await Learner.get(id=learner.id)).opted_out_at is None
+    filed = await messages_of(learner)
+    assert len(filed) == 2 and all(m.flags == ["unverified-sender"] for m in filed)
+    assert all("DMARC failed" in (item.error or "") for item in await items())
+
+
 async def test_unknown_sender_is_kept_raw_and_flagged(env: Env) -> None:
     env.deliver(
         "reply_gmail", None, **{"from": STRANGER, "to": COURSE_ADDRESS}, in_reply_to="<x@y.z>"
@@ -187,6 +238,49 @@ async def test_soft_bounce_is_counted_once(env: Env) -> None:
     learner = await Learner.get(id=env.learners[0].id)
     assert (learner.soft_bounces, learner.email_status) == (1, Reachability.UNKNOWN)
     assert await Message.all().count() == 0
+
+
+async def test_forged_bounce_is_flagged_and_changes_nothing(env: Env) -> None:
+    """Anyone can mail a multipart/report naming a learner's address; without our Message-ID
+    (here: the one the old unkeyed scheme gave, which a stranger could compute) or a signed
+    return path, it counts for nobody."""
+    learner = env.learners[0]
+    business_key = step_key(learner.enrollment_id, "reflect")
+    digest = hashlib.sha256(business_key.encode()).digest()[:16]
+    computed = f"<{base64.b32encode(digest).decode().rstrip('=').lower()}@example.com>"
+    env.deliver("dsn_hard_postfix", learner, original_id=computed)
+    env.deliver("dsn_soft_delayed", learner, original_id="<made-up@example.com>")
+    report = await env.ingest()
+    assert report.processed["unverified-bounce"] == 2
+    kept = await Learner.get(id=learner.id)
+    assert (kept.email_status, kept.soft_bounces) == (Reachability.UNKNOWN, 0)
+    for item in await items():
+        assert item.state is InboundState.FLAGGED
+        assert (item.error or "").startswith("unverified bounce, not counted")
+        assert f"{learner.email} " in (item.error or "")
+
+
+async def test_bounce_to_a_signed_return_path_counts_for_that_delivery(env: Env) -> None:
+    first, second, third = env.learners
+    verp = bounce_address(COURSE_ADDRESS, bounce_token(KEY, first.delivery_ids["hello"]))
+    env.deliver("dsn_verp_only", first, to=verp, tag="1")
+    # The return path of the first learner's mail, reporting the second learner's address.
+    env.deliver("dsn_verp_only", second, to=verp, tag="2")
+    # A return path signed with another key proves nothing.
+    forged = bounce_address(
+        COURSE_ADDRESS, bounce_token(b"not our key", third.delivery_ids["hello"])
+    )
+    env.deliver("dsn_verp_only", third, to=forged, tag="3")
+    report = await env.ingest()
+    assert (report.processed["bounce"], report.processed["unverified-bounce"]) == (1, 2)
+    states = {
+        learner.id: (await Learner.get(id=learner.id)).email_status for learner in env.learners
+    }
+    assert states == {
+        first.id: Reachability.UNREACHABLE,
+        second.id: Reachability.UNKNOWN,
+        third.id: Reachability.UNKNOWN,
+    }
 
 
 @pytest.mark.parametrize(

@@ -305,3 +305,44 @@ def test_any_text_part_parses(body: str, charset: str) -> None:
         "Content-Transfer-Encoding: 8bit\n\n"
     ).encode() + body.encode("utf-8", "surrogatepass")
     classify(parse_mail(raw), KEY)
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+def _with_results(*values: str) -> bytes:
+    headers = "".join(f"Authentication-Results: {value}\n" for value in values)
+    return headers.encode() + sample("reply_gmail")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mx.google.com; dkim=pass header.i=@example.net; spf=pass smtp.mailfrom=example.net;"
+        " dmarc=fail (p=NONE sp=NONE dis=NONE) header.from=example.net",
+        "mx.example.com 1; dmarc=FAIL header.from=example.net",
+        # Microsoft 365: no authserv-id, which the RFC 8601 parser refuses; read by the fallback.
+        "spf=fail (sender IP is 203.0.113.9) smtp.mailfrom=evil.example; dkim=none (message not"
+        " signed) header.d=none;dmarc=fail action=none header.from=example.net;compauth=fail",
+    ],
+)
+def test_dmarc_failure_is_read_from_authentication_results(value: str) -> None:
+    verdict = classify(parse_mail(_with_results(value)), KEY)
+    assert verdict.dmarc_failure is not None and verdict.dmarc_failure.startswith("DMARC failed")
+
+
+def test_a_dmarc_pass_anywhere_does_not_outweigh_a_failure() -> None:
+    """A sender can write its own Authentication-Results; a forged "pass" never adds trust."""
+    passed = "mx.example.com; dmarc=pass header.from=example.net"
+    failed = "mx.example.com; dmarc=fail header.from=example.net"
+    assert classify(parse_mail(_with_results(passed)), KEY).dmarc_failure is None
+    assert classify(parse_mail(_with_results(passed, failed)), KEY).dmarc_failure is not None
+    assert classify(parse_mail(_with_results("garbage ;;; ===")), KEY).dmarc_failure is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_authentication_results_header_is_read_without_raising(value: str) -> None:
+    line = value.replace("\r", " ").replace("\n", " ")
+    mail = parse_mail(f"Authentication-Results: {line}\n".encode() + sample("reply_gmail"))
+    classify(mail, KEY)

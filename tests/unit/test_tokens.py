@@ -7,9 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dripper.tokens import (
+    BOUNCE,
     REPLY,
     UNSUBSCRIBE,
     address_token,
+    bounce_address,
+    bounce_token,
+    keyed_digest,
     reply_address,
     reply_token,
     sign,
@@ -94,3 +98,28 @@ def test_addresses_carry_tokens_back() -> None:
     assert address_token("nonsense") is None
     with pytest.raises(ValueError):
         reply_address("not-an-address", reply)
+
+
+def test_a_return_path_names_its_delivery_and_only_under_its_purpose() -> None:
+    token = bounce_token(KEY, 4242)
+    address = bounce_address("course@example.com", token)
+    assert address == f"course+bounce-{token}@example.com"
+    assert address_token(address.upper()) == (BOUNCE, token.upper())
+    assert verify(KEY, BOUNCE, token) == (4242,)
+    assert verify(KEY, UNSUBSCRIBE, token) is None  # never an unsubscribe, nor a reply
+    assert verify(KEY, REPLY, token) is None
+    assert verify(b"other" * 8, BOUNCE, token) is None
+
+
+def test_keyed_digests_depend_on_key_purpose_and_text() -> None:
+    digest = keyed_digest(KEY, "message-id", "enr:1/step:a/occ:0")
+    assert digest == keyed_digest(KEY, "message-id", "enr:1/step:a/occ:0")
+    assert len(digest) == 26 and set(digest) <= set(ALPHABET)
+    others = {
+        keyed_digest(b"x" * 32, "message-id", "enr:1/step:a/occ:0"),
+        keyed_digest(KEY, "other", "enr:1/step:a/occ:0"),
+        keyed_digest(KEY, "message-id", "enr:1/step:b/occ:0"),
+    }
+    assert digest not in others and len(others) == 3
+    with pytest.raises(ValueError):
+        keyed_digest(b"", "message-id", "x")

@@ -5,12 +5,16 @@ sends (about twice as fast as a connection per message). A connection the server
 reopened transparently; a send that found its connection dead before DATA is retried once on a
 fresh one. Outcomes:
 
-- 2xx: SENT, provider_message_id = our Message-ID (stable per business key);
+- 2xx: SENT, provider_message_id = our Message-ID (keyed by the HMAC key, stable per business
+  key);
 - 4xx anywhere, a refused connection, a timeout before DATA: RETRY with the server's text;
 - 5xx: FAILED with the server's text; a recipient refused as unknown / unavailable (550, 551,
   553, or enhanced status 5.1.x / 5.2.1): UNREACHABLE, a hard bounce at SMTP time;
 - the connection lost or a timeout once DATA was under way: UNCERTAIN (the server may have
   taken the message; a resend reuses the Message-ID, so clients can dedupe).
+
+The envelope sender is a signed return path per delivery (VERP, `[smtp] verp`, on by default):
+a bounce proves which of our messages it is about, so a forged one can be told apart.
 
 A shared `TokenBucket` keeps the provider's rate (`messages_per_second`).
 """
@@ -111,6 +115,7 @@ class EmailChannel:
         self,
         settings: SmtpSettings,
         *,
+        signing_key: bytes,
         limiter: TokenBucket | None = None,
         tls_context: ssl.SSLContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -121,7 +126,9 @@ class EmailChannel:
         `tls_context` replaces the system trust store (e.g. a sandbox's self-signed cert)."""
         self.settings = settings
         self.limiter = limiter or TokenBucket(settings.messages_per_second)
-        self.sender = Sender(settings.from_address or "", settings.from_name or "")
+        self.sender = Sender(
+            settings.from_address or "", settings.from_name or "", signing_key, settings.verp
+        )
         self._tls_context = tls_context
         self._timeout = timeout
         self._local_hostname = local_hostname
@@ -271,6 +278,11 @@ class EmailChannel:
         except SMTPResponseException as exc:
             await self._reset(client)
             text = f"sender refused: {_server_text(exc.code, exc.message)}"
+            if self.sender.verp:
+                text += (
+                    f" (the envelope sender was {email.mail_from}; if the server allows only "
+                    "your own address, set [smtp] verp = false)"
+                )
             return SendResult(_response_outcome(exc.code), error=text)
         except SMTPNotSupported as exc:
             await self._reset(client)

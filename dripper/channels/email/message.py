@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -28,7 +28,13 @@ from email.utils import format_datetime
 
 from dripper.channels.base import Outbound
 from dripper.content.render import email_text, html_fragment
-from dripper.tokens import reply_address, unsubscribe_address
+from dripper.tokens import (
+    bounce_address,
+    bounce_token,
+    keyed_digest,
+    reply_address,
+    unsubscribe_address,
+)
 
 LINE = 78  # RFC 5322 recommended maximum line length
 CRLF = "\r\n"
@@ -55,10 +61,19 @@ class InvalidAddress(ValueError):
 
 @dataclass(frozen=True)
 class Sender:
-    """The course's sending identity: the From address and its display name."""
+    """The course's sending identity: the From address, its display name and the HMAC key that
+    makes our Message-IDs and return paths unforgeable. With `verp`, each message's envelope
+    sender is `local+bounce-<signed delivery id>@domain`, so a bounce proves which delivery it is
+    about; without, the From address."""
 
     address: str
     name: str = ""
+    signing_key: bytes = field(default=b"", repr=False)
+    verp: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.signing_key:
+            raise ValueError("an email sender needs the HMAC key (Message-IDs are keyed by it)")
 
     @property
     def domain(self) -> str:
@@ -163,10 +178,10 @@ def normalise_address(address: str) -> tuple[str, bool]:
     raise InvalidAddress(f"invalid local part in email address {address!r}")
 
 
-def message_id_for(business_key: str, domain: str) -> str:
-    """A Message-ID stable per delivery: a retried send reuses it, so clients can dedupe."""
-    digest = hashlib.sha256(business_key.encode("utf-8")).digest()[:16]
-    return f"<{base64.b32encode(digest).decode('ascii').rstrip('=').lower()}@{domain}>"
+def message_id_for(key: bytes, business_key: str, domain: str) -> str:
+    """A Message-ID stable per delivery (a retried send reuses it, so clients can dedupe) that
+    nobody without the HMAC key can compute: a reply "in thread" proves the sender saw our mail."""
+    return f"<{keyed_digest(key, 'message-id', business_key)}@{domain}>"
 
 
 def reply_subject(subject: str) -> str:
@@ -331,7 +346,12 @@ def build_email(message: Outbound, sender: Sender, now: datetime) -> OutgoingEma
     recipient, smtputf8 = normalise_address(message.email)
     from_address, sender_utf8 = normalise_address(sender.address)
     domain = sender.domain
-    message_id = message_id_for(message.business_key, domain)
+    message_id = message_id_for(sender.signing_key, message.business_key, domain)
+    mail_from = (
+        bounce_address(from_address, bounce_token(sender.signing_key, message.delivery_id))
+        if sender.verp
+        else from_address
+    )
     unsubscribe = (
         unsubscribe_address(from_address, message.unsubscribe_token)
         if _TOKEN.fullmatch(message.unsubscribe_token)
@@ -381,7 +401,7 @@ def build_email(message: Outbound, sender: Sender, now: datetime) -> OutgoingEma
     data = "".join(head) + body
     return OutgoingEmail(
         message_id=message_id,
-        mail_from=from_address,
+        mail_from=mail_from,
         rcpt_to=recipient,
         data=data.encode("utf-8"),
         smtputf8=smtputf8 or sender_utf8,

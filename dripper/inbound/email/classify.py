@@ -13,16 +13,21 @@
 
 Which learner a message belongs to, and whether its sender is trusted, needs the database:
 `dripper.inbound.email.ingest` decides that with the tokens, thread ids and From found here.
+`dmarc_failure` reads what the receiving servers found: a From whose domain failed DMARC is
+never trusted, whatever address it shows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import authres
+
 from dripper.inbound.email.parse import BouncedRecipient, ParsedMail
-from dripper.tokens import REPLY, UNSUBSCRIBE, address_token, verify
+from dripper.tokens import BOUNCE, REPLY, UNSUBSCRIBE, address_token, verify
 
 _REPLY_PREFIX = re.compile(
     r"^\s*(?:(?:re|aw|sv|vs|antw|antwort|ref|rif|r|odp|wg|fw|fwd|tr)\s*(?:\[\d+\])?\s*:\s*)+",
@@ -99,6 +104,10 @@ _STOP_WORDS = frozenset(
 )
 
 
+# Microsoft 365 writes Authentication-Results without an authserv-id, which authres refuses.
+_DMARC_RESULT = re.compile(r"(?:^|;)\s*dmarc\s*=\s*([a-z]+)", re.IGNORECASE)
+
+
 _SYSTEM_SENDERS = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon)@", re.IGNORECASE)
 
 
@@ -114,8 +123,9 @@ class Kind(StrEnum):
 class TokenHit:
     """A genuine signed token found in a recipient address."""
 
-    purpose: str  # tokens.REPLY or tokens.UNSUBSCRIBE
-    ids: tuple[int, ...]  # reply: (learner id, enrollment id); unsubscribe: (learner id,)
+    purpose: str  # tokens.REPLY, tokens.UNSUBSCRIBE or tokens.BOUNCE
+    # reply: (learner id, enrollment id); unsubscribe: (learner id,); bounce: (delivery id,)
+    ids: tuple[int, ...]
     address: str
 
 
@@ -126,6 +136,12 @@ class Classification:
     tokens: tuple[TokenHit, ...] = ()
     choices: tuple[int, ...] | None = None  # 0-based option indexes when kind is ANSWER
     bounces: tuple[BouncedRecipient, ...] = field(default=())
+    dmarc_failure: str | None = None  # the From failed DMARC: why it cannot be trusted
+
+    def learner_tokens(self) -> tuple[TokenHit, ...]:
+        """The tokens that name a learner (reply and unsubscribe; bounce tokens name a
+        delivery)."""
+        return tuple(hit for hit in self.tokens if hit.purpose in (REPLY, UNSUBSCRIBE))
 
 
 def auto_reply_reason(mail: ParsedMail) -> str | None:
@@ -148,6 +164,27 @@ def auto_reply_reason(mail: ParsedMail) -> str | None:
         return f"from {mail.from_address}"
     if _OOF_SUBJECT.match(mail.subject):
         return f"out-of-office subject: {mail.subject[:80]}"
+    return None
+
+
+def _dmarc_results(value: str) -> list[str]:
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(value)
+    except authres.AuthResError:
+        return [found.lower() for found in _DMARC_RESULT.findall(value)]
+    return [str(result.result).lower() for result in header.results if result.method == "dmarc"]
+
+
+def dmarc_failure(mail: ParsedMail) -> str | None:
+    """Why the From cannot be trusted per the receiving servers' Authentication-Results (RFC
+    8601: a `dmarc=fail` anywhere), else None.
+
+    Every such header counts, not only our receiving server's: a forged "fail" can only make a
+    message less trusted, and nothing here trusts a message more for a "pass".
+    """
+    for name, value in mail.headers:
+        if name == "authentication-results" and "fail" in _dmarc_results(value):
+            return f"DMARC failed for the From domain (Authentication-Results: {value[:160]})"
     return None
 
 
@@ -195,14 +232,21 @@ def find_tokens(mail: ParsedMail, key: bytes | None) -> tuple[TokenHit, ...]:
         ids = verify(key, purpose, token)
         if ids is None:
             continue
-        if (purpose == REPLY and len(ids) == 2) or (purpose == UNSUBSCRIBE and len(ids) == 1):
+        if (purpose == REPLY and len(ids) == 2) or (
+            purpose in (UNSUBSCRIBE, BOUNCE) and len(ids) == 1
+        ):
             hits.append(TokenHit(purpose, ids, address))
     return tuple(hits)
 
 
 def classify(mail: ParsedMail, key: bytes | None) -> Classification:
     """What the message is, first match wins (see the module docstring for the order)."""
-    tokens = find_tokens(mail, key)
+    verdict = _classify(mail, find_tokens(mail, key))
+    failure = dmarc_failure(mail)
+    return dataclasses.replace(verdict, dmarc_failure=failure) if failure else verdict
+
+
+def _classify(mail: ParsedMail, tokens: tuple[TokenHit, ...]) -> Classification:
     if mail.report is not None:
         bounces = mail.report.recipients
         if any(b.hard for b in bounces):

@@ -15,9 +15,17 @@ Two steps, as for every inbound channel:
 
 Matching a message to a learner, in order: a signed token in a recipient address (Reply-To or
 List-Unsubscribe of our mail), then In-Reply-To / References against the Message-IDs we sent,
-then the From address. A token or thread match whose From is not the learner's address is
-kept with the flag "unverified-sender" and not trusted to unsubscribe or answer a quiz. Mail
-from nobody we know is flagged "unknown sender" and kept, raw, for the trainers.
+then the From address. A token or thread match whose From is not the learner's address, and
+any message whose From failed DMARC at the receiving server (Authentication-Results), is kept
+with the flag "unverified-sender" and not trusted to unsubscribe or answer a quiz. Mail from
+nobody we know is flagged "unknown sender" and kept, raw, for the trainers. Our Message-IDs and
+tokens are keyed by the HMAC key, so nobody who did not receive our mail can reply "in thread".
+
+A bounce counts only for a message we sent: the report must name one of our deliveries, by our
+Message-ID in the returned headers or by the signed return path (VERP) it was sent to, and the
+failed recipient must be that delivery's learner (or, when one learner is named and the
+recipient is nobody we know, the address their mail was forwarded to). Anything else is flagged
+"unverified bounce" and changes nothing: anyone can send a multipart/report.
 
 InboundItem.error holds the error of a flagged item and a short note on a processed one (why
 an auto-reply was hidden, which learner a bounce was counted for). A message over the size
@@ -55,14 +63,15 @@ from dripper.models import (
 from dripper.store import inbound as inbound_store
 from dripper.store.curricula import curriculum_of
 from dripper.store.learners import count_soft_bounce
-from dripper.store.outbox import SentMail, sent_by_message_id
-from dripper.tokens import REPLY
+from dripper.store.outbox import SentMail, deliveries_by_id, sent_by_message_id
+from dripper.tokens import BOUNCE, REPLY
 
 log = logging.getLogger("dripper.mail")
 
 UNVERIFIED = "unverified-sender"
 TOO_LARGE = "too-large"
 UNKNOWN_SENDER = "unknown sender"
+UNVERIFIED_BOUNCE = "unverified bounce"
 PROCESS_CHUNK = 20  # items per transaction: short, the dispatcher shares the connection
 _TOO_LARGE_NOTE = "too large: "
 _ATTACHMENTS_MARK = "; attachments: "
@@ -176,8 +185,10 @@ def _same_address(learner: Learner, address: str | None) -> bool:
 
 
 async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | None:
-    """The learner a message belongs to: token, then thread ids, then From."""
-    for hit in verdict.tokens:
+    """The learner a message belongs to: token, then thread ids, then From. Trusted only when
+    the From is the learner's own address and did not fail DMARC."""
+    authentic = verdict.dmarc_failure is None
+    for hit in verdict.learner_tokens():
         learner = await Learner.get_or_none(id=hit.ids[0])
         if learner is None:
             continue
@@ -198,7 +209,7 @@ async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | No
             ),
             None,
         )
-        trusted = _same_address(learner, mail.from_address)
+        trusted = authentic and _same_address(learner, mail.from_address)
         return Match(learner, "token", trusted, enrollment_id, delivery)
     known = await sent_by_message_id(mail.thread_ids)
     for message_id in mail.thread_ids:
@@ -207,12 +218,12 @@ async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | No
             continue
         learner = await Learner.get_or_none(id=delivery.learner_id)
         if learner is not None:
-            trusted = _same_address(learner, mail.from_address)
+            trusted = authentic and _same_address(learner, mail.from_address)
             return Match(learner, "thread", trusted, delivery.enrollment_id, delivery)
     if mail.from_address:
         learner = await Learner.get_or_none(email=mail.from_address.lower())
         if learner is not None:
-            return Match(learner, "from", True)
+            return Match(learner, "from", authentic)
     return None
 
 
@@ -331,8 +342,10 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
     learner = match.learner
     flags: list[str] = [] if match.trusted else [UNVERIFIED]
     untrusted_note = (
-        f"{UNVERIFIED}: From {mail.from_address or '(none)'} is not {learner.email or 'known'} "
-        f"(matched by {match.via})"
+        f"{UNVERIFIED}: {verdict.dmarc_failure} (matched by {match.via})"
+        if verdict.dmarc_failure
+        else f"{UNVERIFIED}: From {mail.from_address or '(none)'} is not "
+        f"{learner.email or 'known'} (matched by {match.via})"
     )
     if verdict.kind is Kind.UNSUBSCRIBE:
         if match.trusted:
@@ -414,21 +427,24 @@ async def _file(
 
 async def _bounce(mail: ParsedMail, verdict: Classification) -> Outcome:
     """Hard bounce: the address is unreachable. Soft bounce: counted (once: process_item
-    writes the count and the item's new state in one transaction)."""
+    writes the count and the item's new state in one transaction). Only for a recipient of a
+    delivery the report proves is ours (see the module docstring); else flagged."""
     report = mail.report
-    returned = await sent_by_message_id(report.returned_message_ids if report else ())
-    by_message = next(iter(returned.values()), None)
+    named = list((await sent_by_message_id(report.returned_message_ids if report else ())).values())
+    named += await deliveries_by_id([hit.ids[0] for hit in verdict.tokens if hit.purpose == BOUNCE])
+    learners = {
+        learner.id: learner
+        for learner in await Learner.filter(id__in=sorted({sent.learner_id for sent in named}))
+    }
     notes: list[str] = []
+    refused: list[str] = []
     for bounce in verdict.bounces:
         if not (bounce.hard or bounce.soft):
             continue
-        learner = None
-        if bounce.recipient:
-            learner = await Learner.get_or_none(email=bounce.recipient)
-        if learner is None and by_message is not None:
-            learner = await Learner.get_or_none(id=by_message.learner_id)
+        learner = await _bounced_learner(bounce.recipient, learners)
         if learner is None:
-            notes.append(f"{bounce.recipient or '?'} {bounce.status}: no learner")
+            where = " ".join(filter(None, (bounce.recipient or "unnamed recipient", bounce.status)))
+            refused.append(f"{where}: names no message we sent to that address")
             continue
         if bounce.hard:
             await Learner.filter(id=learner.id).update(email_status=Reachability.UNREACHABLE)
@@ -436,8 +452,27 @@ async def _bounce(mail: ParsedMail, verdict: Classification) -> Outcome:
         else:
             await count_soft_bounce(learner.id)
             notes.append(f"learner {learner.id} soft bounce ({bounce.status or 'delayed'})")
+    if refused:
+        detail = "; ".join([*refused, *notes])
+        note = f"{UNVERIFIED_BOUNCE}, not counted ({verdict.reason}): {detail}"
+        return Outcome(InboundState.FLAGGED, note, "unverified-bounce")
     detail = "; ".join(notes) or "nothing to record"
     return Outcome(InboundState.PROCESSED, f"{verdict.reason} -> {detail}", "bounce")
+
+
+async def _bounced_learner(recipient: str | None, named: dict[int, Learner]) -> Learner | None:
+    """The learner a bounced recipient stands for, among the learners of the deliveries the
+    report names: the one with that address; else the only one named, when the recipient is
+    nobody we know (their mail was forwarded to it); else None."""
+    if recipient:
+        for learner in named.values():
+            if _same_address(learner, recipient):
+                return learner
+    if len(named) != 1:
+        return None
+    if recipient and await Learner.filter(email=recipient.lower()).exists():
+        return None  # another learner's address: not what this delivery was sent to
+    return next(iter(named.values()))
 
 
 # --------------------------------------------------------------------------- views
