@@ -69,6 +69,7 @@ class InboundState(StrEnum):
     PENDING = "pending"
     PROCESSED = "processed"
     FLAGGED = "flagged"  # stored but could not be processed; kept for a human
+    DISMISSED = "dismissed"  # flagged, then a trainer looked at it and let it be
 
 
 class Trainer(Model):
@@ -207,6 +208,8 @@ class Delivery(Model):
     provider_message_id = fields.CharField(max_length=255, null=True)
     last_error = fields.TextField(null=True)
     sent_at = fields.DatetimeField(null=True)
+    # A trainer saw this failed, uncertain or skipped delivery and let it be: no longer a problem.
+    dismissed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -298,6 +301,7 @@ class InboundItem(Model):
     class Meta:
         table = "inbound_item"
         unique_together = (("channel", "account", "external_id"),)
+        indexes = (("state",),)  # pending ones to process, flagged ones to show
 
 
 class Message(Model):

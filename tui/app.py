@@ -28,6 +28,7 @@ from tui.screens.conversation import ConversationScreen, notify_canned_trouble
 from tui.screens.help import HelpScreen
 from tui.screens.inbox import InboxScreen
 from tui.screens.learners import LearnersScreen
+from tui.screens.problems import ProblemsScreen, ProblemText
 from tui.session import DashboardConfig, Session
 from tui.text import clean
 
@@ -35,7 +36,7 @@ Background = Callable[[Callable[[str], None]], Awaitable[None]]
 
 
 class DripperApp(App[None]):
-    """`dripper tui`: the trainers' inbox, learners and cohorts."""
+    """`dripper tui`: the trainers' inbox, learners, cohorts and problems."""
 
     CSS_PATH = "styles/dripper.tcss"
     TITLE = "dripper"
@@ -44,6 +45,7 @@ class DripperApp(App[None]):
         Binding("f1", "show_inbox", "Inbox", id="app.inbox"),
         Binding("f2", "show_learners", "Learners", id="app.learners"),
         Binding("f3", "show_cohorts", "Cohorts", id="app.cohorts"),
+        Binding("f4", "show_problems", "Problems", id="app.problems"),
         Binding("question_mark", "show_keys", "Keys", id="app.keys"),
     ]
 
@@ -99,6 +101,8 @@ class DripperApp(App[None]):
             CohortsScreen,
             StepFiguresScreen,
             StepAnswersScreen,
+            ProblemsScreen,
+            ProblemText,
         )
         return [list(self.BINDINGS), *(list(screen.BINDINGS) for screen in screens)]
 
@@ -200,6 +204,9 @@ class DripperApp(App[None]):
 
     def action_show_cohorts(self) -> None:
         self._bring_forward(CohortsScreen, CohortsScreen)
+
+    def action_show_problems(self) -> None:
+        self._bring_forward(ProblemsScreen, ProblemsScreen)
 
     def action_show_keys(self) -> None:
         self.push_screen(HelpScreen(self.screen))

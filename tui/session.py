@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from dripper.engine.wake import notify_wake_async
+from dripper.engine.wake import INBOUND, notify_wake_async
 from dripper.inbox import CannedReply, load_canned_replies
 from dripper.models import Trainer
 
@@ -53,6 +53,10 @@ class Session:
     async def wake_dispatcher(self) -> None:
         """Tell `dripper run` that a reply is waiting, so it leaves now, not at the next poll."""
         await notify_wake_async(self.config.database_url)
+
+    async def wake_receivers(self) -> None:
+        """Tell `dripper run` that received items wait to be processed again (a retry)."""
+        await notify_wake_async(self.config.database_url, INBOUND)
 
     def canned_replies(self) -> list[CannedReply]:
         """The team's canned replies, read again (the file may have changed since the start);

@@ -14,7 +14,7 @@ from dripper.cli.enroll import select_learners
 from dripper.models import Delivery, Enrollment
 from dripper.schedule.plan import learner_zone, plan_steps
 from dripper.schedule.slots import local_iso
-from dripper.store import status
+from dripper.store import problems, status
 from dripper.store.curricula import curriculum_of
 
 
@@ -30,10 +30,10 @@ async def status_data(now: datetime) -> dict[str, Any]:
         "enrollments": await status.enrollments_by_state(),
         "next_due": next_due.isoformat() if next_due else None,
         "retrying": [_jsonable(row) for row in await status.retrying()],
-        "problems": [_jsonable(row) for row in await status.problem_deliveries()],
-        "flagged_inbound": [_jsonable(row) for row in await status.flagged_items()],
-        "flagged_inbound_total": await status.count_flagged_items(),
-        "unplannable": [_jsonable(row) for row in await status.unplannable()],
+        "problems": [_jsonable(row) for row in await problems.problem_deliveries()],
+        "flagged_inbound": [_jsonable(row) for row in await problems.flagged_items()],
+        "flagged_inbound_total": await problems.count_flagged_items(),
+        "unplannable": [_jsonable(row) for row in await problems.unplannable()],
     }
 
 
@@ -74,14 +74,21 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
     for name, parts in channels.items():
         click.echo(f"  {name}: {', '.join(parts)}")
     click.echo(f"next due: {data['next_due'] or 'nothing scheduled'}")
-    if data["retrying"]:
-        click.echo("retrying:")
-        for row in data["retrying"]:
-            click.echo(
-                f"  {row['business_key']}: attempt {row['attempts']}, next {row['available_at']}: "
-                f"{row['last_error']}"
-            )
+    _show_retrying(data)
     _show_problems(data)
+
+
+def _show_retrying(data: dict[str, Any]) -> None:
+    """Deliveries waiting for their next try, by learner and step."""
+    if not data["retrying"]:
+        return
+    click.echo("retrying:")
+    for row in data["retrying"]:
+        where = f", cohort {row['cohort']}" if row["cohort"] else ""
+        click.echo(
+            f"  {row['learner'] or '(no name)'}{where}, {row['step'] or row['kind']}: "
+            f"attempt {row['attempts']}, next {row['available_at']}: {row['last_error']}"
+        )
 
 
 def _show_problems(data: dict[str, Any]) -> None:
@@ -108,6 +115,10 @@ def _show_problems(data: dict[str, Any]) -> None:
         click.echo(f"received but not filed ({total}{more}):")
         for row in data["flagged_inbound"]:
             click.echo(f"  #{row['id']} {row['channel']} {row['at']}: {row['reason']}")
+    if data["problems"] or data["unplannable"] or data["flagged_inbound"]:
+        click.echo(
+            "deal with them in `dripper tui`, F4: retry, resend, mark sent or dismiss each one"
+        )
 
 
 async def timeline_data(

@@ -161,7 +161,7 @@ class Worker:
                 port=webhook.port,
             )
         self.mail = mail
-        self._listener = WakeListener(database_url, self.wake)
+        self._listener = WakeListener(database_url, self.wake, on_inbound=self.reprocess)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock, *, recover_all: bool) -> Worker:
@@ -221,6 +221,14 @@ class Worker:
                 await channel.close()
 
     # ---- running -------------------------------------------------------------------------
+
+    def reprocess(self) -> None:
+        """Received items were put back to be processed (a trainer's "retry" in the dashboard):
+        the receivers look now, not at the next update or mail."""
+        if self.telegram is not None:
+            self.telegram.nudge()
+        if self.mail is not None:
+            self.mail.nudge()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive and send until `stop` is set; in-flight sends finish and are recorded."""

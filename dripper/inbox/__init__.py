@@ -11,6 +11,8 @@ through the dispatcher on the learner's own channel.
 - `workflow`: trainers, assignment, status, snooze, labels, read marks
 - `views`: the list with its folders and filters, one thread, the learner panel, search
 - `canned`: the team's canned replies file
+- `problems`: what needs a look (failed and uncertain deliveries, items not filed, plans that
+  fail) and the trainer's actions on it
 """
 
 from dripper.inbox.canned import CannedRepliesError, CannedReply, load_canned_replies

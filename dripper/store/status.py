@@ -6,10 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from dripper.models import (
-    Delivery,
     DeliveryState,
     EnrollmentState,
-    InboundState,
     MessageDirection,
 )
 from dripper.store.sql import as_datetime, select
@@ -62,12 +60,16 @@ async def next_due() -> datetime | None:
 
 
 async def retrying(limit: int = 10) -> Rows:
-    """Pending deliveries that failed once and wait for their next try, soonest first."""
-    return list(
-        await Delivery.filter(state=DeliveryState.PENDING, last_error__isnull=False)
-        .order_by("available_at")
-        .limit(limit)
-        .values("id", "business_key", "available_at", "attempts", "last_error")
+    """Pending deliveries that failed once and wait for their next try, soonest first: id,
+    learner (name), cohort, step, kind, available_at, attempts, last_error."""
+    return await select(
+        "SELECT d.id, TRIM(l.first_name || ' ' || l.last_name) AS learner, c.name AS cohort, "
+        "d.step_id AS step, d.kind, d.available_at, d.attempts, d.last_error "
+        "FROM delivery d JOIN learner l ON l.id = d.learner_id "
+        "LEFT JOIN enrollment e ON e.id = d.enrollment_id "
+        "LEFT JOIN cohort c ON c.id = e.cohort_id "
+        "WHERE d.state = ? AND d.last_error IS NOT NULL ORDER BY d.available_at LIMIT ?",
+        [DeliveryState.PENDING.value, limit],
     )
 
 
@@ -114,53 +116,3 @@ async def quiz_answers_by_correctness() -> dict[bool | None, int]:
         "SELECT correct, COUNT(*) AS n FROM quiz_answer GROUP BY correct ORDER BY correct"
     )
     return {None if row["correct"] is None else bool(row["correct"]): int(row["n"]) for row in rows}
-
-
-# --------------------------------------------------------------------------- what needs a look
-
-
-async def problem_deliveries(limit: int = 10) -> Rows:
-    """The newest failed, uncertain and skipped deliveries with whom and what they were for:
-    learner (name), cohort, step, kind, state, reason, at."""
-    return await select(
-        "SELECT d.id, TRIM(l.first_name || ' ' || l.last_name) AS learner, c.name AS cohort, "
-        "d.step_id AS step, d.kind, d.state, d.channel, d.last_error AS reason, "
-        "d.updated_at AS at FROM delivery d JOIN learner l ON l.id = d.learner_id "
-        "LEFT JOIN enrollment e ON e.id = d.enrollment_id "
-        "LEFT JOIN cohort c ON c.id = e.cohort_id WHERE d.state IN (?, ?, ?) "
-        "ORDER BY d.updated_at DESC, d.id DESC LIMIT ?",
-        [
-            DeliveryState.FAILED.value,
-            DeliveryState.UNCERTAIN.value,
-            DeliveryState.SKIPPED.value,
-            limit,
-        ],
-    )
-
-
-async def flagged_items(limit: int = 10) -> Rows:
-    """The newest inbound items stored but not filed (unreadable, unknown sender, unverified,
-    failed): id, channel, external_id, reason, at."""
-    return await select(
-        "SELECT id, channel, external_id, error AS reason, received_at AS at FROM inbound_item "
-        "WHERE state = ? ORDER BY id DESC LIMIT ?",
-        [InboundState.FLAGGED.value, limit],
-    )
-
-
-async def count_flagged_items() -> int:
-    rows = await select(
-        "SELECT COUNT(*) AS n FROM inbound_item WHERE state = ?", [InboundState.FLAGGED.value]
-    )
-    return int(rows[0]["n"])
-
-
-async def unplannable(limit: int = 10) -> Rows:
-    """Enrollments the planner cannot plan: id, learner (name), cohort, reason."""
-    return await select(
-        "SELECT e.id, TRIM(l.first_name || ' ' || l.last_name) AS learner, c.name AS cohort, "
-        "e.plan_error AS reason FROM enrollment e JOIN learner l ON l.id = e.learner_id "
-        "JOIN cohort c ON c.id = e.cohort_id WHERE e.plan_error IS NOT NULL "
-        "ORDER BY e.id LIMIT ?",
-        [limit],
-    )

@@ -42,6 +42,7 @@ ALL_MIGRATIONS = [
     "0002_inbox_and_budget",
     "0003_delivery_change_index",
     "0004_unattended",
+    "0005_problems",
 ]
 EXPECTED_TABLES = {
     "conversation_label",
@@ -158,6 +159,29 @@ async def test_delivery_business_key_refuses_a_duplicate(any_url: str) -> None:
         with pytest.raises(IntegrityError):
             await _delivery(learner, f"1:welcome:{token}")
         assert await Delivery.filter(business_key=f"1:welcome:{token}").count() == 1
+
+
+def test_every_unique_together_survives_the_migrations(db: str) -> None:
+    """Each model's unique_together is a unique index of the migrated SQLite file (a migration
+    that rebuilds a table, as Tortoise does to alter a SQLite column, must not lose it)."""
+    path = db.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        for value in vars(models).values():
+            if not (isinstance(value, type) and issubclass(value, Model) and value is not Model):
+                continue
+            meta = value._meta
+            table = meta.db_table
+            unique = set()
+            for row in conn.execute(f"PRAGMA index_list('{table}')"):
+                if row[2]:  # unique
+                    columns = [c[2] for c in conn.execute(f"PRAGMA index_info('{row[1]}')")]
+                    unique.add(tuple(columns))
+            for together in meta.unique_together:
+                columns = tuple(
+                    meta.fields_db_projection.get(name) or meta.fields_db_projection[f"{name}_id"]
+                    for name in together
+                )
+                assert columns in unique, (table, columns, unique)
 
 
 async def test_foreign_keys_are_enforced(any_url: str) -> None:

@@ -27,6 +27,7 @@ from dripper.inbox import (
     list_conversations,
     unread_count,
 )
+from dripper.inbox.problems import count_problems
 from tui.messages import DataChanged, OpenConversation
 from tui.screens.pickers import Ask, Choose
 from tui.session import age, session_of
@@ -129,11 +130,12 @@ class InboxScreen(Screen[None]):
         # The counts come second: the list is what the trainer waits for.
         total = await count_conversations(self.query_state, trainer_id, now)
         unread = await unread_count(trainer_id)
+        problems = await count_problems()
         if not self.is_attached:
             return
         self.total, self.total_known = total, True
         self._show_more()
-        self._show_status(unread)
+        self._show_status(unread, problems)
 
     def on_data_changed(self, _: DataChanged) -> None:
         if self.app.screen is self:  # covered by a conversation: it reloads on resume
@@ -200,7 +202,7 @@ class InboxScreen(Screen[None]):
             return "Inbox zero: nothing is waiting for a trainer."
         return "No conversations here."
 
-    def _show_status(self, unread: int) -> None:
+    def _show_status(self, unread: int, problems: int = 0) -> None:
         query = self.query_state
         status = Text.assemble((query.folder.value.capitalize(), "bold"), f" {self.total:,}")
         extras = []
@@ -214,6 +216,9 @@ class InboxScreen(Screen[None]):
         for extra in extras:
             status.append(" · ")
             status.append_text(literal(extra, one_line=True))
+        if problems:
+            status.append(" · ")
+            status.append(f"{problems:,} problem{'s' if problems != 1 else ''} (F4)", "yellow")
         self.query_one("#inbox-status", Static).update(status)
 
     def selected_id(self) -> int | None:

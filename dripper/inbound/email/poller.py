@@ -121,6 +121,7 @@ class ImapPoller:
         self.account = account_name(self.username, self.host, imap.mailbox)
         self._client: IMAPClient | None = None
         self._idle = False
+        self._nudged = asyncio.Event()  # process pending items now, not at the next mail
         # Messages of a batch the server failed, fetched one by one until each is through
         # (across reconnects), and how often each failed alone.
         self._suspects: set[int] = set()
@@ -355,33 +356,35 @@ class ImapPoller:
 
     # ---- waiting and the loop ------------------------------------------------------------
 
+    def nudge(self) -> None:
+        """End the wait for mail: a trainer put a flagged item back to be processed."""
+        self._nudged.set()
+
     async def wait_for_mail(self, stop: asyncio.Event) -> None:
-        """Return when the server reports a change (IDLE), after `poll_interval`, or on stop."""
-        if not self._idle:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.poll_interval)
-            return
-        stopped = threading.Event()
-
-        async def relay() -> None:
-            await stop.wait()
-            stopped.set()
-
-        relay_task = asyncio.create_task(relay())
+        """Return when the server reports a change (IDLE), after `poll_interval`, on `nudge`,
+        or on stop."""
+        woken = asyncio.create_task(_first_of(stop, self._nudged))
         try:
-            await self._call(self._idle_sync, self.options.poll_interval, stopped)
+            if not self._idle:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(woken), self.options.poll_interval)
+                return
+            interrupted = threading.Event()
+            woken.add_done_callback(lambda _: interrupted.set())
+            await self._call(self._idle_sync, self.options.poll_interval, interrupted)
         finally:
-            relay_task.cancel()
+            woken.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+                await woken
+            self._nudged.clear()
 
-    def _idle_sync(self, seconds: float, stopped: threading.Event) -> None:
+    def _idle_sync(self, seconds: float, interrupted: threading.Event) -> None:
         client = self.client
         client.idle()
         closed = False
         try:
             deadline = time.monotonic() + seconds
-            while not stopped.is_set():
+            while not interrupted.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
@@ -428,6 +431,15 @@ class ImapPoller:
         client, self._client = self._client, None
         if client is not None:
             await asyncio.to_thread(_shutdown, client)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _text(exc: BaseException) -> str:

@@ -123,7 +123,8 @@ class TelegramPoller:
         self._now = now or (lambda: datetime.now(UTC))
         self._actions = TelegramActions(bot, self._now, signing_key, wake)
         self._offset: int | None = None
-        self._stored = asyncio.Event()
+        # Set when there is something to process: a batch stored, or `nudge`.
+        self.stored = asyncio.Event()
         self._stopping = False
         # Pending items up to this id may have been processed in part by an earlier run.
         self._resumed_upto: int | None = None
@@ -138,7 +139,7 @@ class TelegramPoller:
         processor = asyncio.create_task(self._process_loop(stop))
         failures = 0
         try:
-            self._stored.set()  # whatever a previous run stored but did not process
+            self.stored.set()  # whatever a previous run stored but did not process
             while not stop.is_set() and not processor.done():
                 try:
                     # Only the network call is abandoned on stop, never a transaction.
@@ -165,16 +166,20 @@ class TelegramPoller:
                 failures = 0
                 if updates:
                     await self.store(updates)
-                    self._stored.set()
+                    self.stored.set()
         finally:
             self._stopping = True
-            self._stored.set()
+            self.stored.set()
             await asyncio.wait({processor})
         if processor.exception() is not None:
             raise processor.exception()  # type: ignore[misc]
 
     async def _process_loop(self, stop: asyncio.Event) -> None:
-        await self.process_when_stored(self._stored, stop)
+        await self.process_when_stored(self.stored, stop)
+
+    def nudge(self) -> None:
+        """Look for pending items now (a trainer put a flagged one back to be processed)."""
+        self.stored.set()
 
     async def process_when_stored(self, stored: asyncio.Event, stop: asyncio.Event) -> None:
         """Process the pending items each time `stored` is set, until `stop` is set (or this

@@ -52,7 +52,6 @@ class TelegramWebhook:
         self.port = port
         self._secret = secret.encode()
         self._store_lock = asyncio.Lock()  # one store at a time: the cursor only moves forward
-        self._stored = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -100,19 +99,19 @@ class TelegramWebhook:
         await self.start()
         processor = asyncio.create_task(self._process_loop(stop))
         try:
-            self._stored.set()
+            self.poller.stored.set()
             waiter = asyncio.create_task(stop.wait())
             await asyncio.wait({waiter, processor}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
         finally:
             await self.close()
-            self._stored.set()
+            self.poller.stored.set()
             await asyncio.wait({processor})
         if processor.exception() is not None:
             raise processor.exception()  # type: ignore[misc]
 
     async def _process_loop(self, stop: asyncio.Event) -> None:
-        await self.poller.process_when_stored(self._stored, stop)
+        await self.poller.process_when_stored(self.poller.stored, stop)
 
     async def _receive(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
@@ -127,5 +126,5 @@ class TelegramWebhook:
             return web.Response(status=400, text="not an update")
         async with self._store_lock:
             await self.poller.store([update])
-        self._stored.set()
+        self.poller.stored.set()
         return web.Response(text="")
