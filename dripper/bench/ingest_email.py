@@ -47,7 +47,7 @@ async def _ingest_once(n: int, learners: int) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             async with open_db(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"):
-                seeded = await seed_course(min(n, learners))
+                seeded = await seed_course(min(n, learners), key=BENCH_KEY)
                 imap = server.settings(server.new_user())
                 messages = []
                 for index in range(n):

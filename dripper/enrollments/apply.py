@@ -22,7 +22,7 @@ from dripper.schedule.keys import step_key
 from dripper.schedule.plan import learner_zone, plan_steps
 from dripper.store.curricula import curriculum_of, store_version
 from dripper.store.enrollments import cancel_queued_steps, repoint
-from dripper.store.outbox import NewDelivery, insert_in
+from dripper.store.outbox import ADDED_LATE, NewDelivery, insert_in
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ async def apply_changes(items: list[PendingApply], now: datetime) -> ApplyReport
                             expires_at=planned.expires_at,
                             payload={},
                             state=DeliveryState.SKIPPED,
-                            last_error="added by dripper apply after its due time",
+                            last_error=ADDED_LATE,
                         )
                         for planned in late
                     ],

@@ -11,14 +11,21 @@ Three kinds of problem, each newest first:
 The actions, each applied only while the problem is still the one the trainer saw (another
 trainer or `dripper run` may have moved on; `ProblemGone` says so):
 
-- **retry**: an inbound item is processed again by `dripper run`, as if just received (after
-  the trainer added the unknown sender as a learner, say); an enrollment is planned at the
+- **retry**: an inbound item is processed again by `dripper run`, as of the time it arrived
+  (after the trainer added the unknown sender as a learner, say). Every email can be retried;
+  a Telegram update only when its processing failed, for one that was handled (an invalid
+  invite link) had its answer sent, which a retry would send again. An item already filed in a
+  conversation, or never fetched, can only be dismissed. An enrollment is planned at the
   planner's next pass instead of within the hour;
 - **resend**: a failed, uncertain or skipped delivery is queued again, due now, with every
-  attempt and no expiry (the trainer chose to send it late). For an uncertain one the learner
-  may get it twice: the dashboard asks first;
-- **mark sent**: an uncertain delivery the learner did get (they said so) is recorded as sent;
+  attempt and no expiry (the trainer chose to send it late); not for a cancelled or completed
+  enrollment. For an uncertain one the learner may get it twice: the dashboard asks first;
+- **mark sent**: an uncertain delivery the learner did get (they said so) is recorded as sent.
+  No reminder is planned for it: the trainer knows because the learner showed they have it;
 - **dismiss**: seen and let be. Nothing is deleted: the item or delivery stays, unlisted.
+
+Not listed: steps `dripper apply` added for learners already past them (skipped by the
+trainer's own doing), and plan errors of enrollments that are not active.
 
 The caller wakes `dripper run` afterwards (`dripper.engine.wake`): for received items to
 process when `Done.reprocess`, else for work to send.
@@ -34,11 +41,13 @@ from typing import Any
 
 from dripper.errors import DripperError
 from dripper.inbound.email.parse import decode_bytes, parse_mail
-from dripper.models import Channel, DeliveryState
+from dripper.models import Channel, DeliveryState, EnrollmentState
 from dripper.store import problems as store
 from dripper.store.sql import as_datetime
 
-HEAD_BYTES = 8192  # of an email: enough for its From and Subject
+HEAD_BYTES = 65_536  # of an email: its header block, however many hops wrote to it
+TELEGRAM_BYTES = 1_000_000  # of an update: all of it (Telegram's are a few KB)
+_RETRY_TELEGRAM = ("processing failed", "filing failed")
 RAW_LIMIT = 200_000  # characters of a raw item shown at most
 UNFETCHABLE = "unfetchable:"  # the external id of a message the IMAP server would not send
 
@@ -75,6 +84,7 @@ class Problem:
     cohort: str | None = None
     channel: str | None = None
     filed: bool = False  # an inbound item already in a conversation (too large, say)
+    enrollment_state: str | None = None  # of a delivery's enrollment
 
     @property
     def key(self) -> str:
@@ -98,7 +108,10 @@ async def list_problems(limit: int = 200) -> list[Problem]:
     """Deliveries first (the learner waits for them), then inbound items, then plans."""
     deliveries = [_delivery(row) for row in await store.problem_deliveries(limit)]
     items = await store.flagged_items(limit)
-    heads = await store.item_heads([int(row["id"]) for row in items], HEAD_BYTES)
+    emails = [int(row["id"]) for row in items if row["channel"] == Channel.EMAIL.value]
+    others = [int(row["id"]) for row in items if row["channel"] != Channel.EMAIL.value]
+    heads = await store.item_heads(emails, HEAD_BYTES)
+    heads.update(await store.item_heads(others, TELEGRAM_BYTES))
     inbound = [_item(row, heads.get(int(row["id"]), b"")) for row in items]
     plans = [_plan(row) for row in await store.unplannable(limit)]
     return [*deliveries, *inbound, *plans]
@@ -106,7 +119,9 @@ async def list_problems(limit: int = 200) -> list[Problem]:
 
 def _delivery(row: dict[str, Any]) -> Problem:
     state = str(row["state"])
-    actions = [Action.RESEND]
+    # A cancelled or completed enrollment sends nothing more: resending would do nothing.
+    ended = row["enrollment_state"] in (EnrollmentState.CANCELLED, EnrollmentState.COMPLETED)
+    actions = [] if ended else [Action.RESEND]
     if state == DeliveryState.UNCERTAIN.value:
         actions.append(Action.MARK_SENT)
     actions.append(Action.DISMISS)
@@ -124,6 +139,7 @@ def _delivery(row: dict[str, Any]) -> Problem:
         tuple(actions),
         cohort=row["cohort"],
         channel=row["channel"],
+        enrollment_state=row["enrollment_state"],
     )
 
 
@@ -132,7 +148,16 @@ def _item(row: dict[str, Any], head: bytes) -> Problem:
     who, what = describe_item(channel, head)
     filed = bool(row["filed"])
     unfetchable = str(row["external_id"]).startswith(UNFETCHABLE)
-    actions = (Action.DISMISS,) if filed or unfetchable else (Action.RETRY, Action.DISMISS)
+    reason = str(row["reason"] or "")
+    # Processing an email again has no effect outside the database. A Telegram update that was
+    # handled (an invalid invite link, say) had its answer sent already: only a failure is
+    # worth another try, or the learner would get that answer twice.
+    retry = channel == Channel.EMAIL.value or reason.startswith(_RETRY_TELEGRAM)
+    actions = (
+        (Action.RETRY, Action.DISMISS)
+        if retry and not (filed or unfetchable)
+        else (Action.DISMISS,)
+    )
     return Problem(
         ProblemKind.INBOUND,
         int(row["id"]),
@@ -165,7 +190,7 @@ def describe_item(channel: str, head: bytes) -> tuple[str, str]:
     """(sender, subject or text) of a raw inbound item as far as its first bytes tell; never
     raises, whatever the bytes."""
     if channel == Channel.EMAIL.value:
-        mail = parse_mail(head)
+        mail = parse_mail(_header_block(head))
         sender = (
             " ".join(filter(None, (mail.from_name, f"<{mail.from_address}>")))
             if (mail.from_address)
@@ -177,6 +202,12 @@ def describe_item(channel: str, head: bytes) -> tuple[str, str]:
     except ValueError:
         return "(unreadable)", "(not JSON)"
     return _telegram_sender(update), _telegram_text(update)
+
+
+def _header_block(head: bytes) -> bytes:
+    """An email's header block (its body, perhaps cut off, would only be parsed for nothing)."""
+    ends = [at for at in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if at >= 0]
+    return head[: min(ends)] + b"\r\n\r\n" if ends else head
 
 
 def _telegram_part(update: Any) -> dict[str, Any]:
@@ -268,7 +299,12 @@ async def act(problem: Problem, action: Action, trainer: str, now: datetime) -> 
     elif action is Action.RESEND:
         note = f"resent by {stamp} (was {problem.state}: {problem.reason})"
         applied = await store.resend_delivery(problem.id, note[:1000], now)
-        done = Done("queued again: it goes out now")
+        paused = problem.enrollment_state == EnrollmentState.PAUSED
+        done = Done(
+            "queued again: held until the learner is resumed"
+            if paused
+            else "queued again: it goes out now"
+        )
     elif action is Action.MARK_SENT:
         note = f"marked sent by {stamp} (the outcome was unknown: {problem.reason})"
         applied = await store.mark_delivery_sent(problem.id, note[:1000], now)

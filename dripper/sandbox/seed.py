@@ -101,10 +101,15 @@ class SeededLearner:
 
 
 async def seed_course(
-    count: int, *, sent: Sequence[str] = ("hello", "reflect", "quiz"), prefix: str = "learner"
+    count: int,
+    *,
+    sent: Sequence[str] = ("hello", "reflect", "quiz"),
+    prefix: str = "learner",
+    key: bytes = SEED_KEY,
 ) -> list[SeededLearner]:
     """`count` learners enrolled in COURSE, each with the steps `sent` already emailed
-    (deliveries SENT an hour apart, with the Message-IDs the email channel gives them)."""
+    (deliveries SENT an hour apart, with the Message-IDs the email channel gives them under the
+    HMAC `key`: give the key the receiving side checks them with)."""
     learners = [
         await Learner.create(first_name=f"L{i}", email=f"{prefix}{i}@example.net")
         for i in range(count)
@@ -116,12 +121,12 @@ async def seed_course(
         enrollment = await Enrollment.get(learner_id=learner.id)
         seed = SeededLearner(learner.id, str(learner.email), enrollment.id)
         for index, step in enumerate(sent):
-            key = step_key(enrollment.id, step)
-            seed.message_ids[step] = message_id_for(SEED_KEY, key, COURSE_DOMAIN)
+            business_key = step_key(enrollment.id, step)
+            seed.message_ids[step] = message_id_for(key, business_key, COURSE_DOMAIN)
             when = COURSE_END + timedelta(days=1, hours=index)
             deliveries.append(
                 Delivery(
-                    business_key=key,
+                    business_key=business_key,
                     enrollment_id=enrollment.id,
                     learner_id=learner.id,
                     kind=DeliveryKind.STEP,

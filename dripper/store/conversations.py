@@ -17,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from dripper.db import connection
-from dripper.models import Channel, ConversationStatus, MessageDirection
+from dripper.models import Channel, ConversationStatus, InboundState, MessageDirection
 from dripper.store.sql import in_list, json_param, like_escape, q, returning, text, ts
 
 
@@ -355,16 +355,22 @@ async def cohort_names() -> list[str]:
 
 async def change_stamp() -> tuple[object, ...]:
     """Changes whenever anything a dashboard shows changes: a message or quiz answer (new ids),
-    a conversation's status, assignment or labels, a delivery's state (their `updated_at`).
-    Each is a MAX over an index, so polling it every second costs next to nothing."""
+    a conversation's status, assignment or labels, a delivery's state (their `updated_at`), an
+    inbound item received, flagged, retried or dismissed. Each is a MAX or a COUNT over an
+    index, so polling it every second costs next to nothing. (A plan error does not change it:
+    the Problems view shows those when it is next read.)"""
     rows = await connection().execute_query_dict(
         "SELECT (SELECT MAX(id) FROM message) AS message, "
         "(SELECT MAX(id) FROM quiz_answer) AS answer, "
         "(SELECT MAX(updated_at) FROM conversation) AS conversation, "
-        "(SELECT MAX(updated_at) FROM delivery) AS delivery"
+        "(SELECT MAX(updated_at) FROM delivery) AS delivery, "
+        "(SELECT MAX(id) FROM inbound_item) AS inbound, "
+        f"(SELECT COUNT(*) FROM inbound_item WHERE state = '{InboundState.FLAGGED.value}') "
+        "AS flagged"
     )
     row = rows[0]
-    return tuple(str(row[key]) for key in ("message", "answer", "conversation", "delivery"))
+    keys = ("message", "answer", "conversation", "delivery", "inbound", "flagged")
+    return tuple(str(row[key]) for key in keys)
 
 
 # --------------------------------------------------------------------------- seed data in bulk

@@ -25,6 +25,9 @@ CLAIMED = DeliveryState.CLAIMED.value
 # Why a delivery waits for a learner with no usable channel yet (recorded by the dispatcher,
 # looked for when the learner connects their Telegram).
 WAITING_FOR_CHAT = "waiting for the learner to start the bot (send them their invite link)"
+# Why a step `dripper apply` added is skipped for learners already past it (the trainer's own
+# doing: not a problem to show them).
+ADDED_LATE = "added by dripper apply after its due time"
 
 
 @dataclass(frozen=True)
@@ -432,13 +435,15 @@ async def next_wake(now: datetime, horizon: timedelta) -> datetime | None:
 async def cancel_nudges(
     enrollment_id: int, step_id: str, now: datetime, using: BaseDBAsyncClient | None = None
 ) -> int:
-    """The learner answered: reminders for that prompt that have not gone out are cancelled."""
+    """The learner answered: reminders for that prompt that have not gone out are cancelled,
+    and so are those that failed, were skipped or whose outcome is unknown (no trainer should
+    resend a reminder of an answered prompt)."""
     conn = using or connection()
     count, _ = await conn.execute_query(
         q(
             conn,
             "UPDATE delivery SET state = ?, last_error = ?, updated_at = ? WHERE enrollment_id = ? "
-            "AND step_id = ? AND kind = ? AND state IN (?, ?)",
+            "AND step_id = ? AND kind = ? AND state IN (?, ?, ?, ?, ?)",
         ),
         [
             DeliveryState.CANCELLED.value,
@@ -449,6 +454,9 @@ async def cancel_nudges(
             DeliveryKind.NUDGE.value,
             DeliveryState.PENDING.value,
             DeliveryState.HELD.value,
+            DeliveryState.FAILED.value,
+            DeliveryState.SKIPPED.value,
+            DeliveryState.UNCERTAIN.value,
         ],
     )
     return int(count)
@@ -515,6 +523,7 @@ class SentMail:
     enrollment_id: int | None
     step_id: str | None
     occurrence: int
+    business_key: str
 
 
 def _sent_mail(row: dict[str, Any]) -> SentMail:
@@ -524,6 +533,7 @@ def _sent_mail(row: dict[str, Any]) -> SentMail:
         None if row["enrollment_id"] is None else int(row["enrollment_id"]),
         row["step_id"],
         int(row["occurrence"]),
+        str(row["business_key"]),
     )
 
 
@@ -536,8 +546,9 @@ async def sent_by_message_id(message_ids: Sequence[str]) -> dict[str, SentMail]:
     rows = await conn.execute_query_dict(
         q(
             conn,
-            "SELECT id, learner_id, enrollment_id, step_id, occurrence, provider_message_id "
-            f"FROM delivery WHERE provider_message_id IN {in_list(conn, len(message_ids))}",
+            "SELECT id, learner_id, enrollment_id, step_id, occurrence, business_key, "
+            "provider_message_id FROM delivery "
+            f"WHERE provider_message_id IN {in_list(conn, len(message_ids))}",
         ),
         list(message_ids),
     )
@@ -552,8 +563,8 @@ async def deliveries_by_id(delivery_ids: Sequence[int]) -> list[SentMail]:
     rows = await conn.execute_query_dict(
         q(
             conn,
-            "SELECT id, learner_id, enrollment_id, step_id, occurrence FROM delivery "
-            f"WHERE id IN {in_list(conn, len(delivery_ids))} ORDER BY id",
+            "SELECT id, learner_id, enrollment_id, step_id, occurrence, business_key "
+            f"FROM delivery WHERE id IN {in_list(conn, len(delivery_ids))} ORDER BY id",
         ),
         list(delivery_ids),
     )

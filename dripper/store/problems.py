@@ -14,14 +14,21 @@ from datetime import datetime
 from typing import Any
 
 from dripper.db import connection
-from dripper.models import DeliveryState, InboundState
+from dripper.models import DeliveryState, EnrollmentState, InboundState
+from dripper.store.outbox import ADDED_LATE
 from dripper.store.sql import in_list, q, select, text, ts
 
 Rows = list[dict[str, Any]]
 
-# The delivery states a trainer is shown: each is final until someone acts.
+# The delivery states a trainer is shown: each is final until someone acts. Steps `dripper
+# apply` added for learners already past them are skipped by the trainer's own doing: not shown.
 PROBLEM_STATES = (DeliveryState.FAILED, DeliveryState.UNCERTAIN, DeliveryState.SKIPPED)
 _STATES = tuple(state.value for state in PROBLEM_STATES)
+_PROBLEM_DELIVERY = (
+    "d.state IN (?, ?, ?) AND d.dismissed_at IS NULL "
+    "AND (d.last_error IS NULL OR d.last_error <> ?)"
+)
+_ACTIVE = EnrollmentState.ACTIVE.value
 
 
 # --------------------------------------------------------------------------- what is wrong
@@ -29,18 +36,18 @@ _STATES = tuple(state.value for state in PROBLEM_STATES)
 
 async def problem_deliveries(limit: int = 10) -> Rows:
     """The newest failed, uncertain and skipped deliveries nobody dismissed, with whom and what
-    they were for: id, learner (name), learner_id, cohort, step, kind, state, channel, reason,
-    at, due_at, attempted_at, attempts."""
+    they were for: id, learner (name), learner_id, cohort, enrollment_state, step, kind, state,
+    channel, reason, at, due_at, attempted_at, attempts."""
     return await select(
         "SELECT d.id, TRIM(l.first_name || ' ' || l.last_name) AS learner, "
-        "d.learner_id, c.name AS cohort, d.step_id AS step, d.kind, d.state, d.channel, "
-        "d.last_error AS reason, d.updated_at AS at, d.due_at, d.attempted_at, d.attempts "
+        "d.learner_id, c.name AS cohort, e.state AS enrollment_state, d.step_id AS step, d.kind, "
+        "d.state, d.channel, d.last_error AS reason, d.updated_at AS at, d.due_at, "
+        "d.attempted_at, d.attempts "
         "FROM delivery d JOIN learner l ON l.id = d.learner_id "
         "LEFT JOIN enrollment e ON e.id = d.enrollment_id "
         "LEFT JOIN cohort c ON c.id = e.cohort_id "
-        "WHERE d.state IN (?, ?, ?) AND d.dismissed_at IS NULL "
-        "ORDER BY d.updated_at DESC, d.id DESC LIMIT ?",
-        [*_STATES, limit],
+        f"WHERE {_PROBLEM_DELIVERY} ORDER BY d.updated_at DESC, d.id DESC LIMIT ?",
+        [*_STATES, ADDED_LATE, limit],
     )
 
 
@@ -68,22 +75,23 @@ async def count_problems() -> int:
     """How many problems there are in all: deliveries, flagged items, unplannable enrollments
     (the first two over an index; the last scans the enrollments, which stay few per box)."""
     rows = await select(
-        "SELECT (SELECT COUNT(*) FROM delivery WHERE state IN (?, ?, ?) AND dismissed_at IS NULL)"
+        f"SELECT (SELECT COUNT(*) FROM delivery d WHERE {_PROBLEM_DELIVERY})"
         " + (SELECT COUNT(*) FROM inbound_item WHERE state = ?)"
-        " + (SELECT COUNT(*) FROM enrollment WHERE plan_error IS NOT NULL) AS n",
-        [*_STATES, InboundState.FLAGGED.value],
+        " + (SELECT COUNT(*) FROM enrollment WHERE plan_error IS NOT NULL AND state = ?) AS n",
+        [*_STATES, ADDED_LATE, InboundState.FLAGGED.value, _ACTIVE],
     )
     return int(rows[0]["n"])
 
 
 async def unplannable(limit: int = 10) -> Rows:
-    """Enrollments the planner cannot plan: id, learner (name), cohort, reason."""
+    """Active enrollments the planner cannot plan: id, learner (name), cohort, reason. (A
+    paused one is planned again when it resumes; a cancelled or completed one needs nothing.)"""
     return await select(
         "SELECT e.id, TRIM(l.first_name || ' ' || l.last_name) AS learner, c.name AS cohort, "
         "e.plan_error AS reason FROM enrollment e JOIN learner l ON l.id = e.learner_id "
-        "JOIN cohort c ON c.id = e.cohort_id WHERE e.plan_error IS NOT NULL "
+        "JOIN cohort c ON c.id = e.cohort_id WHERE e.plan_error IS NOT NULL AND e.state = ? "
         "ORDER BY e.id LIMIT ?",
-        [limit],
+        [_ACTIVE, limit],
     )
 
 
@@ -126,10 +134,12 @@ async def _update(sql: str, params: list[Any]) -> bool:
 
 
 async def retry_item(item_id: int) -> bool:
-    """A flagged (or dismissed) item back to pending: `dripper run` processes it again."""
+    """A flagged (or dismissed) item back to pending: `dripper run` processes it again. Never
+    one already filed in a conversation: that would file it twice."""
     return await _update(
         "UPDATE inbound_item SET state = ?, error = NULL, processed_at = NULL "
-        "WHERE id = ? AND state IN (?, ?)",
+        "WHERE id = ? AND state IN (?, ?) "
+        "AND NOT EXISTS (SELECT 1 FROM message WHERE inbound_id = inbound_item.id)",
         [
             InboundState.PENDING.value,
             item_id,

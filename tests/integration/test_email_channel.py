@@ -436,6 +436,24 @@ async def test_server_replies_are_classified_with_their_text(
     assert sink.connections == 1
 
 
+@pytest.mark.parametrize(
+    ("stage", "text", "hint"),
+    [
+        ("mail", "5.7.1 Not your address", True),  # MAIL FROM refused: always the hint
+        ("data", "5.7.60 SMTP; Client does not have permissions to send as this sender", True),
+        ("data", "5.7.1 Message rejected as spam", False),
+    ],
+)
+async def test_a_refused_envelope_sender_says_how_to_turn_verp_off(
+    channel: EmailChannel, sink: SmtpSink, stage: Any, text: str, hint: bool
+) -> None:
+    sink.fail_next(550, text, stage=stage)
+    result = await channel.send(outbound())
+    assert result.outcome is Outcome.FAILED and result.error is not None
+    assert ("set [smtp] verp = false" in result.error) is hint
+    assert ("the envelope sender was course+bounce-" in result.error) is hint
+
+
 async def test_unknown_user_is_unreachable(channel: EmailChannel, sink: SmtpSink) -> None:
     sink.reject_recipient("gone@example.org")
     result = await channel.send(outbound(email="gone@example.org"))

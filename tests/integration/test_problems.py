@@ -26,12 +26,14 @@ from dripper.engine.worker import Worker
 from dripper.inbound.email.ingest import Cursor as MailCursor
 from dripper.inbound.email.ingest import Fetched, account_name, process_pending, store_batch
 from dripper.inbound.email.poller import ImapPoller, PollerOptions
+from dripper.inbox import AnsweredPrompt, record_learner_message
 from dripper.inbox.problems import (
     Action,
     Problem,
     ProblemGone,
     ProblemKind,
     act,
+    count_problems,
     describe_item,
     list_problems,
     problem_text,
@@ -39,8 +41,10 @@ from dripper.inbox.problems import (
 from dripper.models import (
     Channel,
     Delivery,
+    DeliveryKind,
     DeliveryState,
     Enrollment,
+    EnrollmentState,
     InboundItem,
     InboundState,
     Learner,
@@ -49,6 +53,7 @@ from dripper.models import (
 from dripper.sandbox import TelegramEmulator, start_server
 from dripper.sandbox.seed import COURSE_ADDRESS, SeededLearner, reply_message, seed_course
 from dripper.store import inbound as inbound_store
+from dripper.store.outbox import ADDED_LATE
 from dripper.tokens import reply_address, reply_token
 from tests.fixtures.mail import Mailbox
 from tests.fixtures.waiting import eventually
@@ -75,7 +80,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def seeded(database_url: str) -> AsyncIterator[list[SeededLearner]]:
     """Two learners of the seeded email course with their first drips sent, on either backend."""
     async with open_db(database_url):
-        yield await seed_course(2, sent=("hello", "reflect", "quiz"))
+        yield await seed_course(2, sent=("hello", "reflect", "quiz"), key=KEY)
 
 
 async def _delivery(learner: SeededLearner, step: str, state: DeliveryState, why: str) -> int:
@@ -236,11 +241,12 @@ async def test_retry_files_an_unknown_senders_mail_once_they_are_a_learner(
     done = await act(problem, Action.RETRY, "Anna", NOW)
     assert done.reprocess
     assert (await InboundItem.get(id=item.id)).state is InboundState.PENDING
-    await process_pending(ACCOUNT, KEY, NOW)  # what dripper run does when woken
+    await process_pending(ACCOUNT, KEY, NOW + timedelta(days=2))  # dripper run, woken later
     processed = await InboundItem.get(id=item.id)
     assert processed.state is InboundState.PROCESSED
     [filed] = await Message.filter(conversation__learner_id=mallory.id)
     assert filed.body.startswith("Hello, can I join the course?")
+    assert filed.created_at == NOW  # when it arrived, not when it was retried
     assert await list_problems() == []
 
 
@@ -276,6 +282,84 @@ async def test_retry_of_an_unplannable_enrollment_plans_it_at_the_next_pass(
     [problem] = await list_problems()
     await act(problem, Action.RETRY, "Anna", NOW)
     assert (await Enrollment.get(id=enrollment_id)).plan_due_at == NOW
+
+
+async def test_what_needs_nobody_is_not_listed(seeded: list[SeededLearner]) -> None:
+    """Steps `dripper apply` added for learners past them, reminders of an answered prompt,
+    and plan errors of enrollments that are not active are no problem of anyone's."""
+    ann, bob = seeded
+    await Delivery.filter(id=ann.delivery_ids["hello"]).update(
+        state=DeliveryState.SKIPPED, last_error=ADDED_LATE
+    )
+    reminder = await Delivery.create(
+        business_key=f"{ann.enrollment_id}:reflect:0:nudge:1",
+        enrollment_id=ann.enrollment_id,
+        learner_id=ann.id,
+        kind=DeliveryKind.NUDGE,
+        step_id="reflect",
+        due_at=NOW,
+        available_at=NOW,
+        state=DeliveryState.FAILED,
+        last_error="550 mailbox full",
+    )
+    await record_learner_message(
+        ann.id,
+        Channel.EMAIL,
+        "I tried it",
+        NOW,
+        answers=AnsweredPrompt(ann.enrollment_id, "reflect", 0, ann.delivery_ids["reflect"]),
+    )
+    assert (await Delivery.get(id=reminder.id)).state is DeliveryState.CANCELLED
+    await Enrollment.filter(id=bob.enrollment_id).update(
+        plan_error="cannot plan: window closed", state=EnrollmentState.PAUSED
+    )
+    assert await list_problems() == []
+    assert await count_problems() == 0
+
+
+async def test_a_delivery_of_an_ended_enrollment_cannot_be_resent(
+    seeded: list[SeededLearner],
+) -> None:
+    ann = seeded[0]
+    await _delivery(ann, "hello", DeliveryState.FAILED, "550 user unknown")
+    await Enrollment.filter(id=ann.enrollment_id).update(state=EnrollmentState.CANCELLED)
+    [problem] = await list_problems()
+    assert problem.actions == (Action.DISMISS,)
+    assert await count_problems() == 1
+
+
+async def test_sender_and_subject_are_read_past_a_long_header_block(
+    seeded: list[SeededLearner],
+) -> None:
+    hops = "".join(
+        f"Received: from relay{n}.example.net by mx.example.com; Sat, 5 Dec 2026 09:00:0{n % 10}"
+        f" +0000 (a long comment to fill the line {'x' * 120})\r\n"
+        for n in range(60)
+    ).encode()
+    assert len(hops) > 8192
+    await _mail(hops + _stranger_mail(), 1)
+    [problem] = await list_problems()
+    assert (problem.who, problem.what) == ("Mallory Stranger <mallory@evil.example>", "Joining")
+
+
+async def test_only_a_telegram_update_that_failed_can_be_retried(
+    seeded: list[SeededLearner],
+) -> None:
+    def update(n: int) -> bytes:
+        message = {"message_id": n, "chat": {"id": 99}, "text": "/start bad", "date": 0}
+        return json.dumps({"update_id": n, "message": message}).encode()
+
+    items = [
+        inbound_store.RawItem("1", update(1), "invalid invite token", InboundState.FLAGGED),
+        inbound_store.RawItem(
+            "2", update(2), "processing failed: OperationalError: locked", InboundState.FLAGGED
+        ),
+    ]
+    async with in_transaction() as tx:
+        await inbound_store.store_items(tx, Channel.TELEGRAM, "5151", items, {"offset": 3}, NOW)
+    answered, failed = sorted(await list_problems(), key=lambda p: p.id)
+    assert answered.actions == (Action.DISMISS,)  # its answer went out: a retry repeats it
+    assert failed.actions == (Action.RETRY, Action.DISMISS)
 
 
 async def test_the_raw_item_is_shown_as_received(seeded: list[SeededLearner]) -> None:
@@ -344,7 +428,7 @@ def test_any_json_update_is_described_without_raising(update: object) -> None:
 async def test_a_running_worker_processes_retried_items_at_once(db: str, mailbox: Mailbox) -> None:
     """Nothing new arrives and the IMAP poll is ten minutes away: the INBOUND wake-up from the
     dashboard makes the worker process the retried Telegram update and email now."""
-    [ann] = await seed_course(1, sent=("hello",))
+    [ann] = await seed_course(1, sent=("hello",), key=KEY)
     await Learner.filter(id=ann.id).update(telegram_chat_id=ANN_CHAT)
     update = {
         "update_id": 900_001,

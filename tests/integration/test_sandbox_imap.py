@@ -186,7 +186,7 @@ async def test_bodystructure_lists_the_attachments_of_a_large_message(server: Im
 async def test_the_poller_fetches_what_is_there_then_wakes_on_delivery(
     db: str, server: ImapServer
 ) -> None:
-    (learner,) = await seed_course(1)
+    (learner,) = await seed_course(1, key=KEY)
     replies = [
         reply_message(
             learner.email, learner.reply_to(KEY), f"Tried it, take {n}!", message_id=f"<a{n}@x>"
@@ -220,7 +220,7 @@ async def test_the_poller_fetches_what_is_there_then_wakes_on_delivery(
 async def test_a_new_uidvalidity_makes_the_poller_rescan_without_duplicates(
     db: str, server: ImapServer
 ) -> None:
-    (learner,) = await seed_course(1)
+    (learner,) = await seed_course(1, key=KEY)
     for n in range(2):
         server.deliver(USER, reply_message(learner.email, learner.reply_to(KEY), f"R{n}"))
 

@@ -87,7 +87,7 @@ async def test_an_email_reply_is_answered_from_the_dashboard_in_its_thread(
     smtp: tuple[SmtpSink, EmailChannel],
 ) -> None:
     sink, channel = smtp
-    [learner] = await seed_course(1, sent=("hello", "reflect"))
+    [learner] = await seed_course(1, sent=("hello", "reflect"), key=KEY)
     mailbox.deliver(
         eml(
             "reply_gmail",

@@ -33,7 +33,7 @@ STRANGER = "Mallory <mallory@evil.example>"
 
 async def _scene() -> tuple[list[SeededLearner], int, int, int]:
     """Ann's hello failed, Ben's reflect is uncertain, a stranger's mail is flagged."""
-    ann, ben = await seed_course(2, sent=("hello", "reflect"))
+    ann, ben = await seed_course(2, sent=("hello", "reflect"), key=KEY)
     failed, uncertain = ann.delivery_ids["hello"], ben.delivery_ids["reflect"]
     await Delivery.filter(id=failed).update(
         state=DeliveryState.FAILED, last_error="550 5.1.1 user unknown", updated_at=NOW

@@ -106,6 +106,9 @@ class _Connection:
                 client.close()
 
 
+_SENDER_REFUSAL = re.compile(r"send\s*as|sender|envelope|mail from|5\.7\.60", re.IGNORECASE)
+
+
 class EmailChannel:
     """The Channel for email over SMTP (see the module docstring for the outcome rules)."""
 
@@ -277,12 +280,9 @@ class EmailChannel:
             return SendResult(_recipient_outcome(exc.code, exc.message), error=text)
         except SMTPResponseException as exc:
             await self._reset(client)
-            text = f"sender refused: {_server_text(exc.code, exc.message)}"
-            if self.sender.verp:
-                text += (
-                    f" (the envelope sender was {email.mail_from}; if the server allows only "
-                    "your own address, set [smtp] verp = false)"
-                )
+            text = self._verp_hint(
+                f"sender refused: {_server_text(exc.code, exc.message)}", email, always=True
+            )
             return SendResult(_response_outcome(exc.code), error=text)
         except SMTPNotSupported as exc:
             await self._reset(client)
@@ -294,10 +294,8 @@ class EmailChannel:
             response = await client.data(email.data)
         except SMTPResponseException as exc:
             await self._reset(client)
-            return SendResult(
-                _response_outcome(exc.code),
-                error=f"message refused: {_server_text(exc.code, exc.message)}",
-            )
+            text = f"message refused: {_server_text(exc.code, exc.message)}"
+            return SendResult(_response_outcome(exc.code), error=self._verp_hint(text, email))
         except (SMTPServerDisconnected, SMTPTimeoutError, OSError) as exc:
             client.close()
             return SendResult(
@@ -307,7 +305,18 @@ class EmailChannel:
             )
         if 200 <= response.code < 300:
             return SendResult.sent(email.message_id)
-        return SendResult(_response_outcome(response.code), error=_server_text(*response))
+        text = self._verp_hint(_server_text(*response), email)
+        return SendResult(_response_outcome(response.code), error=text)
+
+    def _verp_hint(self, text: str, email: OutgoingEmail, *, always: bool = False) -> str:
+        """`text`, with how to turn VERP off when the server seems to refuse the envelope
+        sender (some refuse it only after DATA, such as Microsoft 365's SendAsDenied)."""
+        if not self.sender.verp or not (always or _SENDER_REFUSAL.search(text)):
+            return text
+        return (
+            f"{text} (the envelope sender was {email.mail_from}; if the server allows only your "
+            "own address, set [smtp] verp = false)"
+        )
 
     @staticmethod
     async def _reset(client: aiosmtplib.SMTP) -> None:

@@ -21,11 +21,18 @@ with the flag "unverified-sender" and not trusted to unsubscribe or answer a qui
 nobody we know is flagged "unknown sender" and kept, raw, for the trainers. Our Message-IDs and
 tokens are keyed by the HMAC key, so nobody who did not receive our mail can reply "in thread".
 
-A bounce counts only for a message we sent: the report must name one of our deliveries, by our
-Message-ID in the returned headers or by the signed return path (VERP) it was sent to, and the
-failed recipient must be that delivery's learner (or, when one learner is named and the
-recipient is nobody we know, the address their mail was forwarded to). Anything else is flagged
-"unverified bounce" and changes nothing: anyone can send a multipart/report.
+A Message-ID names one of our deliveries only when the key proves it: a stored id that is not
+`message_id_for(key, its business key)` (one sent before ids were keyed, which anyone could
+compute) names nothing.
+
+A bounce counts only for a message we sent to that address: the report must name one of our
+deliveries, by our Message-ID in the returned headers or by the signed return path (VERP) it
+was sent to, and each failed recipient must be the current address of that delivery's learner.
+Otherwise nothing of it counts: it is flagged "unverified bounce" (anyone can send a
+multipart/report), and a retry after a fix cannot count anything twice.
+
+Processing uses the time the item was stored, not the time it is processed: an item processed
+late (after a crash, or retried by a trainer) is filed and answers as of its arrival.
 
 InboundItem.error holds the error of a flagged item and a short note on a processed one (why
 an auto-reply was hidden, which learner a bounce was counted for). A message over the size
@@ -46,11 +53,18 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from dripper.channels.email.message import message_id_for
 from dripper.curriculum import Checkin, Quiz
 from dripper.db import connection
 from dripper.enrollments.answers import AnswerStatus, record_quiz_answer
 from dripper.inbound.email.classify import Classification, Kind, classify
-from dripper.inbound.email.parse import Attachment, ParsedMail, dedupe_key, parse_mail
+from dripper.inbound.email.parse import (
+    Attachment,
+    BouncedRecipient,
+    ParsedMail,
+    dedupe_key,
+    parse_mail,
+)
 from dripper.inbox import AnsweredPrompt, latest_prompt_in, record_learner_message
 from dripper.models import (
     Channel,
@@ -184,10 +198,25 @@ def _same_address(learner: Learner, address: str | None) -> bool:
     return bool(learner.email and address and learner.email.lower() == address.lower())
 
 
-async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | None:
+async def our_mail(message_ids: Sequence[str], key: bytes | None) -> dict[str, SentMail]:
+    """Our deliveries these Message-IDs name, by id, keeping only ids the key proves ours."""
+    if not key or not message_ids:
+        return {}
+    known = await sent_by_message_id(message_ids)
+    return {
+        mid: sent
+        for mid, sent in known.items()
+        if message_id_for(key, sent.business_key, mid[mid.rfind("@") + 1 : -1]) == mid
+    }
+
+
+async def match_learner(
+    mail: ParsedMail, verdict: Classification, key: bytes | None
+) -> Match | None:
     """The learner a message belongs to: token, then thread ids, then From. Trusted only when
     the From is the learner's own address and did not fail DMARC."""
     authentic = verdict.dmarc_failure is None
+    known = await our_mail(mail.thread_ids, key)
     for hit in verdict.learner_tokens():
         learner = await Learner.get_or_none(id=hit.ids[0])
         if learner is None:
@@ -198,7 +227,6 @@ async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | No
             enrollment_id = enrollment.id if enrollment is not None else None
         # The token names the conversation; the thread ids, when they are ours and in it,
         # name the exact mail (and step) answered.
-        known = await sent_by_message_id(mail.thread_ids)
         delivery = next(
             (
                 known[mid]
@@ -211,7 +239,6 @@ async def match_learner(mail: ParsedMail, verdict: Classification) -> Match | No
         )
         trusted = authentic and _same_address(learner, mail.from_address)
         return Match(learner, "token", trusted, enrollment_id, delivery)
-    known = await sent_by_message_id(mail.thread_ids)
     for message_id in mail.thread_ids:
         delivery = known.get(message_id)
         if delivery is None:
@@ -305,9 +332,11 @@ async def process_item(item: InboundItem, key: bytes | None, now: datetime) -> s
     """Act on one stored email, its effects and its new state in one transaction (a savepoint
     inside `process_pending`). A failure rolls the effects back and flags the item with the
     error instead of raising."""
+    # Filed and answering as of its arrival, however late it is processed.
+    arrived = min(item.received_at, now) if item.received_at else now
     try:
         async with in_transaction() as tx:
-            outcome = await _process(item, key, now)
+            outcome = await _process(item, key, arrived)
             await _finish(tx, item.id, outcome, now)
     except Exception as exc:
         log.exception("email %d (%s) could not be processed", item.id, item.external_id)
@@ -327,12 +356,12 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
     verdict = classify(mail, key)
     too_large = _too_large_attachments(item.error)
     if verdict.kind is Kind.BOUNCE:
-        return await _bounce(mail, verdict)
+        return await _bounce(mail, verdict, key)
     if verdict.kind is Kind.AUTO_REPLY:
         return Outcome(
             InboundState.PROCESSED, f"auto-reply, hidden: {verdict.reason}", "auto-reply"
         )
-    match = await match_learner(mail, verdict)
+    match = await match_learner(mail, verdict, key)
     if match is None:
         sender = mail.from_address or "no From address"
         note = f"{UNKNOWN_SENDER}: {sender}"
@@ -425,54 +454,38 @@ async def _file(
     )
 
 
-async def _bounce(mail: ParsedMail, verdict: Classification) -> Outcome:
+async def _bounce(mail: ParsedMail, verdict: Classification, key: bytes | None) -> Outcome:
     """Hard bounce: the address is unreachable. Soft bounce: counted (once: process_item
-    writes the count and the item's new state in one transaction). Only for a recipient of a
-    delivery the report proves is ours (see the module docstring); else flagged."""
+    writes the count and the item's new state in one transaction). All or nothing: only when
+    every failed recipient is the address of a learner the report proves we sent to."""
     report = mail.report
-    named = list((await sent_by_message_id(report.returned_message_ids if report else ())).values())
+    named = list((await our_mail(report.returned_message_ids if report else (), key)).values())
     named += await deliveries_by_id([hit.ids[0] for hit in verdict.tokens if hit.purpose == BOUNCE])
-    learners = {
-        learner.id: learner
-        for learner in await Learner.filter(id__in=sorted({sent.learner_id for sent in named}))
-    }
-    notes: list[str] = []
+    learners = await Learner.filter(id__in=sorted({sent.learner_id for sent in named}))
+    counted: list[tuple[Learner, BouncedRecipient]] = []
     refused: list[str] = []
     for bounce in verdict.bounces:
         if not (bounce.hard or bounce.soft):
             continue
-        learner = await _bounced_learner(bounce.recipient, learners)
+        learner = next((x for x in learners if _same_address(x, bounce.recipient)), None)
         if learner is None:
             where = " ".join(filter(None, (bounce.recipient or "unnamed recipient", bounce.status)))
             refused.append(f"{where}: names no message we sent to that address")
-            continue
+        else:
+            counted.append((learner, bounce))
+    if refused:
+        note = f"{UNVERIFIED_BOUNCE}, nothing counted ({verdict.reason}): {'; '.join(refused)}"
+        return Outcome(InboundState.FLAGGED, note, "unverified-bounce")
+    notes: list[str] = []
+    for learner, bounce in counted:
         if bounce.hard:
             await Learner.filter(id=learner.id).update(email_status=Reachability.UNREACHABLE)
             notes.append(f"learner {learner.id} email unreachable ({bounce.status or 'failed'})")
         else:
             await count_soft_bounce(learner.id)
             notes.append(f"learner {learner.id} soft bounce ({bounce.status or 'delayed'})")
-    if refused:
-        detail = "; ".join([*refused, *notes])
-        note = f"{UNVERIFIED_BOUNCE}, not counted ({verdict.reason}): {detail}"
-        return Outcome(InboundState.FLAGGED, note, "unverified-bounce")
     detail = "; ".join(notes) or "nothing to record"
     return Outcome(InboundState.PROCESSED, f"{verdict.reason} -> {detail}", "bounce")
-
-
-async def _bounced_learner(recipient: str | None, named: dict[int, Learner]) -> Learner | None:
-    """The learner a bounced recipient stands for, among the learners of the deliveries the
-    report names: the one with that address; else the only one named, when the recipient is
-    nobody we know (their mail was forwarded to it); else None."""
-    if recipient:
-        for learner in named.values():
-            if _same_address(learner, recipient):
-                return learner
-    if len(named) != 1:
-        return None
-    if recipient and await Learner.filter(email=recipient.lower()).exists():
-        return None  # another learner's address: not what this delivery was sent to
-    return next(iter(named.values()))
 
 
 # --------------------------------------------------------------------------- views
