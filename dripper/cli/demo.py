@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dripper import aio
+from dripper.shipped import example_curricula
 
 if TYPE_CHECKING:
     from dripper.demo.mail import ImapChoice
     from dripper.demo.play import OpenDashboard
-
-SHIPPED_CURRICULA = Path(__file__).resolve().parent.parent.parent / "curricula"
 
 
 @click.command("demo")
@@ -50,9 +49,7 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: Im
     """
     from dripper.demo.play import DAYS, run_demo
 
-    directory = curricula_dir or SHIPPED_CURRICULA
-    if not directory.is_dir():
-        directory = Path("curricula")
+    directory = curricula_dir or example_curricula()
     dashboard, no_dashboard = (None, "") if headless or as_json else _dashboard()
 
     def progress(day: int, moment: datetime) -> None:

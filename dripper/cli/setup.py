@@ -3,6 +3,7 @@ start for the team's canned replies."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -13,6 +14,7 @@ from dripper.config import CONFIG_FILE_NAME
 from dripper.errors import DripperError
 from dripper.inbox.canned import EXAMPLE_CANNED_REPLIES
 from dripper.learners.roster import EXAMPLE_CSV
+from dripper.shipped import SCHEMA_FILE_NAME, STARTER_ID, starter_curriculum
 
 LEARNERS_FILE_NAME = "learners.csv"
 CANNED_FILE_NAME = "canned-replies.yaml"
@@ -123,26 +125,40 @@ hmac_key_file = "hmac.key"
     "(created if missing).",
 )
 @click.option(
-    "--force", is_flag=True, help="Overwrite the files if they exist (never an existing hmac.key)."
+    "--force",
+    is_flag=True,
+    help="Overwrite the files if they exist (never hmac.key or an existing curriculum).",
 )
 def init_cmd(directory: Path, force: bool) -> None:
     """Write a commented dripper.toml, an example learners.csv, canned-replies.yaml (the
-    inbox's reusable answers) and hmac.key (a fresh key, mode 0600) to start from."""
+    inbox's reusable answers), a starter curriculum in curricula/ (with the schema editors
+    use to check it as you type) and hmac.key (a fresh key, mode 0600) to start from."""
+    from dripper.curriculum import json_schema
+
+    curricula = directory / "curricula"
+    starter = curricula / f"{STARTER_ID}.yaml"
     files = {
         directory / CONFIG_FILE_NAME: CONFIG_TEMPLATE,
         directory / LEARNERS_FILE_NAME: EXAMPLE_CSV,
         directory / CANNED_FILE_NAME: EXAMPLE_CANNED_REPLIES,
+        curricula / SCHEMA_FILE_NAME: json.dumps(json_schema(), indent=2, ensure_ascii=False)
+        + "\n",
     }
+    # A curriculum is the trainer's work: never replaced, not even with --force.
+    if not starter.exists():
+        files[starter] = starter_curriculum()
     existing = [path for path in files if path.exists()]
     if existing and not force:
         names = " and ".join(str(path) for path in existing)
         verb = "exists" if len(existing) == 1 else "exist"
         raise DripperError(f"{names} already {verb}; nothing written (use --force to overwrite)")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        curricula.mkdir(parents=True, exist_ok=True)
         for path, text in files.items():
             path.write_text(text, encoding="utf-8")
             click.echo(f"wrote {path}")
+        if starter not in files:
+            click.echo(f"kept {starter}")
         key = directory / HMAC_KEY_FILE_NAME
         if key.exists():  # never replaced, not even with --force: links signed with it live on
             click.echo(f"kept {key}")
@@ -156,9 +172,11 @@ def init_cmd(directory: Path, force: bool) -> None:
     click.echo(
         "\nNext steps:\n"
         f"  1. edit {config}; put secrets in environment variables or *_file files\n"
-        f"  2. {in_dir}dripper check\n"
+        f"  2. edit {starter} (your drip), then: {in_dir}dripper check\n"
         f"  3. {in_dir}dripper learners import {LEARNERS_FILE_NAME} --dry-run, then without"
         " --dry-run\n"
+        f"  4. {in_dir}dripper enroll {STARTER_ID} --cohort NAME --course-end "
+        f'"YYYY-MM-DD HH:MM" --learners {LEARNERS_FILE_NAME}\n'
     )
 
 

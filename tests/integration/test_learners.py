@@ -428,6 +428,32 @@ def test_init_writes_files_that_load_and_import(cli: CliRunner, tmp_path: Path) 
     assert len(settings.security.hmac_key.get_secret_value()) >= 40
 
 
+def test_init_gives_a_curriculum_that_checks_and_enrolls(cli: CliRunner, tmp_path: Path) -> None:
+    """Its own next steps work outside any checkout: check the starter, enroll the example
+    learners in it."""
+    assert run(cli, "init").exit_code == 0
+    starter = tmp_path / "curricula" / "my-course.yaml"
+    assert starter.read_text(encoding="utf-8").startswith("# Your first curriculum")
+    schema = json.loads((tmp_path / "curricula" / "curriculum.schema.json").read_text())
+    assert schema["title"] == "dripper curriculum"
+    checked = run(cli, "check")
+    assert checked.exit_code == 0, checked.output
+    assert 'ok: my-course "My course — the weeks after", 5 steps' in checked.stdout
+    enrolled = run(
+        cli,
+        "enroll",
+        "my-course",
+        "--cohort",
+        "Course Dec",
+        "--course-end",
+        "2026-12-04 17:00",
+        "--learners",
+        "learners.csv",
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    assert "7 enrolled, 0 already enrolled, 0 rejected" in enrolled.stdout
+
+
 def test_init_refuses_to_overwrite_without_force(cli: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "dripper.toml").write_text("# mine\n", encoding="utf-8")
     refused = run(cli, "init")
@@ -440,9 +466,12 @@ def test_init_refuses_to_overwrite_without_force(cli: CliRunner, tmp_path: Path)
     assert forced.exit_code == 0
     assert (tmp_path / "dripper.toml").read_text(encoding="utf-8") != "# mine\n"
     key = (tmp_path / "hmac.key").read_text()
+    (tmp_path / "curricula" / "my-course.yaml").write_text("# my own drip\n", encoding="utf-8")
     again = run(cli, "init", "--force")  # a new key would void every reply address sent
     assert "kept hmac.key" in again.stdout
     assert (tmp_path / "hmac.key").read_text() == key
+    assert "kept curricula/my-course.yaml" in again.stdout  # the trainer's work
+    assert (tmp_path / "curricula" / "my-course.yaml").read_text() == "# my own drip\n"
 
 
 def test_import_with_the_db_open_in_the_same_task(sqlite_url: str) -> None:

@@ -118,12 +118,11 @@ async def test_an_email_reply_is_answered_from_the_dashboard_in_its_thread(
 def test_the_demo_opens_the_dashboard_and_the_answer_arrives() -> None:
     """`dripper demo` without --headless: the dashboard opens on the played inbox; the trainer
     answers with a canned reply and the dashboard says where it arrived."""
-    from pathlib import Path
     from typing import Any
 
     from dripper import aio
-    from dripper.cli.demo import SHIPPED_CURRICULA
     from dripper.demo.play import run_demo
+    from dripper.shipped import example_curricula
 
     told: list[str] = []
 
@@ -155,7 +154,7 @@ def test_the_demo_opens_the_dashboard_and_the_answer_arrives() -> None:
             await until_shown(pilot, delivered, seconds=20)
 
     summary = aio.run(
-        run_demo(Path(SHIPPED_CURRICULA), imap="embedded", dashboard=trainer_at_the_keyboard)
+        run_demo(example_curricula(), imap="embedded", dashboard=trainer_at_the_keyboard)
     )
     [answer] = summary["dashboard_answers"]
     assert answer["arrived"] == "yes"
