@@ -1,4 +1,5 @@
-"""`dripper tui` and `dripper bench tui`, added to the dripper command through an entry point."""
+"""`dripper tui` and `dripper bench tui` (added to the dripper command by tui.plugin, by name),
+and the `dripper.dashboard` entry point the demo opens the dashboard with."""
 
 from __future__ import annotations
 
@@ -88,11 +89,3 @@ async def run_dashboard(
     if now is not None:
         config = replace(config, now=now)
     await DripperApp(config, background=background).run_async()
-
-
-def register(main: click.Group) -> None:
-    """Entry point `dripper.commands`: add the dashboard's commands to `dripper`."""
-    main.add_command(tui_cmd)
-    bench = main.commands.get("bench")
-    if isinstance(bench, click.Group):
-        bench.add_command(bench_tui_cmd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,67 @@ class AppContext:
         return self._settings
 
 
+@dataclass(frozen=True)
+class Lazy:
+    """A command known by name before its module is imported: `module:attribute`, and the
+    short help `dripper --help` lists (a test keeps it equal to the command's own)."""
+
+    target: str
+    short_help: str
+
+    def load(self) -> click.Command:
+        module_name, _, attribute = self.target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command), self.target
+        return command
+
+
 class DripperGroup(click.Group):
-    """Turns every DripperError into a one-line message and exit status 1, never a traceback."""
+    """The root group. Turns every DripperError into a one-line message and exit status 1,
+    never a traceback. Its commands are imported only when used: `dripper --help` and each
+    command load what they need and nothing else (the whole tree takes over a second)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, Lazy] = {}
+        self._extensions: dict[str, list[str]] = {}  # group name -> subcommands to add to it
+
+    def add_lazy(self, name: str, target: str, short_help: str) -> None:
+        self.lazy[name] = Lazy(target, short_help)
+
+    def extend_lazy(self, group: str, target: str) -> None:
+        """Add the command at `target` to the subgroup `group` once that group is loaded (a
+        plugin's `dripper bench tui`)."""
+        self._extensions.setdefault(group, []).append(target)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            command = self.lazy[name].load()
+            if isinstance(command, click.Group):
+                for target in self._extensions.get(name, []):
+                    command.add_command(Lazy(target, "").load())
+            self.add_command(command, name)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Click's command list, with the short help of commands not loaded taken from the
+        registry (and shortened by Click's own rule, as the loaded command's would be)."""
+        commands: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None:
+                command = click.Command(name, help=self.lazy[name].short_help)
+            if not command.hidden:
+                commands.append((name, command))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl(
+                    [(name, command.get_short_help_str(limit)) for name, command in commands]
+                )
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -120,4 +120,11 @@ def ingest_cmd(channel: str, count: int) -> None:
         click.echo(json.dumps(aio.run(run_ingest_email(count))))
 
 
-COMMANDS: list[click.Command] = [bench_group]
+@bench_group.command("startup")
+@click.option("--repeat", type=click.IntRange(1), default=7, show_default=True, help="Runs each.")
+def startup_cmd(repeat: int) -> None:
+    """How long `dripper --help`, `dripper status` and `dripper check` take as fresh processes
+    (medians; target 0.3 s), in a project `dripper init` wrote."""
+    from dripper.bench.startup import bench_startup
+
+    click.echo(json.dumps(bench_startup(repeat)))

@@ -227,6 +227,3 @@ def answers_text(
             for text_line in body.splitlines() or [""]:
                 lines.append("    " + _printable(text_line))
     return "\n".join(lines)
-
-
-COMMANDS: list[click.Command] = [report_cmd]

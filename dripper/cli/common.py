@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 import click
 
 from dripper import aio
-from dripper.db import open_db
 from dripper.errors import DripperError
 from dripper.schedule.offsets import parse_duration
 
@@ -19,7 +18,9 @@ T = TypeVar("T")
 
 def with_db(url: str, work: Callable[[], Awaitable[T]]) -> T:
     """Run `work()` in a fresh event loop with the database open (Tortoise's context needs the
-    database opened in the same task that uses it)."""
+    database opened in the same task that uses it). The ORM is imported here, not with the
+    command line: `dripper CMD --help` never loads it."""
+    from dripper.db import open_db
 
     async def main() -> T:
         async with open_db(url):

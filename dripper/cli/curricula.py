@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from dripper.cli.app import AppContext, pass_app
-from dripper.curriculum import check_paths, json_schema, summary
+
+# The curriculum package (pydantic, Jinja, Markdown, croniter) is imported in the commands:
+# `dripper check --help` needs none of it.
 
 
 @click.command("check")
@@ -20,6 +22,8 @@ def check_cmd(app: AppContext, paths: tuple[Path, ...]) -> None:
     Prints every problem as path:line:col: message and exits 1; when all is well, prints one
     summary line per file and exits 0.
     """
+    from dripper.curriculum import check_paths, summary
+
     targets = list(paths) or [Path(app.settings.curricula_dir)]
     results, problems = check_paths(targets)
     for result in results:
@@ -46,7 +50,6 @@ def schema_cmd() -> None:
     curriculum.schema.json and put `# yaml-language-server: $schema=curriculum.schema.json`
     at the top of a curriculum file.
     """
+    from dripper.curriculum import json_schema
+
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
-
-
-COMMANDS: list[click.Command] = [check_cmd, schema_cmd]

@@ -154,6 +154,3 @@ def _echo_email(email: dict[str, Any]) -> None:
             f"{away['learner']}'s out-of-office auto-reply was stored, recognised "
             f"({away['verdict']}) and {where}."
         )
-
-
-COMMANDS: list[click.Command] = [demo_cmd]

@@ -252,6 +252,3 @@ def apply_cmd(app: AppContext, yes: bool, dry_run: bool) -> None:
 
     with_db(app.settings.database_url, work)
     notify_wake(app.settings.database_url)
-
-
-COMMANDS: list[click.Command] = [enroll_cmd, cohort_group, apply_cmd]

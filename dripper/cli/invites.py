@@ -144,6 +144,3 @@ def invites_cmd(
         + (f"; {report.opted_out} opted out (no link)" if report.opted_out else ""),
         err=True,
     )
-
-
-COMMANDS: list[click.Command] = [invites_cmd]

@@ -162,9 +162,6 @@ def _printable(text: str) -> str:
     return "".join(char for char in text if unicodedata.category(char) != "Cc")
 
 
-COMMANDS: list[click.Command] = [learners_group]
-
-
 @learners_group.command("pause")
 @click.argument("learner")
 @click.option("--for", "duration", type=DURATION, help="Resume by itself after this long (7d).")

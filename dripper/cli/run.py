@@ -63,6 +63,3 @@ def run_cmd(app: AppContext, once: bool, verbose: bool) -> None:
     configure_logging(settings, verbose=verbose)
     with single_runner(settings.database_url) as sole:
         aio.run(_run(settings, once, recover_all=sole))
-
-
-COMMANDS: list[click.Command] = [run_cmd]

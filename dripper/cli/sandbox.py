@@ -77,7 +77,6 @@ sandbox_group.add_command(telegram_cmd)
 
 sandbox_group.add_command(smtp_cmd)
 
-COMMANDS: list[click.Command] = [sandbox_group]
 
 if __name__ == "__main__":
     sandbox_group()

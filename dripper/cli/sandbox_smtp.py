@@ -100,7 +100,6 @@ async def _serve(
 
 _MESSAGE_ID = re.compile(rb"(?im)^Message-ID:\s*(<[^>]*>)")
 
-COMMANDS: list[click.Command] = [smtp_cmd]
 
 if __name__ == "__main__":
     smtp_cmd()

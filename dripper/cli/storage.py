@@ -27,6 +27,3 @@ def migrate_cmd(app: AppContext) -> None:
     for name in applied:
         click.echo(f"applied {name}")
     click.echo(f"{where}: {len(applied)} migration(s) applied, database is up to date")
-
-
-COMMANDS: list[click.Command] = [migrate_cmd]

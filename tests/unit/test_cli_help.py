@@ -6,6 +6,8 @@ a new command or option without help text fails here, not in a user's terminal.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,10 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding=
 def _commands(command: click.Command, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
     yield path
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
+        context = click.Context(command)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            assert sub is not None, name
             yield from _commands(sub, (*path, name))
 
 
@@ -32,7 +37,9 @@ def _command(path: tuple[str, ...]) -> click.Command:
     command: click.Command = main
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, name
+        command = found
     return command
 
 
@@ -63,3 +70,37 @@ def test_the_root_help_lists_every_command() -> None:
     output = CliRunner().invoke(main, ["--help"]).output
     for (name,) in (path for path in COMMANDS if len(path) == 1):
         assert f"\n  {name} " in output
+
+
+@pytest.mark.parametrize("name", sorted(main.lazy), ids=str)
+def test_the_registrys_short_help_is_the_commands_own(name: str) -> None:
+    """`dripper --help` lists commands without importing them, from the registry in
+    dripper/cli/__init__.py (and the plugins'): it must say what the command itself says."""
+    command = _command((name,))
+    stand_in = click.Command(name, help=main.lazy[name].short_help)
+    for limit in (30, 45, 60, 80, 200):
+        assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), limit
+
+
+def test_the_command_line_starts_without_the_engine_or_the_dashboard() -> None:
+    """`dripper --help` imports the root group only: no ORM, no bot library, no Textual."""
+    heavy = ("tortoise", "telegram", "textual", "aiohttp", "jinja2", "pydantic", "dripper.models")
+    code = (
+        "import sys; from click.testing import CliRunner; from dripper.cli import main; "
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0; "
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_startup_benchmark_times_every_command_it_names() -> None:
+    from dripper.bench.startup import COMMANDS as TIMED
+    from dripper.bench.startup import bench_startup
+
+    figures = bench_startup(1)
+    assert figures["target_s"] == 0.3
+    assert set(figures["commands"]) == {" ".join(args) for args in TIMED}
+    assert all(0 < entry["median_s"] < 30 for entry in figures["commands"].values())
