@@ -98,8 +98,11 @@ class ProblemsScreen(TableScreen[Problem]):
     @work(exclusive=True, exit_on_error=False, group="problems-load")
     async def reload(self) -> None:
         self.refresh_gate.started()
-        rows = await list_problems(LIMIT)
-        self.refresh_gate.finished()
+        try:
+            rows = await list_problems(LIMIT)
+        finally:  # a database that does not answer is reported by the app; the table stays usable
+            self.refresh_gate.finished()
+            self.table.loading = False
         selected = self.selected()
         self.rows = rows
         self.loaded = True

@@ -220,7 +220,8 @@ def parse_choices(text: str) -> tuple[int, ...] | None:
 
 
 def find_tokens(mail: ParsedMail, key: bytes | None) -> tuple[TokenHit, ...]:
-    """Genuine reply and unsubscribe tokens in the recipient addresses (HMAC checked)."""
+    """Genuine reply, unsubscribe and bounce (VERP) tokens in the recipient addresses (HMAC
+    checked)."""
     if not key:
         return ()
     hits: list[TokenHit] = []
