@@ -13,9 +13,13 @@ from dripper.cli.common import with_db
 
 
 async def status_data(now: datetime) -> dict[str, Any]:
-    from dripper.store import problems, status  # the ORM: not for `dripper status --help`
+    # The ORM and the planner: not for `dripper status --help`.
+    from dripper.engine.planner import next_step_due
+    from dripper.store import problems, status
 
-    next_due = await status.next_due()
+    pending = await status.next_pending()
+    planned = await next_step_due(before=pending)
+    next_due = min((moment for moment in (pending, planned) if moment), default=None)
     return {
         "now": now.isoformat(),
         "deliveries": await status.deliveries_by_state(),

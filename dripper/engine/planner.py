@@ -16,6 +16,7 @@ from dripper.models import DeliveryKind
 from dripper.schedule.keys import step_key
 from dripper.schedule.plan import due_times, learner_zone, window_of
 from dripper.schedule.slots import expires_at
+from dripper.store import status as status_store
 from dripper.store.curricula import curriculum_of
 from dripper.store.outbox import NewDelivery, insert_in
 from dripper.store.planning import (
@@ -24,6 +25,7 @@ from dripper.store.planning import (
     planned_steps,
     set_plan_due,
 )
+from dripper.store.sql import as_datetime
 
 PLAN_BATCH = 500
 RETRY_UNPLANNABLE = timedelta(hours=1)
@@ -103,3 +105,41 @@ async def _plan_one(
                 )
             )
     return new, later
+
+
+NEXT_DUE_LOOKS = 2_000  # enrollments `next_step_due` plans at most (a fresh cohort is all alike)
+
+
+async def next_step_due(before: datetime | None = None) -> datetime | None:
+    """When the next step not yet in the outbox falls due, exactly (as the planner will plan
+    it), if it is before `before`; None when none is.
+
+    An enrollment's `plan_due_at` is a lower bound of that moment (the course end, before its
+    first pass), so enrollments are planned in its order until the next one's bound is no
+    sooner than the best due time found. At most NEXT_DUE_LOOKS of them: past that (a cohort
+    of thousands enrolled at once) the answer is the soonest among those, later than the true
+    one by at most the send window's spread.
+    """
+    best = before
+    found: datetime | None = None
+    for row in await status_store.soonest_unplanned(before, NEXT_DUE_LOOKS):
+        bound = as_datetime(row["plan_due_at"])
+        if bound is None or (best is not None and bound >= best):
+            break
+        anchor = as_datetime(row["anchor_at"])
+        assert anchor is not None
+        try:
+            curriculum = await curriculum_of(int(row["curriculum_id"]))
+        except Exception:  # an unloadable version: the planner flags it (plan_error)
+            continue
+        dues = due_times(
+            curriculum,
+            anchor,
+            learner_zone(row["timezone"], curriculum),
+            int(row["id"]),
+            timedelta(seconds=int(row["shift_seconds"])),
+        )
+        upcoming = [due for due in dues if due >= bound]
+        if upcoming and (best is None or min(upcoming) < best):
+            best = found = min(upcoming)
+    return found

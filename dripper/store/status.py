@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from dripper.db import connection
 from dripper.models import (
     DeliveryState,
     EnrollmentState,
     MessageDirection,
 )
-from dripper.store.sql import as_datetime, select
+from dripper.store.sql import as_datetime, select, ts
 
 Rows = list[dict[str, Any]]
 
@@ -45,18 +46,30 @@ async def enrollments_by_state() -> dict[str, int]:
     return {str(row["state"]): int(row["n"]) for row in rows}
 
 
-async def next_due() -> datetime | None:
-    """The earliest moment `dripper run` has work: a pending delivery, or a plan to extend."""
-    pending = await select(
+async def next_pending() -> datetime | None:
+    """When the next delivery already in the outbox may go out."""
+    rows = await select(
         "SELECT MIN(available_at) AS t FROM delivery WHERE state = ?",
         [DeliveryState.PENDING.value],
     )
-    planned = await select(
-        "SELECT MIN(plan_due_at) AS t FROM enrollment WHERE state = ?",
-        [EnrollmentState.ACTIVE.value],
+    return as_datetime(rows[0]["t"]) if rows else None
+
+
+async def soonest_unplanned(before: datetime | None, limit: int) -> Rows:
+    """Active enrollments by `plan_due_at` (a lower bound of their next step not yet in the
+    outbox), soonest first, up to `before`: id, curriculum_id, anchor_at, shift_seconds,
+    timezone, plan_due_at."""
+    where = "e.state = ? AND e.plan_due_at IS NOT NULL"
+    params: list[Any] = [EnrollmentState.ACTIVE.value]
+    if before is not None:
+        where += " AND e.plan_due_at < ?"
+        params.append(ts(connection(), before))
+    return await select(
+        "SELECT e.id, e.curriculum_id, e.anchor_at, e.shift_seconds, l.timezone, e.plan_due_at "
+        f"FROM enrollment e JOIN learner l ON l.id = e.learner_id WHERE {where} "
+        "ORDER BY e.plan_due_at, e.id LIMIT ?",
+        [*params, limit],
     )
-    moments = [as_datetime(rows[0]["t"]) for rows in (pending, planned) if rows]
-    return min((moment for moment in moments if moment is not None), default=None)
 
 
 async def retrying(limit: int = 10) -> Rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,14 @@ def test_status_counts_enrollments_and_names_the_next_due_time(workdir: Path) ->
     result = dripper("status", "--json")
     data = json.loads(result.output)
     assert data["enrollments"] == {"active": 3}
-    assert data["next_due"].startswith("2026-12-04T16:00")  # the course end: planning starts
+    # The first step's send, not the course end (when planning starts): excel-essentials'
+    # welcome is one day later, at 09:00 in each learner's zone plus their share of the spread.
+    timelines = [
+        json.loads(dripper("timeline", who, "--json").output)
+        for who in ("zoe@example.com", "jose@example.com", "aiko@example.com")
+    ]
+    firsts = [entries[0]["due_utc"] for entries in timelines]
+    assert data["next_due"] == min(datetime.fromisoformat(t) for t in firsts).isoformat()
 
 
 def test_apply_previews_then_moves_enrollments_to_the_edited_version(workdir: Path) -> None:
