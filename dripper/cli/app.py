@@ -40,7 +40,8 @@ class Lazy:
     def load(self) -> click.Command:
         module_name, _, attribute = self.target.partition(":")
         command = getattr(importlib.import_module(module_name), attribute)
-        assert isinstance(command, click.Command), self.target
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.target} is not a click command")
         return command
 
 

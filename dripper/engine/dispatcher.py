@@ -537,27 +537,18 @@ class Dispatcher:
                 outcome = Outcome(row.id, DeliveryState.FAILED, last_error=result.error)
             return _Pending(outcome, unreachable=(row.learner_id, channel.value))
         if kind is SendOutcome.UNCERTAIN:
-            # The channel and the message id are kept: the message may have arrived, and a
-            # bounce or a reply naming it must be recognised as ours.
-            if row.uncertain:
-                return _Pending(
-                    Outcome(
-                        row.id,
-                        DeliveryState.UNCERTAIN,
-                        channel=channel.value,
-                        provider_message_id=result.provider_message_id,
-                        last_error=result.error,
-                    )
-                )
+            # Retried once, then left uncertain. The channel and the message id are kept: the
+            # message may have arrived, and a bounce or a reply naming it must be known as ours.
+            retry = not row.uncertain
             return _Pending(
                 Outcome(
                     row.id,
-                    DeliveryState.PENDING,
-                    available_at=now + self.settings.uncertain_retry_delay,
+                    DeliveryState.PENDING if retry else DeliveryState.UNCERTAIN,
+                    available_at=now + self.settings.uncertain_retry_delay if retry else None,
                     channel=channel.value,
                     provider_message_id=result.provider_message_id,
                     last_error=result.error,
-                    mark_uncertain=True,
+                    mark_uncertain=retry,
                 )
             )
         if kind is SendOutcome.RETRY and row.attempts < self.settings.max_attempts:

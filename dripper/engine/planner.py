@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from dripper.curriculum import Curriculum
 from dripper.models import DeliveryKind
 from dripper.schedule.keys import step_key
 from dripper.schedule.plan import due_times, learner_zone, window_of
 from dripper.schedule.slots import expires_at
-from dripper.store import status as status_store
 from dripper.store.curricula import curriculum_of
 from dripper.store.outbox import NewDelivery, insert_in
 from dripper.store.planning import (
@@ -24,8 +24,8 @@ from dripper.store.planning import (
     lock_due_enrollments,
     planned_steps,
     set_plan_due,
+    soonest_to_plan,
 )
-from dripper.store.sql import as_datetime
 
 PLAN_BATCH = 500
 RETRY_UNPLANNABLE = timedelta(hours=1)
@@ -78,14 +78,7 @@ async def _plan_one(
     window = window_of(curriculum)
     later: datetime | None = None
     new: list[NewDelivery] = []
-    dues = due_times(
-        curriculum,
-        enrollment.anchor_at,
-        learner_zone(enrollment.timezone, curriculum),
-        enrollment.id,
-        timedelta(seconds=enrollment.shift_seconds),
-    )
-    for step, due in zip(curriculum.steps, dues, strict=True):
+    for step, due in zip(curriculum.steps, _dues(enrollment, curriculum), strict=True):
         if due > until:
             if later is None or due < later:
                 later = due
@@ -122,24 +115,25 @@ async def next_step_due(before: datetime | None = None) -> datetime | None:
     """
     best = before
     found: datetime | None = None
-    for row in await status_store.soonest_unplanned(before, NEXT_DUE_LOOKS):
-        bound = as_datetime(row["plan_due_at"])
-        if bound is None or (best is not None and bound >= best):
+    for bound, enrollment in await soonest_to_plan(before, NEXT_DUE_LOOKS):
+        if best is not None and bound >= best:
             break
-        anchor = as_datetime(row["anchor_at"])
-        assert anchor is not None
         try:
-            curriculum = await curriculum_of(int(row["curriculum_id"]))
+            curriculum = await curriculum_of(enrollment.curriculum_version_id)
         except Exception:  # an unloadable version: the planner flags it (plan_error)
             continue
-        dues = due_times(
-            curriculum,
-            anchor,
-            learner_zone(row["timezone"], curriculum),
-            int(row["id"]),
-            timedelta(seconds=int(row["shift_seconds"])),
-        )
-        upcoming = [due for due in dues if due >= bound]
+        upcoming = [due for due in _dues(enrollment, curriculum) if due >= bound]
         if upcoming and (best is None or min(upcoming) < best):
             best = found = min(upcoming)
     return found
+
+
+def _dues(enrollment: EnrollmentToPlan, curriculum: Curriculum) -> list[datetime]:
+    """Every step's due time for the enrollment, in step order."""
+    return due_times(
+        curriculum,
+        enrollment.anchor_at,
+        learner_zone(enrollment.timezone, curriculum),
+        enrollment.id,
+        timedelta(seconds=enrollment.shift_seconds),
+    )

@@ -43,11 +43,12 @@ from dripper.errors import DripperError
 from dripper.inbound.email.parse import decode_bytes, parse_mail
 from dripper.models import Channel, DeliveryState, EnrollmentState
 from dripper.store import problems as store
+from dripper.store.inbound import FILING_FAILED, PROCESSING_FAILED
 from dripper.store.sql import as_datetime
 
 HEAD_BYTES = 65_536  # of an email: its header block, however many hops wrote to it
 TELEGRAM_BYTES = 1_000_000  # of an update: all of it (Telegram's are a few KB)
-_RETRY_TELEGRAM = ("processing failed", "filing failed")
+_RETRY_TELEGRAM = (PROCESSING_FAILED, FILING_FAILED)
 RAW_LIMIT = 200_000  # characters of a raw item shown at most
 UNFETCHABLE = "unfetchable:"  # the external id of a message the IMAP server would not send
 
@@ -286,9 +287,9 @@ async def act(problem: Problem, action: Action, trainer: str, now: datetime) -> 
     stamp = f"{trainer}, {now:%d %b %H:%M} UTC"
     if problem.kind is ProblemKind.INBOUND:
         if action is Action.RETRY:
-            if await store.item_is_filed(problem.id):
+            applied = await store.retry_item(problem.id)  # never one already filed
+            if not applied and await store.item_is_filed(problem.id):
                 raise ProblemGone("it is filed in a conversation already: dismiss it instead")
-            applied = await store.retry_item(problem.id)
             done = Done("put back to be processed: dripper run picks it up now", reprocess=True)
         else:
             applied = await store.dismiss_item(problem.id, f" [dismissed by {stamp}]", now)

@@ -23,6 +23,17 @@ from dripper.store.sql import as_json, in_list, json_param, q, returning, text, 
 INSERT_BATCH = 500  # rows per INSERT: 3,500 parameters, well under either backend's limit
 
 
+# How a flagged item's note starts when its processing or filing raised (rather than the item
+# being handled and found wanting): only such an item is worth another try as it is.
+PROCESSING_FAILED = "processing failed"
+FILING_FAILED = "filing failed"
+
+
+def failure_note(what: str, exc: BaseException) -> str:
+    """The note of an item whose `what` (PROCESSING_FAILED, FILING_FAILED) raised `exc`."""
+    return f"{what}: {type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class RawItem:
     """One item as received: its dedupe key, its bytes, and a note kept with it (or None)."""

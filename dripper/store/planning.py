@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from dripper.db import connection
 from dripper.store.sql import as_datetime, in_list, is_postgres, q, text, ts
 
 
@@ -27,35 +29,55 @@ class EnrollmentToPlan:
     timezone: str | None
 
 
+def _to_plan(row: dict[str, Any]) -> EnrollmentToPlan:
+    anchor = as_datetime(row["anchor_at"])
+    assert anchor is not None
+    return EnrollmentToPlan(
+        id=int(row["id"]),
+        learner_id=int(row["learner_id"]),
+        curriculum_version_id=int(row["curriculum_id"]),
+        anchor_at=anchor,
+        shift_seconds=int(row["shift_seconds"]),
+        timezone=row["timezone"],
+    )
+
+
+_TO_PLAN = (
+    "SELECT e.id, e.learner_id, e.curriculum_id, e.anchor_at, e.shift_seconds, l.timezone, "
+    "e.plan_due_at FROM enrollment e JOIN learner l ON l.id = e.learner_id "
+    "WHERE e.state = ? AND e.plan_due_at IS NOT NULL"
+)
+
+
 async def lock_due_enrollments(
     tx: BaseDBAsyncClient, until: datetime, limit: int
 ) -> list[EnrollmentToPlan]:
     """Active enrollments with a step to plan before `until` (call inside a transaction)."""
     lock = " FOR UPDATE OF e SKIP LOCKED" if is_postgres(tx) else ""
     rows = await tx.execute_query_dict(
-        q(
-            tx,
-            "SELECT e.id, e.learner_id, e.curriculum_id, e.anchor_at, e.shift_seconds, "
-            "l.timezone FROM enrollment e JOIN learner l ON l.id = e.learner_id "
-            "WHERE e.state = ? AND e.plan_due_at IS NOT NULL AND e.plan_due_at <= ? "
-            f"ORDER BY e.plan_due_at LIMIT ?{lock}",
-        ),
+        q(tx, f"{_TO_PLAN} AND e.plan_due_at <= ? ORDER BY e.plan_due_at LIMIT ?{lock}"),
         ["active", ts(tx, until), limit],
+    )
+    return [_to_plan(row) for row in rows]
+
+
+async def soonest_to_plan(
+    before: datetime | None, limit: int
+) -> list[tuple[datetime, EnrollmentToPlan]]:
+    """Active enrollments with their `plan_due_at` (a lower bound of their next step not yet in
+    the outbox), soonest first, that bound before `before` (read only, no lock)."""
+    conn = connection()
+    sql, params = _TO_PLAN, ["active"]
+    if before is not None:
+        sql, params = f"{sql} AND e.plan_due_at < ?", [*params, ts(conn, before)]
+    rows = await conn.execute_query_dict(
+        q(conn, f"{sql} ORDER BY e.plan_due_at, e.id LIMIT ?"), [*params, limit]
     )
     out = []
     for row in rows:
-        anchor = as_datetime(row["anchor_at"])
-        assert anchor is not None
-        out.append(
-            EnrollmentToPlan(
-                id=int(row["id"]),
-                learner_id=int(row["learner_id"]),
-                curriculum_version_id=int(row["curriculum_id"]),
-                anchor_at=anchor,
-                shift_seconds=int(row["shift_seconds"]),
-                timezone=row["timezone"],
-            )
-        )
+        bound = as_datetime(row["plan_due_at"])
+        assert bound is not None
+        out.append((bound, _to_plan(row)))
     return out
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dripper.db import connection
 from dripper.models import (
     DeliveryState,
-    EnrollmentState,
     MessageDirection,
 )
-from dripper.store.sql import as_datetime, select, ts
+from dripper.store.sql import as_datetime, select
 
 Rows = list[dict[str, Any]]
 
@@ -53,23 +51,6 @@ async def next_pending() -> datetime | None:
         [DeliveryState.PENDING.value],
     )
     return as_datetime(rows[0]["t"]) if rows else None
-
-
-async def soonest_unplanned(before: datetime | None, limit: int) -> Rows:
-    """Active enrollments by `plan_due_at` (a lower bound of their next step not yet in the
-    outbox), soonest first, up to `before`: id, curriculum_id, anchor_at, shift_seconds,
-    timezone, plan_due_at."""
-    where = "e.state = ? AND e.plan_due_at IS NOT NULL"
-    params: list[Any] = [EnrollmentState.ACTIVE.value]
-    if before is not None:
-        where += " AND e.plan_due_at < ?"
-        params.append(ts(connection(), before))
-    return await select(
-        "SELECT e.id, e.curriculum_id, e.anchor_at, e.shift_seconds, l.timezone, e.plan_due_at "
-        f"FROM enrollment e JOIN learner l ON l.id = e.learner_id WHERE {where} "
-        "ORDER BY e.plan_due_at, e.id LIMIT ?",
-        [*params, limit],
-    )
 
 
 async def retrying(limit: int = 10) -> Rows:

@@ -341,7 +341,9 @@ async def process_item(item: InboundItem, key: bytes | None, now: datetime) -> s
     except Exception as exc:
         log.exception("email %d (%s) could not be processed", item.id, item.external_id)
         outcome = Outcome(
-            InboundState.FLAGGED, f"processing failed: {type(exc).__name__}: {exc}", "failed"
+            InboundState.FLAGGED,
+            inbound_store.failure_note(inbound_store.PROCESSING_FAILED, exc),
+            "failed",
         )
         await _finish(connection(), item.id, outcome, now)
     return outcome.kind

@@ -49,7 +49,10 @@ from dripper.inbound.telegram.events import ALLOWED_UPDATES, Event, classify
 from dripper.inbox import IncomingMessage, record_learner_messages
 from dripper.models import Channel
 from dripper.store.inbound import (
+    FILING_FAILED,
+    PROCESSING_FAILED,
     RawItem,
+    failure_note,
     filed_item_ids,
     last_pending_id,
     load_cursor,
@@ -302,7 +305,7 @@ class TelegramPoller:
                     await self._process_round([row])
                 return
             log.exception("inbound item %d could not be loaded", ids[0])
-            await self._mark([(ids[0], f"processing failed: {type(exc).__name__}: {exc}")])
+            await self._mark([(ids[0], failure_note(PROCESSING_FAILED, exc))])
             return
         flags: dict[int, str | None] = {}
         # Different chats are independent: their items are processed side by side, each chat's
@@ -350,7 +353,7 @@ class TelegramPoller:
                     retry.add(item_id)
                     continue
                 log.exception("inbound item %d could not be filed; flagged", item_id)
-                flags[item_id] = f"filing failed: {type(exc).__name__}: {exc}"
+                flags[item_id] = failure_note(FILING_FAILED, exc)
             self._filing_failures.pop(item_id or 0, None)
         if retry:
             # Filed ones of this round are checked for when their items come round again.
@@ -375,7 +378,7 @@ class TelegramPoller:
             return await self._actions.handle(event, item_id, batch)
         except Exception as exc:  # a bug or bad data must not stop receiving: flag the item
             log.exception("inbound item %d could not be processed", item_id)
-            return f"processing failed: {type(exc).__name__}: {exc}"
+            return failure_note(PROCESSING_FAILED, exc)
 
     async def _mark(self, outcomes: list[tuple[int, str | None]]) -> None:
         async with in_transaction() as tx:
