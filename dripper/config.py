@@ -27,13 +27,14 @@ DRIPPER_TIMEZONE                   timezone                         UTC
 DRIPPER_TRAINER                    trainer                          (none)
 DRIPPER_CANNED_REPLIES             canned_replies                   <dir>/canned-replies.yaml
 DRIPPER_LEASE_SECONDS              lease_seconds                    120
+DRIPPER_PUBLIC_URL                 public_url                       (none: mailto unsubscribe)
+DRIPPER_LISTEN                     listen                           127.0.0.1:8443
 DRIPPER_TELEGRAM_API_URL           telegram.api_url                 https://api.telegram.org/bot
 DRIPPER_TELEGRAM_TOKEN             telegram.token (secret)          (none)
 DRIPPER_TELEGRAM_TOKEN_FILE        telegram.token_file              (none)
 DRIPPER_TELEGRAM_ALLOW_PAID_BROADCAST  telegram.allow_paid_broadcast  false
 DRIPPER_TELEGRAM_MESSAGES_PER_SECOND   telegram.messages_per_second   30
 DRIPPER_TELEGRAM_WEBHOOK_URL       telegram.webhook_url             (none: long polling)
-DRIPPER_TELEGRAM_WEBHOOK_LISTEN    telegram.webhook_listen          127.0.0.1:8443
 DRIPPER_TELEGRAM_WEBHOOK_SECRET    telegram.webhook_secret (secret) (none)
 DRIPPER_TELEGRAM_WEBHOOK_SECRET_FILE  telegram.webhook_secret_file  (none)
 DRIPPER_SMTP_HOST                  smtp.host                        (none)
@@ -47,6 +48,9 @@ DRIPPER_SMTP_FROM_NAME             smtp.from_name                   (none)
 DRIPPER_SMTP_MESSAGES_PER_SECOND   smtp.messages_per_second         14
 DRIPPER_SMTP_CONNECTIONS           smtp.connections                 2
 DRIPPER_SMTP_VERP                  smtp.verp                        true
+DRIPPER_SMTP_DKIM_SELECTOR         smtp.dkim_selector               (none: not signed)
+DRIPPER_SMTP_DKIM_KEY_FILE         smtp.dkim_key_file               (none)
+DRIPPER_SMTP_DKIM_DOMAIN           smtp.dkim_domain                 from_address's domain
 DRIPPER_IMAP_HOST                  imap.host                        (none)
 DRIPPER_IMAP_PORT                  imap.port                        993 / 143 (none)
 DRIPPER_IMAP_SECURITY              imap.security                    tls
@@ -60,7 +64,7 @@ DRIPPER_HMAC_KEY_FILE              security.hmac_key_file           (none)
 
 `<dir>` is the directory of the TOML file, or the current directory when there is none. When
 `port` is not set, it follows `security`. With `telegram.webhook_url` set, `dripper run` receives
-through a webhook (served on `webhook_listen`, behind your HTTPS proxy) instead of long polling;
+through a webhook (served on `listen`, behind your HTTPS proxy) instead of long polling;
 it then needs `webhook_secret`, which Telegram sends back with every update. A variable that
 starts with DRIPPER_TELEGRAM_, DRIPPER_SMTP_, DRIPPER_IMAP_ or DRIPPER_SECURITY_ but is not in
 this table is an error (a typo would otherwise be ignored silently); other DRIPPER_* variables
@@ -103,6 +107,16 @@ WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
+def _public_https_url(value: str | None, expected: str) -> str | None:
+    """`value` when it is an https:// URL (or http:// on loopback, for local tests)."""
+    if value is None:
+        return None
+    loopback = value.startswith(tuple(f"http://{host}" for host in _LOOPBACK_HOSTS))
+    if not value.startswith("https://") and not loopback:
+        raise ValueError(f"expected {expected}")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -117,29 +131,15 @@ class TelegramSettings(_Section):
     # Telegram allows ~30 msg/s per bot; paid broadcasts up to 1000 msg/s.
     messages_per_second: float = Field(default=30, gt=0, le=1000, allow_inf_nan=False)
     # The public HTTPS URL Telegram posts updates to; unset: dripper polls with getUpdates.
+    # Served on the top-level `listen` address (a reverse proxy forwards webhook_url to it).
     webhook_url: str | None = None
-    # host:port the webhook server listens on (a reverse proxy forwards webhook_url to it).
-    webhook_listen: str = "127.0.0.1:8443"
     webhook_secret: SecretStr | None = None
 
     @field_validator("webhook_url")
     @classmethod
     def _https_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
         # Telegram posts only to HTTPS; plain http is for the local sandbox.
-        loopback = value.startswith(tuple(f"http://{host}" for host in _LOOPBACK_HOSTS))
-        if not value.startswith("https://") and not loopback:
-            raise ValueError("expected the public https:// URL Telegram should post updates to")
-        return value
-
-    @field_validator("webhook_listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError('expected host:port to listen on, such as "127.0.0.1:8443"')
-        return value
+        return _public_https_url(value, "the public https:// URL Telegram should post updates to")
 
     @field_validator("webhook_secret")
     @classmethod
@@ -160,12 +160,6 @@ class TelegramSettings(_Section):
                 "DRIPPER_TELEGRAM_WEBHOOK_SECRET or [telegram] webhook_secret_file"
             )
         return self
-
-    @property
-    def listen_host_port(self) -> tuple[str, int]:
-        """`webhook_listen` split into host and port ("[::1]:8443" gives "::1")."""
-        host, _, port = self.webhook_listen.rpartition(":")
-        return host.strip("[]"), int(port)
 
     @field_validator("api_url")
     @classmethod
@@ -198,6 +192,11 @@ class SmtpSettings(_Section):
     connections: int = Field(default=2, ge=1, le=100)
     # Envelope sender local+bounce-<signed delivery id>@domain, so bounces are authenticated.
     verp: bool = True
+    # DKIM signing (both set: on). The key is a PEM file (`dripper dkim keygen` writes one);
+    # the domain defaults to from_address's.
+    dkim_selector: str | None = None
+    dkim_key_file: Path | None = None
+    dkim_domain: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -215,6 +214,24 @@ class SmtpSettings(_Section):
         if value is not None and not _EMAIL_RE.match(value):
             raise ValueError("expected an email address such as trainer@example.com")
         return value
+
+    @model_validator(mode="after")
+    def _dkim_needs_both(self) -> SmtpSettings:
+        if (self.dkim_selector is None) != (self.dkim_key_file is None):
+            raise ValueError(
+                "DKIM signing needs both dkim_selector and dkim_key_file (make them with "
+                "`dripper dkim keygen`), or neither"
+            )
+        return self
+
+    @property
+    def signing_domain(self) -> str | None:
+        """The DKIM d= domain: dkim_domain, else the From address's domain."""
+        if self.dkim_domain:
+            return self.dkim_domain.lower().rstrip(".")
+        if self.from_address:
+            return self.from_address.rpartition("@")[2].lower()
+        return None
 
 
 class ImapSettings(_Section):
@@ -266,6 +283,12 @@ class Settings(_Section):
     # How long a worker's claim on a delivery lasts unless renewed: a worker that dies leaves
     # its claims to the others (as uncertain, retried once) after this long.
     lease_seconds: float = Field(default=120, ge=5, le=3600, allow_inf_nan=False)
+    # The public https:// address of dripper's web server (one-click unsubscribe pages); unset:
+    # emails offer only a mailto: unsubscribe.
+    public_url: str | None = None
+    # host:port the web server of `dripper run` listens on: the one-click unsubscribe pages and
+    # the Telegram webhook. A reverse proxy forwards public_url and webhook_url to it.
+    listen: str = "127.0.0.1:8443"
     telegram: TelegramSettings = TelegramSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
@@ -277,6 +300,33 @@ class Settings(_Section):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return canonical_timezone(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        checked = _public_https_url(
+            value, "the public https:// address that reaches dripper's web server (listen)"
+        )
+        return checked.rstrip("/") if checked else None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError('expected host:port to listen on, such as "127.0.0.1:8443"')
+        return value
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        """`listen` split into host and port ("[::1]:8443" gives "::1")."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def serves_http(self) -> bool:
+        """Whether `dripper run` serves HTTP: a Telegram webhook or one-click unsubscribe."""
+        return self.public_url is not None or self.telegram.webhook_url is not None
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -360,6 +410,8 @@ _TOP_LEVEL_KEYS = (
     "trainer",
     "canned_replies",
     "lease_seconds",
+    "public_url",
+    "listen",
 )
 
 
@@ -409,6 +461,10 @@ def _build_env_table() -> dict[str, tuple[str, ...]]:
 
 ENV_VARS: dict[str, tuple[str, ...]] = _build_env_table()
 """Every environment variable load_settings reads, mapped to the setting path it sets."""
+
+# Keys that moved, so that an old dripper.toml gets told where to (dotted path -> new path).
+_MOVED_KEYS = {"telegram.webhook_listen": "listen"}
+_MOVED_ENV = {"DRIPPER_TELEGRAM_WEBHOOK_LISTEN": "DRIPPER_LISTEN"}
 
 _OWNED_ENV_PREFIXES = tuple(f"{ENV_PREFIX}{section.upper()}_" for section in _SECTIONS)
 
@@ -519,6 +575,12 @@ def _check_file_keys(path: Path, text: str, raw: dict[str, Any]) -> None:
                         f"{path.name}: set {secret.env}, or put it in a file readable only by "
                         f'you and set {secret.file_key} = "/path/to/file" (or {secret.file_env})'
                     )
+                moved = _MOVED_KEYS.get(f"{key}.{sub_key}")
+                if moved is not None:
+                    raise ConfigError(
+                        f'{sub_where}: "{key}.{sub_key}" is now the top-level key "{moved}" '
+                        f"(it serves the unsubscribe pages too): move it above the first [section]"
+                    )
                 if sub_key not in _file_keys(key):
                     hint = did_you_mean(f"{key}.{sub_key}", [f"{key}.{k}" for k in _file_keys(key)])
                     raise ConfigError(f'{sub_where}: unknown key "{key}.{sub_key}"{hint}')
@@ -586,6 +648,8 @@ def _apply_environment(
 ) -> None:
     for name in sorted(env):
         if name.startswith(_OWNED_ENV_PREFIXES) and name not in ENV_VARS:
+            if name in _MOVED_ENV:
+                raise ConfigError(f"{name}: renamed to {_MOVED_ENV[name]}")
             hint = did_you_mean(name, ENV_VARS)
             raise ConfigError(f"{name}: unknown dripper setting{hint}")
     for name, loc in ENV_VARS.items():
@@ -652,6 +716,11 @@ def _resolve_paths(
         origin = origins.get(("curricula_dir",))
         directory = origin.base_dir if origin else base_dir
         data["curricula_dir"] = (directory / Path(curricula).expanduser()).resolve()
+    dkim_key = data.get("smtp", {}).get("dkim_key_file")
+    if isinstance(dkim_key, str):
+        origin = origins.get(("smtp", "dkim_key_file"))
+        directory = origin.base_dir if origin else base_dir
+        data["smtp"]["dkim_key_file"] = (directory / Path(dkim_key).expanduser()).resolve()
     canned = data.get("canned_replies", "canned-replies.yaml")
     if isinstance(canned, str):
         origin = origins.get(("canned_replies",))

@@ -29,6 +29,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -181,6 +182,62 @@ async def migrate(url: str, *, progress: ProgressCallback | None = None) -> list
     """
     async with _connected(url) as client, _migration_lock(client, url):
         return await _apply_pending(client, progress=progress)
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What `dripper doctor` says about a database: created or not, and its migrations."""
+
+    exists: bool  # False: a SQLite file not created yet (the first `dripper run` creates it)
+    applied: int  # migrations recorded as applied
+    pending: tuple[str, ...]  # migrations this dripper brings that are not applied
+    unknown: tuple[str, ...]  # applied migrations this dripper does not know (a newer one ran)
+    empty: bool  # no dripper table yet (migrated automatically on first use)
+
+
+async def schema_status(url: str) -> SchemaStatus:
+    """The database's migrations, read without changing anything (a missing SQLite file is not
+    created). DripperError when it cannot be opened."""
+    config = tortoise_config(url)
+    (connection_config,) = config["connections"].values()
+    file_path = connection_config["credentials"].get("file_path")
+    is_file = file_path is not None and file_path != ":memory:"
+    if is_file and not await asyncio.to_thread(Path(file_path).exists):
+        directory = Path(file_path).parent
+        if not directory.is_dir():
+            raise DripperError(
+                f"cannot open the database {redact_url(url)}: the directory {directory} does "
+                "not exist; create it or fix database_url"
+            )
+        return SchemaStatus(False, 0, tuple(_known_migrations()), (), True)
+    async with _connected(url) as client:
+        executor = _executor(client)
+        await executor.loader.build_graph()
+        applied = [
+            key
+            for key in await executor.recorder.applied_migrations()
+            if key.app_label == APP_LABEL
+        ]
+        return SchemaStatus(
+            True,
+            len(applied),
+            tuple(await _pending_migrations(client)),
+            tuple(await _unknown_applied(client)),
+            await _is_empty(client),
+        )
+
+
+def _known_migrations() -> list[str]:
+    """The names of every migration this dripper brings, in order (no database needed)."""
+    import pkgutil
+
+    from dripper import migrations
+
+    return sorted(
+        module.name
+        for module in pkgutil.iter_modules(migrations.__path__)
+        if module.name[0].isdigit()
+    )
 
 
 @asynccontextmanager

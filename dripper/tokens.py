@@ -172,3 +172,11 @@ def address_token(address: str) -> tuple[str, str] | None:
     if detail.lower().startswith(_BOUNCE_TAG):
         return BOUNCE, detail[len(_BOUNCE_TAG) :]
     return REPLY, detail
+
+
+UNSUBSCRIBE_PATH = "/u/"
+
+
+def unsubscribe_url(public_url: str, token: str) -> str:
+    """The one-click unsubscribe page of a learner (RFC 8058), under dripper's `public_url`."""
+    return f"{public_url.rstrip('/')}{UNSUBSCRIBE_PATH}{token}"

@@ -37,6 +37,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "emulator, a local mail sink and a local IMAP mailbox, with simulated learners in six "
         "time zones.",
     ),
+    "dkim": (
+        "dripper.cli.dkim:dkim_group",
+        "Sign outgoing mail with DKIM: make the key and the DNS record to publish.",
+    ),
+    "doctor": (
+        "dripper.cli.doctor:doctor_cmd",
+        "Check the configuration, database, bot, mail servers, keys and public URL, with fixes.",
+    ),
     "enroll": (
         "dripper.cli.enroll:enroll_cmd",
         "Enroll learners in CURRICULUM_ID as a cohort whose course ended at --course-end.",

@@ -60,6 +60,13 @@ CONFIG_TEMPLATE = """\
 # this long; they are then sent as uncertain, retried once.
 # lease_seconds = 120
 
+# The public https:// address of dripper's web server: every email then carries a one-click
+# unsubscribe link (RFC 8058, which Gmail and Yahoo require of bulk senders) to a page under
+# it. Your reverse proxy (nginx, Caddy) forwards it to `listen`. Unset: unsubscribe by mailto.
+# public_url = "https://dripper.example.com"
+# Where `dripper run` serves the unsubscribe pages and the Telegram webhook (host:port).
+# listen = "127.0.0.1:8443"
+
 [telegram]
 # The Bot API endpoint; point it at a local Bot API server or the sandbox for tests.
 # api_url = "https://api.telegram.org/bot"
@@ -70,10 +77,9 @@ CONFIG_TEMPLATE = """\
 # allow_paid_broadcast = false
 # messages_per_second = 30
 # Updates come by long polling unless a webhook URL is set: Telegram then POSTs them to that
-# public HTTPS address, which must reach webhook_listen (e.g. through a reverse proxy). The
+# public HTTPS address, which must reach `listen` above (e.g. through a reverse proxy). The
 # secret Telegram sends along comes from DRIPPER_TELEGRAM_WEBHOOK_SECRET or this file.
 # webhook_url = "https://example.com/telegram"
-# webhook_listen = "127.0.0.1:8443"
 # webhook_secret_file = "/run/secrets/dripper_webhook_secret"
 
 [smtp]
@@ -94,6 +100,11 @@ CONFIG_TEMPLATE = """\
 # Bounces come back to a signed address per message (course+bounce-...@), so a forged bounce
 # is told apart. Set false if your server only accepts your own address as the sender.
 # verp = true
+# DKIM signature: `dripper dkim keygen --selector dripper1` writes the key and prints the DNS
+# record to publish; then set both. The signing domain is from_address's (or dkim_domain).
+# dkim_selector = "dripper1"
+# dkim_key_file = "dkim.key"
+# dkim_domain = "example.com"
 
 [imap]
 # The mailbox learner replies arrive in.

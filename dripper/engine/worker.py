@@ -5,9 +5,11 @@ demo and the benchmarks build it from channels of their own (sandboxes, a manual
 caller opens the database first and keeps it open while the worker runs.
 
 - `run(stop)`: the dispatcher until `stop` is set, beside the Telegram receiver (long polling,
-  or the webhook when one is configured) and the IMAP poller. Each receiver runs in one worker
-  at a time (dripper.engine.singleton); a receiver that must give up (409 Conflict, a rejected
-  token) stops the whole worker, and its error is raised once the sends in flight are recorded.
+  or the webhook when one is configured), the IMAP poller and the web server (`listen`: the
+  webhook and the one-click unsubscribe pages, when `public_url` is set). Each receiver runs
+  in one worker at a time (dripper.engine.singleton); a receiver that must give up (409
+  Conflict, a rejected token) stops the whole worker, and its error is raised once the sends
+  in flight are recorded.
 - `run_once()`: what is waiting now, received and sent, then return (`dripper run --once`).
 
 Everything enqueued elsewhere (an enrollment, a trainer's reply, a learner's answer planning a
@@ -40,6 +42,8 @@ from dripper.errors import DripperError
 from dripper.inbound.email.poller import ImapPoller
 from dripper.inbound.telegram.poller import TelegramPoller
 from dripper.inbound.telegram.webhook import TelegramWebhook
+from dripper.inbound.web.server import WebServer
+from dripper.inbound.web.unsubscribe import UnsubscribePages
 from dripper.models import Channel as ChannelName
 
 NO_KEY_FOR_EMAIL = (
@@ -91,7 +95,9 @@ def build_channels(settings: Settings, *, unlimited: bool = False) -> dict[Chann
         if key is None:
             raise DripperError(NO_KEY_FOR_EMAIL)
         limiter = TokenBucket(None) if unlimited else None
-        channels[ChannelName.EMAIL] = EmailChannel(settings.smtp, signing_key=key, limiter=limiter)
+        channels[ChannelName.EMAIL] = EmailChannel(
+            settings.smtp, signing_key=key, limiter=limiter, public_url=settings.public_url
+        )
     if not channels:
         raise DripperError(
             "no channel is configured, so nothing could be sent: set DRIPPER_TELEGRAM_TOKEN (or "
@@ -107,8 +113,16 @@ class Webhook:
 
     url: str
     secret: str
+
+
+@dataclass(frozen=True)
+class Web:
+    """The worker's web server (`listen`): the webhook's route, and the one-click unsubscribe
+    pages of mail sent as `unsubscribe_as` (None: no pages)."""
+
     host: str
     port: int
+    unsubscribe_as: str | None = None
 
 
 class Worker:
@@ -129,6 +143,7 @@ class Worker:
         recover_all: bool = False,
         receive_telegram: bool = True,
         webhook: Webhook | None = None,
+        web: Web | None = None,
         mail: ImapPoller | None = None,
         name: str | None = None,
     ) -> None:
@@ -151,14 +166,18 @@ class Worker:
             self.telegram = TelegramPoller(
                 telegram.bot, signing_key=signing_key, now=clock.now, wake=self.wake
             )
+        self.server: WebServer | None = None
+        if web is not None or webhook is not None:
+            web = web or Web("127.0.0.1", 8443)
+            self.server = WebServer(web.host, web.port)
+            if web.unsubscribe_as is not None and signing_key:
+                UnsubscribePages(signing_key, web.unsubscribe_as, now=clock.now).add_routes(
+                    self.server.app
+                )
         self.webhook: TelegramWebhook | None = None
         if webhook is not None and self.telegram is not None:
             self.webhook = TelegramWebhook(
-                self.telegram,
-                url=webhook.url,
-                secret=webhook.secret,
-                host=webhook.host,
-                port=webhook.port,
+                self.telegram, url=webhook.url, secret=webhook.secret, server=self.server
             )
         self.mail = mail
         self._listener = WakeListener(database_url, self.wake, on_inbound=self.reprocess)
@@ -174,10 +193,13 @@ class Worker:
         telegram = settings.telegram
         webhook = None
         if telegram.webhook_url is not None and telegram.webhook_secret is not None:
-            host, port = telegram.listen_host_port
-            webhook = Webhook(
-                telegram.webhook_url, telegram.webhook_secret.get_secret_value(), host, port
-            )
+            webhook = Webhook(telegram.webhook_url, telegram.webhook_secret.get_secret_value())
+        web = None
+        if settings.serves_http:
+            host, port = settings.listen_host_port
+            smtp = settings.smtp
+            sender = smtp.from_name or smtp.from_address
+            web = Web(host, port, sender if settings.public_url and smtp.host else None)
         return cls(
             build_channels(settings),
             clock,
@@ -186,6 +208,7 @@ class Worker:
             signing_key=signing_key(settings),
             recover_all=recover_all,
             webhook=webhook,
+            web=web,
             mail=ImapPoller.from_settings(settings) if settings.imap.host else None,
         )
 
@@ -234,6 +257,8 @@ class Worker:
         """Receive and send until `stop` is set; in-flight sends finish and are recorded."""
         receiving: asyncio.Task[None] | None = None
         reading: asyncio.Task[None] | None = None
+        if self.server is not None:
+            await self.server.start()
         try:
             if self.webhook is not None:
                 receiving = asyncio.create_task(self.webhook.run(stop))
@@ -261,6 +286,8 @@ class Worker:
             for task in (receiving, reading):
                 if task is not None:
                     await asyncio.wait({task})
+            if self.server is not None:
+                await self.server.close()
         if receiving is not None:
             receiving.result()
 

@@ -1,4 +1,4 @@
-"""Learners' SQL: bulk inserts, bounce counts, and claiming an invite (one chat, once).
+"""Learners' SQL: bulk inserts, bounce counts, claiming an invite (one chat, once), opting out.
 
 Most learner reads and writes go through the Tortoise models; the statements here are the ones
 that must be one statement (a count that concurrent workers increase, a claim that only one
@@ -14,7 +14,7 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from dripper.db import connection
-from dripper.models import Reachability
+from dripper.models import Learner, Reachability
 from dripper.store.sql import json_param, q, ts
 
 INSERT_BATCH = 10_000
@@ -77,3 +77,27 @@ async def claim_invite(tx: BaseDBAsyncClient, invite_id: int, chat_id: int, now:
         [ts(tx, now), chat_id, invite_id],
     )
     return bool(claimed)
+
+
+async def set_opted_out(learner_id: int, now: datetime, *, opted_out: bool) -> bool | None:
+    """Opt the learner out of every drip (`opted_out`) or back in. True when that changed
+    something, False when it was so already, None when there is no such learner."""
+    if opted_out:
+        changed = await Learner.filter(id=learner_id, opted_out_at=None).update(
+            opted_out_at=now, updated_at=now
+        )
+    else:
+        changed = await Learner.filter(id=learner_id, opted_out_at__not_isnull=True).update(
+            opted_out_at=None, updated_at=now
+        )
+    if changed:
+        return True
+    return False if await Learner.exists(id=learner_id) else None
+
+
+async def opt_out_state(learner_id: int) -> tuple[str | None, bool] | None:
+    """(email, opted out) of a learner, None when there is no such learner."""
+    learner = await Learner.get_or_none(id=learner_id).only("id", "email", "opted_out_at")
+    if learner is None:
+        return None
+    return learner.email, learner.opted_out_at is not None

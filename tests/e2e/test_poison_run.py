@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from dripper.sandbox import TelegramEmulator, start_server
 from dripper.sandbox.imap import ImapServer
 from dripper.sandbox.seed import minute_steps_curriculum
 from tests.fixtures.mail import PASSWORD
+from tests.fixtures.processes import start_dripper
 from tests.fixtures.waiting import eventually
 
 TOKEN = "5151:POISON-run"
@@ -68,17 +68,7 @@ async def test_run_serves_a_healthy_cohort_through_poison(tmp_path: Path) -> Non
         DRIPPER_CURRICULA_DIR=str(tmp_path),
     )
     log = tmp_path / "run.log"
-    with log.open("wb") as stderr:
-        run = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dripper",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    run = await start_dripper("run", cwd=tmp_path, env=env, log=log)
     try:
         async with open_db(url):
 

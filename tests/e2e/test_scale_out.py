@@ -16,7 +16,6 @@ import gc
 import itertools
 import os
 import signal
-import sys
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from dripper.enrollments.enroll import enroll
 from dripper.models import Channel, Learner
 from dripper.sandbox import SendRecord, TelegramEmulator, start_server
 from dripper.sandbox.seed import insert_learners, minute_steps_curriculum
+from tests.fixtures.processes import start_dripper
 from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.postgres
@@ -100,17 +100,7 @@ async def start_worker(
         DRIPPER_CURRICULA_DIR=str(tmp),
     )
     log = tmp / f"{name}.log"
-    with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dripper",
-            "run",
-            cwd=tmp,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    process = await start_dripper("run", cwd=tmp, env=env, log=log)
     return Worker(process, log)
 
 

@@ -176,6 +176,20 @@ def test_curricula_dir_from_environment_is_relative_to_cwd(tmp_path: Path) -> No
         ("timezone = 'Europe/Berln'\n", 'timezone: unknown time zone "Europe/Berln" (did you mean'),
         ("trainer = ''\n", "dripper.toml:1:1: trainer: string should have at least 1 character"),
         ("curricula_dir = 5\n", "dripper.toml:1:1: curricula_dir: input"),
+        # the web server and mail that lands
+        (
+            "public_url = 'http://dripper.example.com'\n",
+            "dripper.toml:1:1: public_url: expected the public https:// address",
+        ),
+        ("listen = '8443'\n", "dripper.toml:1:1: listen: expected host:port"),
+        (
+            "[telegram]\nwebhook_listen = '0.0.0.0:8443'\n",
+            'dripper.toml:2:1: "telegram.webhook_listen" is now the top-level key "listen"',
+        ),
+        (
+            "[smtp]\ndkim_selector = 's1'\n",
+            "needs both dkim_selector and dkim_key_file",
+        ),
     ],
 )
 def test_file_errors(tmp_path: Path, toml: str, expected: str) -> None:
@@ -201,6 +215,10 @@ def test_file_errors(tmp_path: Path, toml: str, expected: str) -> None:
             'DRIPPER_SMTP_HOTS: unknown dripper setting (did you mean "DRIPPER_SMTP_HOST"?)',
         ),
         ({"DRIPPER_SECURITY_HMAC_KEY": SECRET}, '(did you mean "DRIPPER_HMAC_KEY"?)'),
+        (
+            {"DRIPPER_TELEGRAM_WEBHOOK_LISTEN": "0.0.0.0:1"},
+            "DRIPPER_TELEGRAM_WEBHOOK_LISTEN: renamed to DRIPPER_LISTEN",
+        ),
     ],
 )
 def test_environment_errors_name_the_variable(env: dict[str, str], expected: str) -> None:
@@ -376,3 +394,19 @@ def test_cli_reports_config_errors_on_one_line_without_traceback(tmp_path: Path)
     assert result.output.strip() == (
         'Error: dripper.toml:1:1: unknown key "smpt" (did you mean "smtp"?)'
     )
+
+
+def test_public_url_listen_and_the_dkim_key_file(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "etc" / "dripper.toml",
+        'public_url = "https://drip.example.com/"\nlisten = "[::1]:9000"\n'
+        '[smtp]\nfrom_address = "course@Example.com"\n'
+        'dkim_selector = "s1"\ndkim_key_file = "keys/dkim.key"\n',
+    )
+    settings = load_settings(config, environ={})
+    assert settings.public_url == "https://drip.example.com"  # no trailing slash
+    assert settings.listen_host_port == ("::1", 9000)
+    assert settings.serves_http
+    assert settings.smtp.dkim_key_file == (tmp_path / "etc" / "keys" / "dkim.key").resolve()
+    assert settings.smtp.signing_domain == "example.com"
+    assert not load_settings(environ={}).serves_http

@@ -160,7 +160,25 @@ async def test_headers_of_a_drip(channel: EmailChannel, sink: SmtpSink) -> None:
     address = unsubscribe[len("<mailto:") :].split("?")[0]
     purpose, token = address_token(address) or ("", "")
     assert purpose == UNSUBSCRIBE and verify(KEY, UNSUBSCRIBE, token) == (7,)
+    # Without public_url there is no page to POST to: mailto only, and no one-click claim.
+    assert "List-Unsubscribe-Post" not in message
     assert "In-Reply-To" not in message and "References" not in message
+
+
+def test_with_a_public_url_the_unsubscribe_headers_offer_one_click_first() -> None:
+    sender = Sender(FROM, "Leadership Course", KEY, public_url="https://drip.example.com")
+    message = parse(build_email(outbound(), sender, NOW).data)
+    token = unsubscribe_token(KEY, 7)
+    assert message["List-Unsubscribe"] == (
+        f"<https://drip.example.com/u/{token}>, "
+        f"<mailto:course+unsub-{token}@example.com?subject=unsubscribe>"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # The footer links to the page (a click), in both parts.
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert f"Unsubscribe: https://drip.example.com/u/{token}" in text
+    assert f'href="https://drip.example.com/u/{token}"' in html
 
 
 def test_message_id_is_stable_per_business_key() -> None:

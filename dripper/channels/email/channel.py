@@ -124,13 +124,29 @@ class EmailChannel:
         timeout: float = DEFAULT_TIMEOUT,
         local_hostname: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        public_url: str | None = None,
     ) -> None:
         """`limiter` defaults to `settings.messages_per_second`; pass TokenBucket(None) for none.
-        `tls_context` replaces the system trust store (e.g. a sandbox's self-signed cert)."""
+        `tls_context` replaces the system trust store (e.g. a sandbox's self-signed cert).
+        `public_url` (dripper's web server) adds one-click unsubscribe. With [smtp]
+        dkim_selector and dkim_key_file every message is DKIM-signed; a key that cannot be
+        used is a DripperError here."""
         self.settings = settings
         self.limiter = limiter or TokenBucket(settings.messages_per_second)
+        signer = None
+        if settings.dkim_selector and settings.dkim_key_file:
+            from dripper.channels.email.dkim import load_signer
+
+            signer = load_signer(
+                settings.dkim_selector, settings.signing_domain or "", settings.dkim_key_file
+            )
         self.sender = Sender(
-            settings.from_address or "", settings.from_name or "", signing_key, settings.verp
+            settings.from_address or "",
+            settings.from_name or "",
+            signing_key,
+            settings.verp,
+            public_url=public_url,
+            dkim=signer,
         )
         self._tls_context = tls_context
         self._timeout = timeout

@@ -25,6 +25,7 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 
 from dripper.channels.base import Outbound
 from dripper.content.render import email_text, html_fragment
@@ -34,7 +35,11 @@ from dripper.tokens import (
     keyed_digest,
     reply_address,
     unsubscribe_address,
+    unsubscribe_url,
 )
+
+if TYPE_CHECKING:
+    from dripper.channels.email.dkim import DkimSigner
 
 LINE = 78  # RFC 5322 recommended maximum line length
 CRLF = "\r\n"
@@ -70,6 +75,10 @@ class Sender:
     name: str = ""
     signing_key: bytes = field(default=b"", repr=False)
     verp: bool = True
+    # dripper's public https:// address: List-Unsubscribe then offers one-click (RFC 8058).
+    public_url: str | None = None
+    # Signs every message with DKIM when set (`[smtp] dkim_selector`, `dkim_key_file`).
+    dkim: DkimSigner | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.signing_key:
@@ -269,7 +278,25 @@ def _answer_hint(multiple: bool) -> str:
     return ANSWER_MANY if multiple else ANSWER_ONE
 
 
-def _text_body(message: Outbound, unsubscribe: str | None) -> str:
+@dataclass(frozen=True)
+class _Unsubscribe:
+    """A learner's ways out: the mailto: address, and the one-click page when there is one."""
+
+    mailto: str
+    url: str | None
+
+    @property
+    def link(self) -> str:
+        """What the footer links to: the page when there is one (a click), else the mailto."""
+        return self.url or f"mailto:{self.mailto}?subject=unsubscribe"
+
+    @property
+    def header(self) -> str:
+        mailto = f"<mailto:{self.mailto}?subject=unsubscribe>"
+        return f"<{self.url}>, {mailto}" if self.url else mailto
+
+
+def _text_body(message: Outbound, unsubscribe: _Unsubscribe | None) -> str:
     content = message.content
     parts = []
     if content.image_url:
@@ -280,12 +307,12 @@ def _text_body(message: Outbound, unsubscribe: str | None) -> str:
         parts.append(_answer_hint(content.multiple))
     footer = ["-- ", REPLY_HINT]
     if unsubscribe:
-        footer.append(f"Unsubscribe: mailto:{unsubscribe}?subject=unsubscribe")
+        footer.append(f"Unsubscribe: {unsubscribe.link}")
     parts.append("\n".join(footer))
     return "\n\n".join(parts) + "\n"
 
 
-def _html_body(message: Outbound, sender: Sender, unsubscribe: str | None) -> str:
+def _html_body(message: Outbound, sender: Sender, unsubscribe: _Unsubscribe | None) -> str:
     content = message.content
     body = []
     if content.image_url:
@@ -309,7 +336,7 @@ def _html_body(message: Outbound, sender: Sender, unsubscribe: str | None) -> st
     if sender.name:
         footer = f"{html.escape(sanitise(sender.name))} &middot; {footer}"
     if unsubscribe:
-        href = html.escape(f"mailto:{unsubscribe}?subject=unsubscribe", quote=True)
+        href = html.escape(unsubscribe.link, quote=True)
         footer += (
             f' <a href="{href}" style="color:#6b7280;text-decoration:underline;">Unsubscribe</a>'
         )
@@ -353,7 +380,12 @@ def build_email(message: Outbound, sender: Sender, now: datetime) -> OutgoingEma
         else from_address
     )
     unsubscribe = (
-        unsubscribe_address(from_address, message.unsubscribe_token)
+        _Unsubscribe(
+            unsubscribe_address(from_address, message.unsubscribe_token),
+            unsubscribe_url(sender.public_url, message.unsubscribe_token)
+            if sender.public_url
+            else None,
+        )
         if _TOKEN.fullmatch(message.unsubscribe_token)
         else None
     )
@@ -380,7 +412,9 @@ def build_email(message: Outbound, sender: Sender, now: datetime) -> OutgoingEma
     list_id = f"{_list_label(from_address)}.{domain}"
     head.append(_fold("List-Id", [*list_name, f"<{list_id}>"]))
     if unsubscribe:
-        head.append(f"List-Unsubscribe: <mailto:{unsubscribe}?subject=unsubscribe>{CRLF}")
+        head.append(_fold("List-Unsubscribe", unsubscribe.header.split(" ")))
+        if unsubscribe.url:
+            head.append(f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}")
     if not is_reply:
         head.append(f"Auto-Submitted: auto-generated{CRLF}")
     head.append(f"X-Auto-Response-Suppress: All{CRLF}")
@@ -398,12 +432,14 @@ def build_email(message: Outbound, sender: Sender, now: datetime) -> OutgoingEma
         f"{_quoted_printable(_html_body(message, sender, unsubscribe))}{CRLF}"
         f"--{boundary}--{CRLF}"
     )
-    data = "".join(head) + body
+    data = ("".join(head) + body).encode("utf-8")
+    if sender.dkim is not None:
+        data = sender.dkim.sign(data)
     return OutgoingEmail(
         message_id=message_id,
         mail_from=mail_from,
         rcpt_to=recipient,
-        data=data.encode("utf-8"),
+        data=data,
         smtputf8=smtputf8 or sender_utf8,
     )
 

@@ -26,11 +26,11 @@ from telegram.error import TelegramError
 from dripper.errors import DripperError
 from dripper.inbound.telegram.events import ALLOWED_UPDATES
 from dripper.inbound.telegram.poller import TelegramPoller
+from dripper.inbound.web.server import WebServer
 
 log = logging.getLogger("dripper.inbound.telegram.webhook")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-MAX_UPDATE_BYTES = 1 << 20  # an update is a few KB; anything larger is not from Telegram
 
 
 class TelegramWebhook:
@@ -44,31 +44,24 @@ class TelegramWebhook:
         secret: str,
         host: str = "127.0.0.1",
         port: int = 8443,
+        server: WebServer | None = None,
     ) -> None:
+        """Serves on `server` (the worker's, started by the worker) or on a server of its own
+        at host:port, started and stopped with the webhook."""
         self.poller = poller
         self.url = url
         self.path = urlsplit(url).path or "/"
-        self.host = host
-        self.port = port
+        self._owns_server = server is None
+        self.server = server or WebServer(host, port)
+        self.server.app.router.add_post(self.path, self._receive)
         self._secret = secret.encode()
         self._store_lock = asyncio.Lock()  # one store at a time: the cursor only moves forward
-        self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        """Listen, then tell Telegram where to post. Raises DripperError when either fails."""
-        app = web.Application(client_max_size=MAX_UPDATE_BYTES)
-        app.router.add_post(self.path, self._receive)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self.close()
-            raise DripperError(
-                f"cannot listen for the Telegram webhook on {self.host}:{self.port} "
-                f"({exc.strerror}): set [telegram] webhook_listen to a free host:port"
-            ) from None
+        """Listen (unless the worker's server does), then tell Telegram where to post. Raises
+        DripperError when either fails."""
+        if self._owns_server:
+            await self.server.start()
         try:
             await self.poller.bot.set_webhook(
                 self.url,
@@ -85,13 +78,12 @@ class TelegramWebhook:
 
     @property
     def listen(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.server.listen
 
     async def close(self) -> None:
         """Stop listening. The webhook stays set: Telegram queues updates until the next start."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._owns_server:
+            await self.server.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve and process until `stop` is set; whatever an earlier run stored is processed

@@ -1,0 +1,50 @@
+"""Every doctor check, in the order an operator fixes things: local setup, then services."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+
+from dripper.config import Settings
+from dripper.doctor.findings import Finding
+from dripper.doctor.local import (
+    DnsLookup,
+    check_channels,
+    check_curricula,
+    check_dkim,
+    check_hmac_key,
+    check_listen,
+    check_public_url,
+    system_dns_txt,
+)
+from dripper.doctor.services import check_database, check_imap, check_smtp, check_telegram
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """Test seams: a TLS context for a sandbox's self-signed certificate, a DNS stand-in."""
+
+    smtp_tls_context: ssl.SSLContext | None = None
+    dns_txt: DnsLookup = system_dns_txt
+
+
+async def diagnose(settings: Settings, options: DoctorOptions | None = None) -> list[Finding]:
+    options = options or DoctorOptions()
+    findings: list[Finding] = [check_curricula(settings)]
+    for optional in (check_channels(settings),):
+        if optional is not None:
+            findings.append(optional)
+    # The services answer in parallel: a host that does not answer costs one timeout, not four.
+    database, telegram, smtp, imap, dkim = await asyncio.gather(
+        check_database(settings),
+        check_telegram(settings),
+        check_smtp(settings, options.smtp_tls_context),
+        check_imap(settings),
+        check_dkim(settings, options.dns_txt),
+    )
+    findings += [database, *telegram, smtp, imap, check_hmac_key(settings), *dkim]
+    for optional in (check_public_url(settings), check_listen(settings)):
+        if optional is not None:
+            findings.append(optional)
+    return findings
