@@ -50,16 +50,34 @@ async def _run(settings: Settings, once: bool, recover_all: bool) -> None:
 
 @click.command("run")
 @click.option("--once", is_flag=True, help="Send everything due now, then exit (for cron jobs).")
-@click.option("-v", "--verbose", is_flag=True, help="Log every delivery.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: dripper's debug lines too; -vv: every library's as well (they include message "
+    "texts and chat ids).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="DRIPPER_LOG_FORMAT",
+    help="text: key=value lines; json: one object per line (journald, Loki). "
+    "Env: DRIPPER_LOG_FORMAT.",
+)
 @pass_app
-def run_cmd(app: AppContext, once: bool, verbose: bool) -> None:
+def run_cmd(app: AppContext, once: bool, verbose: int, log_format: str) -> None:
     """Send every step when it is due, until SIGTERM or Ctrl-C (in-flight sends finish first).
 
     Catches up after downtime: everything still valid is sent, anything past the curriculum's
-    expire_after is recorded as skipped. On SQLite one runner per database; on PostgreSQL run
-    as many workers as you like.
+    expire_after is recorded as skipped. Logs one line per delivery outcome and per item
+    received (ids, step, channel, state, timings; never a message's text). On SQLite one
+    runner per database; on PostgreSQL run as many workers as you like.
     """
     settings = app.settings
-    configure_logging(settings, verbose=verbose)
+    configure_logging(
+        settings, verbosity=verbose, log_format="json" if log_format == "json" else "text"
+    )
     with single_runner(settings.database_url) as sole:
         aio.run(_run(settings, once, recover_all=sole))

@@ -29,10 +29,12 @@ import contextlib
 import logging
 import math
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from dripper import oplog
 from dripper.channels.base import Attempting, Channel, Outbound, SendResult
 from dripper.channels.base import Outcome as SendOutcome
 from dripper.clock import Clock
@@ -316,6 +318,7 @@ class Dispatcher:
     # ---- one delivery --------------------------------------------------------------------
 
     async def _send_one(self, row: ClaimedDelivery) -> None:
+        started = time.monotonic()
         try:
             pending = await self._deliver(row)
         except _Release:
@@ -328,6 +331,28 @@ class Dispatcher:
             )
         self._results.append(pending)
         self._results_ready.set()
+        self._log_outcome(row, pending.outcome, time.monotonic() - started)
+
+    def _log_outcome(self, row: ClaimedDelivery, outcome: Outcome, took: float) -> None:
+        """One line per outcome: who, what, where, how it went and how long it took (the
+        provider's error text for a failure, never the message's)."""
+        late = (self.clock.now() - row.due_at).total_seconds()
+        oplog.event(
+            log,
+            "delivery",
+            id=row.id,
+            learner=row.learner_id,
+            cohort=row.cohort_name,
+            kind=row.kind,
+            step=row.step_id,
+            occurrence=row.occurrence or None,
+            channel=outcome.channel,
+            state="uncertain" if outcome.mark_uncertain else outcome.state.value,
+            attempt=row.attempts + 1,
+            latency_ms=oplog.milliseconds(took),
+            late_s=round(late, 1) if late > 1 else None,
+            error=outcome.last_error,
+        )
 
     async def _deliver(self, row: ClaimedDelivery) -> _Pending:
         now = self.clock.now()

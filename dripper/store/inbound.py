@@ -103,13 +103,14 @@ async def load_cursor(channel: Channel, account: str) -> dict[str, Any] | None:
 
 
 async def pending_items(channel: Channel, account: str, limit: int) -> list[dict[str, Any]]:
-    """The oldest pending items of an account (id and payload), at most `limit`."""
+    """The oldest pending items of an account (id, payload, received_at), at most `limit`."""
     conn = connection()
     return list(
         await conn.execute_query_dict(
             q(
                 conn,
-                "SELECT id, payload FROM inbound_item WHERE channel = ? AND account = ? "
+                "SELECT id, payload, received_at FROM inbound_item WHERE channel = ? "
+                "AND account = ? "
                 "AND state = ? ORDER BY id LIMIT ?",
             ),
             [channel.value, account, InboundState.PENDING.value, limit],

@@ -184,7 +184,7 @@ def test_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     from dripper.engine.logs import configure_logging
 
     settings = load_settings(None, {"DRIPPER_TELEGRAM_TOKEN": "999:SECRET-token-value"})
-    configure_logging(settings, verbose=True)
+    configure_logging(settings, verbosity=1)
     stream = logging.getLogger().handlers[0]
     record = logging.LogRecord(
         "x",

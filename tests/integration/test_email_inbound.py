@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
 
+from dripper import oplog
 from dripper.config import ImapSettings, Settings
 from dripper.errors import DripperError
 from dripper.inbound.email.ingest import (
@@ -106,6 +108,23 @@ async def test_reply_threaded_by_token_is_stripped_and_kept_raw(env: Env) -> Non
     assert item.state is InboundState.PROCESSED and message.inbound_id == item.id  # type: ignore[attr-defined]
     assert item.external_id == "<caf=+reply1.gmail@mail.gmail.com>"
     assert "matched by token" in (item.error or "")
+
+
+async def test_each_email_gets_one_log_line_without_its_text(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.deliver("reply_gmail")
+    with caplog.at_level(logging.INFO, logger="dripper"):
+        await env.ingest()
+    (line,) = [r for r in caplog.records if r.getMessage() == "inbound"]
+    fields = line.__dict__[oplog.FIELDS]
+    assert fields["channel"] == "email" and fields["kind"] == "reply"
+    assert fields["learner"] == env.learners[0].id and fields["state"] == "processed"
+    assert isinstance(fields["latency_ms"], int)
+    assert not any(
+        "monthly sales report" in r.getMessage() + str(r.__dict__.get(oplog.FIELDS))
+        for r in caplog.records
+    )
 
 
 async def test_token_without_thread_goes_to_the_latest_prompt_of_its_enrollment(

@@ -53,6 +53,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from dripper import oplog
 from dripper.channels.email.message import message_id_for
 from dripper.curriculum import Checkin, Quiz
 from dripper.db import connection
@@ -300,6 +301,7 @@ class Outcome:
     state: InboundState
     note: str | None
     kind: str  # for counting: "reply", "answer", "bounce", "auto-reply", ...
+    learner_id: int | None = None  # the learner it came from, when matched
 
 
 async def process_pending(
@@ -346,6 +348,18 @@ async def process_item(item: InboundItem, key: bytes | None, now: datetime) -> s
             "failed",
         )
         await _finish(connection(), item.id, outcome, now)
+    received = item.received_at or now
+    oplog.event(
+        log,
+        "inbound",
+        id=item.id,
+        channel="email",
+        kind=outcome.kind,
+        learner=outcome.learner_id,
+        state=outcome.state.value,
+        latency_ms=oplog.milliseconds(max(0.0, (now - received).total_seconds())),
+        reason=outcome.note if outcome.state is InboundState.FLAGGED else None,
+    )
     return outcome.kind
 
 
@@ -385,12 +399,14 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
                 InboundState.PROCESSED,
                 f"unsubscribe ({verdict.reason}): learner {learner.id} opted out",
                 "unsubscribe",
+                learner.id,
             )
         await _file(item, mail, match, None, flags, too_large, now)
         return Outcome(
             InboundState.PROCESSED,
             f"unsubscribe request not applied; {untrusted_note}",
             "unverified",
+            learner.id,
         )
     prompt = await answered_prompt(match)
     answer_note = ""
@@ -413,12 +429,12 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
                 answer_note += f" ({result.reason})"
     await _file(item, mail, match, prompt, flags, too_large, now)
     if too_large is not None:
-        return Outcome(InboundState.FLAGGED, item.error, "too-large")
+        return Outcome(InboundState.FLAGGED, item.error, "too-large", learner.id)
     if not match.trusted:
-        return Outcome(InboundState.PROCESSED, untrusted_note, "unverified")
+        return Outcome(InboundState.PROCESSED, untrusted_note, "unverified", learner.id)
     kind = "answer" if answer_note else "reply"
     note = f"filed for learner {learner.id} (matched by {match.via}){answer_note}"
-    return Outcome(InboundState.PROCESSED, note, kind)
+    return Outcome(InboundState.PROCESSED, note, kind, learner.id)
 
 
 async def _file(

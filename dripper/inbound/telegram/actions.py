@@ -123,6 +123,11 @@ class Batch:
             self._learners[chat_id] = await Learner.get_or_none(telegram_chat_id=chat_id)
         return self._learners[chat_id]
 
+    def known_learner(self, chat_id: int) -> int | None:
+        """The id of the chat's learner as last read, without reading it (for log lines)."""
+        learner = self._learners.get(chat_id)
+        return learner.id if learner is not None else None
+
     def forget(self, chat_id: int) -> None:
         """The chat's learner may have changed (bound, opted out, blocked): read it again."""
         self._learners.pop(chat_id, None)

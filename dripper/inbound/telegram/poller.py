@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from telegram.error import (
 from telegram.warnings import PTBUserWarning
 from tortoise.transactions import in_transaction
 
+from dripper import oplog
 from dripper.errors import DripperError
 from dripper.inbound.telegram.actions import Batch, TelegramActions
 from dripper.inbound.telegram.events import ALLOWED_UPDATES, Event, classify
@@ -60,6 +62,7 @@ from dripper.store.inbound import (
     pending_items,
     store_items,
 )
+from dripper.store.sql import as_datetime
 
 FILING_TRIES = 3  # an item whose message cannot be filed alone this often is flagged
 
@@ -329,6 +332,24 @@ class TelegramPoller:
         except Exception:  # only "reachable again" marks: the next message sets them again
             log.warning("marking learners reachable failed", exc_info=True)
         await self._mark([(item_id, flags[item_id]) for item_id in ids if item_id not in retry])
+        now = self._now()
+        for row, event in zip(rows, events, strict=True):
+            item_id = int(row["id"])
+            chat_id = getattr(event, "chat_id", None)
+            received = as_datetime(row.get("received_at")) or now
+            oplog.event(
+                log,
+                "inbound",
+                id=item_id,
+                channel="telegram",
+                kind=_event_kind(event),
+                learner=batch.known_learner(chat_id) if chat_id else None,
+                state="pending"
+                if item_id in retry
+                else ("flagged" if flags[item_id] is not None else "processed"),
+                latency_ms=oplog.milliseconds(max(0.0, (now - received).total_seconds())),
+                reason=flags[item_id],
+            )
 
     async def _file(self, messages: list[IncomingMessage]) -> tuple[dict[int, str], set[int]]:
         """File the round's learner messages together; when that fails, each alone. Returns the
@@ -387,8 +408,13 @@ class TelegramPoller:
         self.stats.processed += len(outcomes) - len(flagged)
         self.stats.flagged += len(flagged)
         self.stats.flags.extend(flagged)
-        for item_id, flag in flagged:
-            log.info("inbound item %d flagged: %s", item_id, flag)
+
+
+def _event_kind(event: Event | str) -> str:
+    """command, message, tap, member... for log lines (the text is never logged)."""
+    if isinstance(event, str):
+        return "unreadable"
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(event).__name__).lower()
 
 
 async def _until_stopped(stop: asyncio.Event, work: Any) -> Any:

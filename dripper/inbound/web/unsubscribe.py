@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from dripper import oplog
 from dripper.store.learners import opt_out_state, set_opted_out
 from dripper.tokens import UNSUBSCRIBE, UNSUBSCRIBE_PATH, verify
 
@@ -104,8 +105,8 @@ class UnsubscribePages:
         assert learner_id is not None
         if changed:
             one_click = "List-Unsubscribe=One-Click" in (await request.text())
-            how = "one-click from the mail client" if one_click else "the unsubscribe page"
-            log.info("learner=%d opted out via %s", learner_id, how)
+            how = "one-click" if one_click else "unsubscribe-page"
+            oplog.event(log, "opt-out", learner=learner_id, via=how)
         state = await opt_out_state(learner_id)
         return self._unsubscribed(request, state[0] if state else None)
 
@@ -114,7 +115,7 @@ class UnsubscribePages:
         if changed is None:
             return self._not_valid()
         if changed:
-            log.info("learner=%d subscribed again via the unsubscribe page", self._learner(request))
+            oplog.event(log, "opt-in", learner=self._learner(request), via="unsubscribe-page")
         return _page(
             "Subscribed again",
             f"<h1>Welcome back</h1><p>You will get the next messages from "
