@@ -82,6 +82,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -107,12 +108,25 @@ WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f<>,\"\\]")
+
+
 def _public_https_url(value: str | None, expected: str) -> str | None:
-    """`value` when it is an https:// URL (or http:// on loopback, for local tests)."""
+    """`value` when it is an https:// URL with a host and no query or fragment (http:// only
+    on a loopback host, for local tests). It goes into mail headers: no space, no control
+    character, none of < > , " \\."""
     if value is None:
         return None
-    loopback = value.startswith(tuple(f"http://{host}" for host in _LOOPBACK_HOSTS))
-    if not value.startswith("https://") and not loopback:
+    parts = urlsplit(value)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if (
+        (parts.scheme != "https" and not loopback)
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or _URL_FORBIDDEN.search(value)
+    ):
         raise ValueError(f"expected {expected}")
     return value
 
@@ -224,14 +238,37 @@ class SmtpSettings(_Section):
             )
         return self
 
+    @field_validator("dkim_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is not None and _ascii_domain(value) is None:
+            raise ValueError("expected a domain name such as example.com")
+        return value
+
     @property
     def signing_domain(self) -> str | None:
-        """The DKIM d= domain: dkim_domain, else the From address's domain."""
+        """The DKIM d= domain (ASCII, IDNA for a non-ASCII one): dkim_domain, else the From
+        address's domain."""
         if self.dkim_domain:
-            return self.dkim_domain.lower().rstrip(".")
+            return _ascii_domain(self.dkim_domain)
         if self.from_address:
-            return self.from_address.rpartition("@")[2].lower()
+            return _ascii_domain(self.from_address.rpartition("@")[2])
         return None
+
+
+def _ascii_domain(domain: str) -> str | None:
+    """`domain` lower-case and in ASCII (IDNA), None when it is no domain name."""
+    name = domain.strip().rstrip(".").lower()
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = ascii_name.split(".")
+    if len(labels) < 2 or not all(
+        re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", x) for x in labels
+    ):
+        return None
+    return ascii_name
 
 
 class ImapSettings(_Section):

@@ -42,6 +42,7 @@ class DeliveryKind(StrEnum):
     NUDGE = "nudge"  # a reminder for an unanswered question / check-in
     REASK = "reask"  # spaced repetition of a quiz answered wrongly
     REPLY = "reply"  # a trainer's answer from the inbox
+    FEEDBACK = "feedback"  # right/wrong and the explanation, for an answer given by email
 
 
 class DeliveryState(StrEnum):

@@ -37,6 +37,9 @@ class Outbound:
     in_reply_to: str | None = None  # Message-ID this answers (email threading)
     references: tuple[str, ...] = ()  # earlier Message-IDs of the thread, oldest first (email)
     unsubscribe_token: str = ""  # signed token for List-Unsubscribe, tokens.unsubscribe_token()
+    # dripper's own answer to a learner's message (feedback on an emailed answer), not a
+    # person's: marked Auto-Submitted: auto-replied (RFC 3834), so autoresponders stay quiet.
+    auto_reply: bool = False
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,15 @@ def _echo_email(email: dict[str, Any]) -> None:
                 f"{reply['learner']} wrote back to {reply['answers_step']!r} by email: "
                 f"{reply['body']}\n... filed in the inbox under {reply['filed_under_step']!r}."
             )
+    for answer in email.get("answers", [])[:1]:
+        if answer["feedback"]:
+            where = "and filed in the inbox" if answer["in_inbox"] else "kept out of the inbox"
+            first = answer["feedback"].splitlines()[0]
+            click.echo(
+                f"{answer['learner']} answered {answer['answers_step']!r} by email with "
+                f"{answer['answer']!r}: recorded, {where}, and answered in the thread "
+                f"({answer['feedback_state']}): {first}"
+            )
     away = email["out_of_office"]
     if away is not None and away["stored"]:
         where = "kept out of the inbox" if not away["inbox_messages"] else "FILED in the inbox"

@@ -86,6 +86,7 @@ def keygen_cmd(app: AppContext, selector: str, domain: str | None, out: Path, bi
     click.echo(
         "\nThen, under [smtp] in dripper.toml:\n"
         f'  dkim_selector = "{selector}"\n'
-        f'  dkim_key_file = "{out}"\n'
-        "and check it with `dripper doctor`."
+        f'  dkim_key_file = "{out.resolve()}"\n'
+        "and check it with `dripper doctor`. The key must be readable by the user `dripper run`\n"
+        f"runs as, and by nobody else (e.g. chown dripper {out.resolve()})."
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -212,3 +213,28 @@ def compose_step(
 def compose_reply(body: str, subject: str) -> Content:
     """A trainer's reply: the trainer's own Markdown, not a template."""
     return Content(markdown=body, subject=subject)
+
+
+def answer_feedback(
+    step: Quiz | Checkin,
+    choices: Sequence[int],
+    correct: bool | None,
+    *,
+    already: bool = False,
+    explanation: str | None = None,
+) -> str:
+    """What dripper answers to a quiz or check-in answered by email, in Markdown: right or
+    wrong, the right answer, and the step's explanation (`explanation`, rendered already)."""
+    labels = step.options if isinstance(step, Quiz) else step.buttons
+    chosen = ", ".join(escape_markdown(labels[i]) for i in choices if 0 <= i < len(labels))
+    lead = "You already answered this one. " if already else ""
+    if isinstance(step, Checkin):
+        return f"{lead}Thanks! Your answer: **{chosen}**"
+    verdict = "✅ **Right!**" if correct else "❌ **Not quite.**"
+    parts = [f"{lead}{verdict} Your answer: {chosen}"]
+    if not correct:
+        right = ", ".join(escape_markdown(option) for option in step.correct_options)
+        parts.append(f"Right answer: {right}")
+    if explanation:
+        parts.append(explanation)
+    return "\n\n".join(parts)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from dripper.channels.email.message import ANSWER_MANY, ANSWER_ONE, reply_subject
 from dripper.clock import Clock
 from dripper.config import ImapSettings
+from dripper.content.render import email_text
 from dripper.errors import DripperError
 from dripper.inbound.email.parse import dedupe_key
 from dripper.inbound.email.poller import ImapPoller, PollerOptions, PollReport
@@ -33,6 +34,7 @@ from dripper.models import Channel, Delivery, InboundItem, Message
 from dripper.sandbox.dovecot import PASSWORD, Dovecot, dovecot_missing
 from dripper.sandbox.imap import ImapServer
 from dripper.sandbox.smtp import ReceivedMessage, SmtpSink
+from dripper.schedule.keys import feedback_key
 
 ImapChoice = Literal["auto", "dovecot", "embedded"]
 # IDLE wakes the poller (the embedded server says EXISTS at once, Dovecot batches changes for
@@ -274,6 +276,7 @@ async def email_summary(
 ) -> dict[str, Any]:
     """What the learners sent by email, what the poller made of it, where it landed."""
     replies = []
+    answers = []
     out_of_office: dict[str, Any] | None = None
     for written in learners.written:
         item = await InboundItem.filter(
@@ -288,6 +291,24 @@ async def email_summary(
                 "verdict": None if item is None else item.error,
                 "inbox_messages": await Message.filter(inbound_id=item.id).count() if item else 0,
             }
+        elif written.kind == "quiz answer":
+            feedback = (
+                None
+                if item is None
+                else await Delivery.filter(business_key=feedback_key(item.id)).first()
+            )
+            answers.append(
+                {
+                    "learner": written.learner,
+                    "answers_step": None if answered is None else answered.step_id,
+                    "answer": written.body,
+                    "in_inbox": filed is not None,
+                    "feedback": None
+                    if feedback is None
+                    else email_text(str(feedback.payload.get("markdown", ""))).strip(),
+                    "feedback_state": None if feedback is None else feedback.state.value,
+                }
+            )
         elif written.kind == "reply":
             replies.append(
                 {
@@ -305,5 +326,6 @@ async def email_summary(
         "stored_by_the_poller": receiving.stored,
         "classified": dict(receiving.processed),
         "replies": replies,
+        "answers": answers,
         "out_of_office": out_of_office,
     }

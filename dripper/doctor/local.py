@@ -1,5 +1,9 @@
 """Doctor checks of this machine's own setup: the curricula, the channels, the HMAC key, DKIM
-(the key, and its DNS record when DNS answers) and the web server's public_url and listen."""
+(the key, and its DNS record when DNS answers) and the web server's public_url and listen.
+
+A problem is what makes `dripper run` fail or refuse to start; what only makes it work less
+well (a curriculum file with errors, a DKIM record missing from DNS) is a warning, so that
+`dripper doctor` before `dripper run` (systemd ExecStartPre) never keeps a working bot down."""
 
 from __future__ import annotations
 
@@ -52,7 +56,9 @@ def check_curricula(settings: Settings) -> Finding:
     if problems:
         first = sorted(problems)[0]
         files = len({problem.path for problem in problems})
-        return Finding.problem(
+        # A warning: `dripper run` sends what is enrolled already, whatever the files say now;
+        # enroll and apply refuse a broken file themselves.
+        return Finding.warning(
             "curricula",
             f"{len(problems)} problem(s) in {files} file(s), the first: {first}",
             f"run `dripper check {folder}` for all of them",
@@ -158,16 +164,23 @@ async def check_dkim(settings: Settings, dns_txt: DnsLookup = system_dns_txt) ->
         return findings
     keys = [_tag(record, "p") for record in records or [] if "DKIM1" in record or "p=" in record]
     mine = public_key(signer.private_key)
+    # Warnings, not problems: mail still goes out (and a record just published may not have
+    # reached every resolver), but receivers fail its signature and may file it as spam.
     if not keys:
         findings.append(
-            Finding.problem(
-                "dkim", f"no DKIM record at {name}: receivers cannot check the signature", publish
+            Finding.warning(
+                "dkim",
+                f"no DKIM record at {name}: receivers fail the signature, and may junk the mail",
+                publish,
             )
         )
     elif mine not in keys:
         findings.append(
-            Finding.problem(
-                "dkim", f"the record at {name} holds another key than {smtp.dkim_key_file}", publish
+            Finding.warning(
+                "dkim",
+                f"the record at {name} holds another key than {smtp.dkim_key_file}: receivers "
+                "fail the signature, and may junk the mail",
+                publish,
             )
         )
     else:

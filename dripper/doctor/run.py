@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from dripper.config import Settings
@@ -36,14 +37,28 @@ async def diagnose(settings: Settings, options: DoctorOptions | None = None) -> 
         if optional is not None:
             findings.append(optional)
     # The services answer in parallel: a host that does not answer costs one timeout, not four.
-    database, telegram, smtp, imap, dkim = await asyncio.gather(
-        check_database(settings),
-        check_telegram(settings),
-        check_smtp(settings, options.smtp_tls_context),
-        check_imap(settings),
-        check_dkim(settings, options.dns_txt),
-    )
-    findings += [database, *telegram, smtp, imap, check_hmac_key(settings), *dkim]
+    checks: list[tuple[str, Awaitable[Finding | list[Finding]]]] = [
+        ("database", check_database(settings)),
+        ("telegram", check_telegram(settings)),
+        ("smtp", check_smtp(settings, options.smtp_tls_context)),
+        ("imap", check_imap(settings)),
+        ("dkim", check_dkim(settings, options.dns_txt)),
+    ]
+    results = await asyncio.gather(*(work for _, work in checks), return_exceptions=True)
+    for (name, _), result in zip(checks, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result  # KeyboardInterrupt, cancellation
+            # A check that breaks is itself a finding; the others still report.
+            findings.append(
+                Finding.problem(name, f"the check failed: {type(result).__name__}: {result}")
+            )
+        elif isinstance(result, Finding):
+            findings.append(result)
+        else:
+            findings.extend(result)
+        if name == "imap":
+            findings.append(check_hmac_key(settings))
     for optional in (check_public_url(settings), check_listen(settings)):
         if optional is not None:
             findings.append(optional)

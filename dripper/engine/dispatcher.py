@@ -42,7 +42,7 @@ from dripper.content.compose import CourseView, LearnerView, compose_reply, comp
 from dripper.curriculum import Curriculum
 from dripper.engine.planner import plan_due
 from dripper.enrollments.pause import resume_due
-from dripper.inbox import reply_context
+from dripper.inbox import ReplyContext, email_thread, reply_context
 from dripper.models import Channel as ChannelName
 from dripper.models import DeliveryKind, DeliveryState
 from dripper.schedule.keys import nudge_key
@@ -356,7 +356,8 @@ class Dispatcher:
 
     async def _deliver(self, row: ClaimedDelivery) -> _Pending:
         now = self.clock.now()
-        drip = row.kind != DeliveryKind.REPLY  # a pause holds the drip, not a trainer's answer
+        # A pause holds the drip, not a trainer's answer nor the feedback on an answer.
+        drip = row.kind not in (DeliveryKind.REPLY, DeliveryKind.FEEDBACK)
         if drip and row.enrollment_state == "paused":
             return _Pending(Outcome(row.id, DeliveryState.HELD, last_error="enrollment paused"))
         if drip and row.enrollment_state in ("cancelled", "completed"):
@@ -375,6 +376,10 @@ class Dispatcher:
                 )
             )
         channel_name = resolve_channel(row, self.channels)
+        if row.kind == DeliveryKind.FEEDBACK and channel_name is not ChannelName.EMAIL:
+            # It answers an email in its thread; elsewhere it would make no sense.
+            reason = "feedback on an emailed answer goes by email only, and email is unreachable"
+            return _Pending(Outcome(row.id, DeliveryState.CANCELLED, last_error=reason))
         if channel_name is None:
             return self._no_channel(row, now)
         curriculum = (
@@ -383,6 +388,8 @@ class Dispatcher:
         try:
             if row.kind == DeliveryKind.REPLY:
                 outbound: Outbound | None = await self._reply_outbound(row, curriculum)
+            elif row.kind == DeliveryKind.FEEDBACK:
+                outbound = await self._feedback_outbound(row, curriculum)
             else:
                 outbound = self._outbound(row, curriculum)
         except Exception as exc:  # a template this learner's data trips (a limit, a bad value)
@@ -471,17 +478,40 @@ class Dispatcher:
         if not isinstance(message_id, int):
             return None
         context = await reply_context(message_id, curriculum.title if curriculum else "Your course")
+        return self._threaded(row, context, telegram_chat_id=row.telegram_chat_id)
+
+    async def _feedback_outbound(
+        self, row: ClaimedDelivery, curriculum: Curriculum | None
+    ) -> Outbound | None:
+        """Right or wrong and the explanation, in the thread of the email that answered."""
+        inbound_id, markdown = row.payload.get("inbound_id"), row.payload.get("markdown")
+        if not isinstance(inbound_id, int) or not isinstance(markdown, str):
+            return None
+        title = curriculum.title if curriculum else "Your course"
+        context = await email_thread(inbound_id, markdown, title)
+        return self._threaded(row, context, telegram_chat_id=None, auto_reply=True)
+
+    def _threaded(
+        self,
+        row: ClaimedDelivery,
+        context: ReplyContext,
+        *,
+        telegram_chat_id: int | None,
+        auto_reply: bool = False,
+    ) -> Outbound:
+        """An answer to something the learner sent: `context`'s text, in its thread."""
         return Outbound(
             delivery_id=row.id,
             business_key=row.business_key,
             content=compose_reply(context.body, context.subject),
-            telegram_chat_id=row.telegram_chat_id,
+            telegram_chat_id=telegram_chat_id,
             email=row.email,
             learner_name=f"{row.first_name} {row.last_name}".strip(),
             conversation_token=self._reply_token(row),
             in_reply_to=context.in_reply_to,
             references=context.references,
             unsubscribe_token=self._unsubscribe_token(row),
+            auto_reply=auto_reply,
         )
 
     def _reply_token(self, row: ClaimedDelivery) -> str:

@@ -123,6 +123,7 @@ class Web:
     host: str
     port: int
     unsubscribe_as: str | None = None
+    share_port: bool = False  # PostgreSQL: several workers on one machine serve one port
 
 
 class Worker:
@@ -169,7 +170,7 @@ class Worker:
         self.server: WebServer | None = None
         if web is not None or webhook is not None:
             web = web or Web("127.0.0.1", 8443)
-            self.server = WebServer(web.host, web.port)
+            self.server = WebServer(web.host, web.port, share_port=web.share_port)
             if web.unsubscribe_as is not None and signing_key:
                 UnsubscribePages(signing_key, web.unsubscribe_as, now=clock.now).add_routes(
                     self.server.app
@@ -180,6 +181,8 @@ class Worker:
                 self.telegram, url=webhook.url, secret=webhook.secret, server=self.server
             )
         self.mail = mail
+        if mail is not None:
+            mail.wake = self.wake
         self._listener = WakeListener(database_url, self.wake, on_inbound=self.reprocess)
 
     @classmethod
@@ -199,7 +202,12 @@ class Worker:
             host, port = settings.listen_host_port
             smtp = settings.smtp
             sender = smtp.from_name or smtp.from_address
-            web = Web(host, port, sender if settings.public_url and smtp.host else None)
+            web = Web(
+                host,
+                port,
+                sender if settings.public_url and smtp.host else None,
+                share_port=settings.database_url.startswith(("postgres://", "postgresql://")),
+            )
         return cls(
             build_channels(settings),
             clock,

@@ -28,6 +28,7 @@ from dripper.inbox.replies import (
     EmptyMessageError,
     ReplyContext,
     add_note,
+    email_thread,
     reply_context,
     reply_to_learner,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "cohort_names",
     "conversation_summary",
     "count_conversations",
+    "email_thread",
     "ensure_trainer",
     "known_labels",
     "latest_prompt_in",

@@ -137,19 +137,26 @@ async def reply_context(message_id: int, default_subject: str) -> ReplyContext:
     """The reply's body, and, when it answers an email, that email's Message-ID, References and
     Subject, read from the raw message as it arrived (a mail client threads on them)."""
     message = await Message.get(id=message_id)
-    in_reply_to = None
-    references: tuple[str, ...] = ()
-    subject = default_subject
     if message.in_reply_to_id is not None:  # type: ignore[attr-defined]
         answered = await Message.get(id=message.in_reply_to_id)  # type: ignore[attr-defined]
         if answered.inbound_id is not None and answered.channel is Channel.EMAIL:  # type: ignore[attr-defined]
-            item = await InboundItem.get(id=answered.inbound_id)  # type: ignore[attr-defined]
-            headers = _headers(bytes(item.payload))
-            in_reply_to = headers.get("message-id")
-            references = tuple(headers.get("references", "").split())
-            if headers.get("subject"):
-                subject = headers["subject"]
-    return ReplyContext(message.body, subject, in_reply_to, references)
+            return await email_thread(answered.inbound_id, message.body, default_subject)  # type: ignore[attr-defined]
+    return ReplyContext(message.body, default_subject, None, ())
+
+
+async def email_thread(inbound_id: int, body: str, default_subject: str) -> ReplyContext:
+    """`body` as an answer to the email received as `inbound_id`: its Message-ID, References
+    and Subject, read from the raw message as it arrived (a mail client threads on them)."""
+    item = await InboundItem.get_or_none(id=inbound_id)
+    if item is None:
+        return ReplyContext(body, default_subject, None, ())
+    headers = _headers(bytes(item.payload))
+    return ReplyContext(
+        body,
+        headers.get("subject") or default_subject,
+        headers.get("message-id"),
+        tuple(headers.get("references", "").split()),
+    )
 
 
 def _headers(raw: bytes) -> dict[str, str]:

@@ -3,19 +3,8 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 from tortoise.indexes import Index
 
+from dripper.migrations import DescribeField
 from dripper.models import InboundState
-
-
-class DescribeField(ops.AlterField):
-    """Only the field's description changed (it lists the enum's members, and DISMISSED is
-    new): the migration state follows, the table is left alone. Tortoise 1.1 alters a SQLite
-    column by rebuilding the table, and the rebuild loses the table's unique_together."""
-
-    async def database_forward(self, *args: object, **kwargs: object) -> None:
-        return None
-
-    async def database_backward(self, *args: object, **kwargs: object) -> None:
-        return None
 
 
 class Migration(migrations.Migration):

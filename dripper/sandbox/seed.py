@@ -60,6 +60,7 @@ steps:
     text: Which formula finds an exact match?
     options: ["=XLOOKUP(...)", "=VLOOKUP(..., TRUE)", "=SUM(...)"]
     correct: "=XLOOKUP(...)"
+    explanation: "XLOOKUP matches exactly unless told otherwise, {{ learner.first_name }}."
     reask_after: 3d
   - id: many
     after: 4d

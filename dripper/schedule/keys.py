@@ -19,6 +19,12 @@ def nudge_key(enrollment_id: int, step_id: str, occurrence: int, number: int) ->
     return f"{step_key(enrollment_id, step_id, occurrence)}:n{number}"
 
 
+def feedback_key(inbound_id: int) -> str:
+    """The feedback on an answer given by email: one per received email, however often it is
+    processed."""
+    return f"feedback:{inbound_id}"
+
+
 def reply_key(message_id: int) -> str:
     """A trainer's reply: one delivery per reply message."""
     return f"reply:{message_id}"

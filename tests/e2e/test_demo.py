@@ -62,8 +62,15 @@ def assert_email_replies_reached_the_inbox(summary: dict[str, Any], server: str)
     assert away["learner"] == "Ana" and away["stored"] is True
     assert away["verdict"] == "auto-reply, hidden: Auto-Submitted: auto-replied"
     assert away["inbox_messages"] == 0
+    # Each emailed quiz answer was answered in its thread, and (an answer alone) kept out of
+    # the inbox.
+    assert len(email["answers"]) == sent["quiz answer"]
+    for answer in email["answers"]:
+        assert answer["answers_step"] is not None and answer["in_inbox"] is False
+        assert answer["feedback_state"] == "sent"
+        assert answer["feedback"].startswith(("✅ Right!", "❌ Not quite."))
     by_channel = summary["inbox_messages_in_by_channel"]
-    assert by_channel["email"] == sent["reply"] + sent["quiz answer"]  # no auto-reply among them
+    assert by_channel["email"] == sent["reply"]  # no auto-reply, no bare answer among them
     assert sum(by_channel.values()) == summary["inbox_messages"]["in"]
 
 

@@ -46,9 +46,6 @@ def _unsubscribe_url(header: str) -> str:
 
 async def test_signed_mail_and_one_click_unsubscribe_from_a_real_run(tmp_path: Path) -> None:
     missing = chromium_missing()
-    if missing:
-        print(f"SKIP: {missing}")
-        pytest.skip(missing)
     keygen = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -128,6 +125,8 @@ async def test_signed_mail_and_one_click_unsubscribe_from_a_real_run(tmp_path: P
 
         # A person in a browser: the page asks, the button unsubscribes.
         page_url = _unsubscribe_url(by_recipient["clara@example.org"].message["List-Unsubscribe"])
+        if missing:
+            return
         async with headless_chromium(tmp_path / "profile") as page:
             await page.open(page_url)
             assert await page.status() == 200
@@ -160,3 +159,6 @@ async def test_signed_mail_and_one_click_unsubscribe_from_a_real_run(tmp_path: P
         code = await asyncio.wait_for(run.wait(), 30)
         await sink.stop()
     assert code == 0, log.read_text(errors="replace")
+    if missing:  # everything but the browser was checked
+        print(f"SKIP (the page in a browser): {missing}")
+        pytest.skip(missing)

@@ -90,7 +90,8 @@ def test_the_installed_wheel_plays_the_demo_far_from_the_checkout(
     assert "Liam   telegram unreachable" in shown
     assert "arrived in" in shown
     assert "IMAP mailbox on the embedded pure-Python IMAP server" in shown
-    assert ", 4 by email)" in shown  # the out-of-office is not among them
+    assert ", 2 by email)" in shown  # the out-of-office and the bare answers are not among them
+    assert "by email with '1': recorded, kept out of the inbox, and answered in the thread" in shown
     assert "José wrote back to" in shown and "filed in the inbox under" in shown
     assert "Ana's out-of-office auto-reply was stored, recognised" in shown
     assert "kept out of the inbox" in shown

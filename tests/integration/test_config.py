@@ -182,6 +182,15 @@ def test_curricula_dir_from_environment_is_relative_to_cwd(tmp_path: Path) -> No
             "dripper.toml:1:1: public_url: expected the public https:// address",
         ),
         ("listen = '8443'\n", "dripper.toml:1:1: listen: expected host:port"),
+        ("public_url = 'https://'\n", "public_url: expected the public https:// address"),
+        ("public_url = 'https://x.example/u?a=1'\n", "public_url: expected the public"),
+        ("public_url = 'https://x.example/#f'\n", "public_url: expected the public"),
+        ("public_url = 'https://x.example/a b'\n", "public_url: expected the public"),
+        ("public_url = 'https://x.example/>, <evil'\n", "public_url: expected the public"),
+        ('public_url = "https://x.example/\\r\\nBcc: a@b.c"\n', "public_url: expected the"),
+        ("public_url = 'http://localhost.evil.example'\n", "public_url: expected the public"),
+        ("public_url = 'https://user@x.example'\n", "public_url: expected the public"),
+        ("[smtp]\ndkim_domain = 'not a domain'\n", "smtp.dkim_domain: expected a domain name"),
         (
             "[telegram]\nwebhook_listen = '0.0.0.0:8443'\n",
             'dripper.toml:2:1: "telegram.webhook_listen" is now the top-level key "listen"',
@@ -410,3 +419,14 @@ def test_public_url_listen_and_the_dkim_key_file(tmp_path: Path) -> None:
     assert settings.smtp.dkim_key_file == (tmp_path / "etc" / "keys" / "dkim.key").resolve()
     assert settings.smtp.signing_domain == "example.com"
     assert not load_settings(environ={}).serves_http
+
+
+def test_a_loopback_http_public_url_and_an_idn_signing_domain_are_accepted() -> None:
+    settings = load_settings(
+        environ={
+            "DRIPPER_PUBLIC_URL": "http://127.0.0.1:8443/dripper",
+            "DRIPPER_SMTP_FROM_ADDRESS": "kurs@bücher.example",
+        }
+    )
+    assert settings.public_url == "http://127.0.0.1:8443/dripper"
+    assert settings.smtp.signing_domain == "xn--bcher-kva.example"

@@ -13,6 +13,7 @@ import pytest
 
 from dripper import oplog
 from dripper.config import ImapSettings, Settings
+from dripper.content.render import email_text
 from dripper.errors import DripperError
 from dripper.inbound.email.ingest import (
     Cursor,
@@ -379,18 +380,88 @@ async def test_quiz_reply_records_the_answer_and_plans_the_reask(env: Env) -> No
     )
     reask = await Delivery.get(business_key=f"{learner.enrollment_id}:quiz:1")
     assert (reask.kind, reask.occurrence, reask.step_id) == (DeliveryKind.REASK, 1, "quiz")
-    (message,) = await messages_of(learner)
-    assert (message.body, message.step_id) == ("2", "quiz")
+    # Only the answer ("2", the iPhone signature and the quote stripped): recorded and
+    # answered, no conversation for the trainers.
+    assert await messages_of(learner) == []
+    assert await Conversation.filter(learner_id=learner.id).count() == 0
+    (feedback,) = await Delivery.filter(kind=DeliveryKind.FEEDBACK)
+    (item,) = await items()
+    assert feedback.business_key == f"feedback:{item.id}"
+    assert (feedback.step_id, feedback.channel_preference) == ("quiz", "email")
+    assert feedback.payload["inbound_id"] == item.id
+    assert email_text(feedback.payload["markdown"]).strip() == (
+        "❌ Not quite. Your answer: =VLOOKUP(..., TRUE)\n\n"
+        "Right answer: =XLOOKUP(...)\n\n"
+        "XLOOKUP matches exactly unless told otherwise, "
+        f"{(await Learner.get(id=learner.id)).first_name}."
+    )
+    assert "feedback queued" in (item.error or "")
 
-    # A second answer to the same asking is filed, but the first one stands.
+    # A second answer to the same asking: the first one stands, and the feedback says so.
     second = reply_message(
         learner.email, learner.reply_to(KEY), "1", in_reply_to=learner.message_ids["quiz"]
     )
     env.mailbox.deliver(second)
     await env.ingest()
     assert [a.choices for a in await QuizAnswer.all()] == [[1]]
-    assert len(await messages_of(learner)) == 2
+    assert await messages_of(learner) == []
     assert "already-answered" in ((await items())[-1].error or "")
+    again = await Delivery.filter(kind=DeliveryKind.FEEDBACK).order_by("id")
+    assert len(again) == 2
+    assert (
+        again[1].payload["markdown"].startswith("You already answered this one. ❌ **Not quite.**")
+    )
+
+
+async def test_an_answer_with_more_words_is_recorded_answered_and_filed(env: Env) -> None:
+    learner = env.learners[0]
+    env.mailbox.deliver(
+        reply_message(
+            learner.email,
+            learner.reply_to(KEY),
+            "1\n\nI was not sure: does XLOOKUP also work in Excel 2016?",
+            in_reply_to=learner.message_ids["quiz"],
+        )
+    )
+    report = await env.ingest()
+    assert report.processed["answer"] == 1
+    (answer,) = await QuizAnswer.all()
+    assert (answer.choices, answer.correct) == ([0], True)
+    (feedback,) = await Delivery.filter(kind=DeliveryKind.FEEDBACK)
+    assert feedback.payload["markdown"].startswith("✅ **Right!** Your answer: =XLOOKUP")
+    (message,) = await messages_of(learner)  # the question is for a trainer
+    assert "Excel 2016" in message.body and message.step_id == "quiz"
+
+
+async def test_a_checkin_answered_by_email_is_thanked_not_filed(env: Env) -> None:
+    learner = env.learners[2]
+    env.mailbox.deliver(
+        reply_message(
+            learner.email, learner.reply_to(KEY), "Once", in_reply_to=learner.message_ids["used"]
+        )
+    )
+    await env.ingest()
+    (answer,) = await QuizAnswer.all()
+    assert (answer.step_id, answer.choices) == ("used", [1])
+    (feedback,) = await Delivery.filter(kind=DeliveryKind.FEEDBACK)
+    assert feedback.payload["markdown"] == "Thanks! Your answer: **Once**"
+    assert await messages_of(learner) == []
+
+
+async def test_a_number_that_fits_no_option_is_filed_for_a_trainer_without_feedback(
+    env: Env,
+) -> None:
+    learner = env.learners[0]
+    env.mailbox.deliver(
+        reply_message(
+            learner.email, learner.reply_to(KEY), "7", in_reply_to=learner.message_ids["quiz"]
+        )
+    )
+    await env.ingest()
+    assert await QuizAnswer.all() == []
+    assert await Delivery.filter(kind=DeliveryKind.FEEDBACK).count() == 0
+    (message,) = await messages_of(learner)
+    assert message.body == "7"
 
 
 async def test_multiple_choice_and_checkin_answers(env: Env) -> None:
@@ -665,3 +736,34 @@ async def test_the_imap_poller_needs_host_and_password() -> None:
     settings = Settings.model_validate({"imap": {"password": "x"}})
     with pytest.raises(DripperError, match="DRIPPER_IMAP_HOST"):
         await ImapPoller.from_settings(settings).connect()
+
+
+async def test_the_feedback_goes_out_in_the_learners_thread(env: Env) -> None:
+    from dripper.clock import SystemClock
+    from dripper.engine.dispatcher import Dispatcher
+    from dripper.models import Channel as ChannelName
+    from tests.fixtures.sandboxes import smtp_sandbox
+
+    learner = env.learners[0]
+    env.deliver("quiz_answer", learner, in_reply_to=learner.message_ids["quiz"])
+    await env.ingest()
+    async with smtp_sandbox(COURSE_ADDRESS) as (sink, channel):
+        dispatcher = Dispatcher(
+            {ChannelName.EMAIL: channel}, SystemClock(), "feedback-test", signing_key=KEY
+        )
+        await dispatcher.run_until_idle()
+        (sent,) = [m for m in sink.messages if m.message["In-Reply-To"]]
+    (feedback,) = await Delivery.filter(kind=DeliveryKind.FEEDBACK)
+    assert feedback.state == "sent"
+    message = sent.message
+    assert sent.rcpt_tos == (learner.email,)
+    assert message["In-Reply-To"] == "<quiz-answer@example.net>"
+    assert "<quiz-answer@example.net>" in message["References"]
+    assert message["Subject"] == "Re: Which formula finds an exact match?"
+    assert message["Auto-Submitted"] == "auto-replied"  # dripper's, not a person's (RFC 3834)
+    text = message.get_body(("plain",)).get_content()
+    assert "Not quite. Your answer: =VLOOKUP(..., TRUE)" in text
+    assert "Right answer: =XLOOKUP(...)" in text
+    assert "XLOOKUP matches exactly unless told otherwise" in text
+    # Replying to the feedback reaches the inbox like any reply: it carries the reply token.
+    assert "+" in message["Reply-To"].addresses[0].addr_spec

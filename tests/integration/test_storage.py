@@ -43,6 +43,7 @@ ALL_MIGRATIONS = [
     "0003_delivery_change_index",
     "0004_unattended",
     "0005_problems",
+    "0006_feedback_kind",
 ]
 EXPECTED_TABLES = {
     "conversation_label",

@@ -19,6 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dripper.errors import DripperError
 
@@ -45,6 +46,7 @@ class DkimSigner:
         """`message` with its DKIM-Signature header in front."""
         import dkim
 
+        _use_fast_rsa(dkim)
         signer = dkim.DKIM(message, linesep=b"\r\n")
         signer.should_sign = signer.should_sign | set(_ALSO_SIGNED)
         signer.frozen_sign = signer.frozen_sign | set(_OVERSIGNED)
@@ -63,6 +65,44 @@ class DkimSigner:
     def public_record(self) -> str:
         """The TXT record value this key needs in DNS: `v=DKIM1; k=rsa; p=...`."""
         return dns_record_value(public_key(self.private_key))
+
+
+# dkimpy computes the RSA signature in pure Python: 7-8 ms a message here, the event loop
+# blocked all along. The same PKCS#1 v1.5 signature from `cryptography` (OpenSSL) takes 0.4 ms,
+# so dkimpy's RSA step is swapped for it; its canonicalisation and header building are kept.
+# The signatures are the same bytes (PKCS#1 v1.5 is deterministic); a test checks both.
+_keys: dict[int, Any] = {}
+
+
+def _fast_rsa_sign(digest: Any, private_key: dict[str, int]) -> bytes:
+    """dkim.crypto.RSASSA_PKCS1_v1_5_sign(hash, key dict), done by OpenSSL."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+
+    key = _keys.get(private_key["modulus"])
+    if key is None:
+        numbers = rsa.RSAPrivateNumbers(
+            p=private_key["prime1"],
+            q=private_key["prime2"],
+            d=private_key["privateExponent"],
+            dmp1=private_key["exponent1"],
+            dmq1=private_key["exponent2"],
+            iqmp=private_key["coefficient"],
+            public_numbers=rsa.RSAPublicNumbers(
+                private_key["publicExponent"], private_key["modulus"]
+            ),
+        )
+        key = _keys[private_key["modulus"]] = numbers.private_key()
+    algorithm = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}[digest.name]
+    signature: bytes = key.sign(digest.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm))
+    return signature
+
+
+def _use_fast_rsa(module: Any) -> None:
+    if getattr(module, "RSASSA_PKCS1_v1_5_sign", None) is not _fast_rsa_sign and hasattr(
+        module, "RSASSA_PKCS1_v1_5_sign"
+    ):
+        module.RSASSA_PKCS1_v1_5_sign = _fast_rsa_sign
 
 
 def load_signer(selector: str, domain: str, key_file: Path) -> DkimSigner:

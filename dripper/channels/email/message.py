@@ -366,7 +366,8 @@ def build_email(message: Outbound, sender: Sender, now: datetime) -> OutgoingEma
     """The complete message for `message`; InvalidAddress when the recipient cannot be used.
 
     Replies (`in_reply_to` set) get In-Reply-To, References and a "Re:" subject, and no
-    Auto-Submitted header: a person wrote them.
+    Auto-Submitted header: a person wrote them (dripper's own answers, `auto_reply`, say
+    Auto-Submitted: auto-replied).
     """
     if not message.email:
         raise InvalidAddress("the learner has no email address")
@@ -415,7 +416,9 @@ def build_email(message: Outbound, sender: Sender, now: datetime) -> OutgoingEma
         head.append(_fold("List-Unsubscribe", unsubscribe.header.split(" ")))
         if unsubscribe.url:
             head.append(f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}")
-    if not is_reply:
+    if message.auto_reply:
+        head.append(f"Auto-Submitted: auto-replied{CRLF}")
+    elif not is_reply:
         head.append(f"Auto-Submitted: auto-generated{CRLF}")
     head.append(f"X-Auto-Response-Suppress: All{CRLF}")
     boundary = _boundary(message_id)

@@ -8,7 +8,9 @@ Two steps, as for every inbound channel:
    UIDVALIDITY reset stores nothing twice.
 2. `process_pending` runs after the commit and acts on each stored item: a bounce updates the
    learner's email status, an auto-reply is kept but hidden, an unsubscribe opts the learner
-   out, a quiz answer is recorded, a human reply is filed in the inbox. An item whose
+   out, a quiz or check-in answer is recorded and answered in the thread (right or wrong and
+   the explanation, dripper.inbound.email.feedback) without a conversation for the trainers
+   unless the learner wrote more than the answer, a human reply is filed in the inbox. An item whose
    processing fails is flagged with the error and skipped; it is never lost, and it never stops
    the others. An item's effects and its new state commit together, so a crash in the middle
    leaves it pending with no effect, and it is processed once on the next run.
@@ -55,10 +57,11 @@ from tortoise.transactions import in_transaction
 
 from dripper import oplog
 from dripper.channels.email.message import message_id_for
-from dripper.curriculum import Checkin, Quiz
+from dripper.curriculum import Checkin, Curriculum, Quiz
 from dripper.db import connection
 from dripper.enrollments.answers import AnswerStatus, record_quiz_answer
 from dripper.inbound.email.classify import Classification, Kind, classify
+from dripper.inbound.email.feedback import queue_feedback
 from dripper.inbound.email.parse import (
     Attachment,
     BouncedRecipient,
@@ -270,7 +273,16 @@ async def answered_prompt(match: Match) -> AnsweredPrompt | None:
     return None
 
 
-async def _quiz_step(prompt: AnsweredPrompt) -> Quiz | Checkin | None:
+@dataclass(frozen=True)
+class _Question:
+    """The quiz or check-in a reply answers, with what its feedback needs."""
+
+    step: Quiz | Checkin
+    curriculum: Curriculum
+    enrollment: Enrollment
+
+
+async def _question(prompt: AnsweredPrompt) -> _Question | None:
     enrollment = await Enrollment.get_or_none(id=prompt.enrollment_id)
     if enrollment is None:
         return None
@@ -279,7 +291,13 @@ async def _quiz_step(prompt: AnsweredPrompt) -> Quiz | Checkin | None:
         step = curriculum.step(prompt.step_id)
     except KeyError:
         return None
-    return step if isinstance(step, Quiz | Checkin) else None
+    return _Question(step, curriculum, enrollment) if isinstance(step, Quiz | Checkin) else None
+
+
+def _only_the_answer(body: str) -> bool:
+    """Whether the reply is its answer line alone ("2", "b", "Yes"): nothing for a trainer."""
+    lines = [line.strip() for line in body.split("\n") if line.strip()]
+    return len(lines) <= 1
 
 
 def _choices_by_label(step: Quiz | Checkin, body: str) -> tuple[int, ...] | None:
@@ -410,12 +428,13 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
         )
     prompt = await answered_prompt(match)
     answer_note = ""
+    understood = False
     if match.trusted and prompt is not None and too_large is None:
-        step = await _quiz_step(prompt)
+        question = await _question(prompt)
         choices = verdict.choices if verdict.kind is Kind.ANSWER else None
-        if step is not None and choices is None:
-            choices = _choices_by_label(step, mail.body)
-        if step is not None and choices is not None:
+        if question is not None and choices is None:
+            choices = _choices_by_label(question.step, mail.body)
+        if question is not None and choices is not None:
             result = await record_quiz_answer(
                 prompt.enrollment_id,
                 prompt.step_id,
@@ -427,6 +446,25 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
             answer_note = f"; answer to {prompt.step_id}#{prompt.occurrence}: {result.status}"
             if result.status is AnswerStatus.INVALID:
                 answer_note += f" ({result.reason})"
+            async with in_transaction() as tx:
+                understood = await queue_feedback(
+                    tx,
+                    inbound_id=item.id,
+                    learner=learner,
+                    enrollment=question.enrollment,
+                    curriculum=question.curriculum,
+                    step=question.step,
+                    occurrence=prompt.occurrence,
+                    result=result,
+                    now=now,
+                )
+            if understood:
+                answer_note += "; feedback queued"
+    if understood and _only_the_answer(mail.body):
+        # The answer is recorded and answered: a conversation would only be a chore for a
+        # trainer. A reply with more words than the answer is filed as well, below.
+        note = f"answer by learner {learner.id} (matched by {match.via}){answer_note}"
+        return Outcome(InboundState.PROCESSED, note, "answer", learner.id)
     await _file(item, mail, match, prompt, flags, too_large, now)
     if too_large is not None:
         return Outcome(InboundState.FLAGGED, item.error, "too-large", learner.id)

@@ -122,6 +122,9 @@ class ImapPoller:
         self._client: IMAPClient | None = None
         self._idle = False
         self._nudged = asyncio.Event()  # process pending items now, not at the next mail
+        # Set when processing queued something to send now (feedback on an emailed answer):
+        # the worker's dispatcher wakes for it.
+        self.wake: asyncio.Event | None = None
         # Messages of a batch the server failed, fetched one by one until each is through
         # (across reconnects), and how often each failed alone.
         self._suspects: set[int] = set()
@@ -228,7 +231,10 @@ class ImapPoller:
         return report
 
     async def process(self) -> Counter[str]:
-        return await process_pending(self.account, self.key, self.clock.now())
+        counts = await process_pending(self.account, self.key, self.clock.now())
+        if counts.get("answer") and self.wake is not None:
+            self.wake.set()
+        return counts
 
     async def fetch_and_store(
         self, report: PollReport | None = None, *, process: bool = False

@@ -23,9 +23,15 @@ class WebServer:
     """Add routes to `app`, then `start()`; `close()` stops listening (idempotent). Port 0
     listens on a free port, `port` says which once started."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8443) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 8443, *, share_port: bool = False
+    ) -> None:
+        """`share_port`: other processes of this user may listen on the same port, and the
+        kernel spreads requests among them (several PostgreSQL workers on one machine); off,
+        a second listener fails with "address in use" (a stray instance is noticed)."""
         self.host = host
         self.port = port
+        self.share_port = share_port
         self.app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         self._runner: web.AppRunner | None = None
 
@@ -39,8 +45,7 @@ class WebServer:
         await runner.setup()
         self._runner = runner
         try:
-            # Several workers on one machine share the port (the kernel spreads the requests).
-            reuse_port = hasattr(socket, "SO_REUSEPORT") and self.port != 0
+            reuse_port = self.share_port and hasattr(socket, "SO_REUSEPORT") and self.port != 0
             await web.TCPSite(runner, self.host, self.port, reuse_port=reuse_port).start()
             if self.port == 0:  # a free port was asked for (tests): say which one
                 self.port = int(runner.addresses[0][1])
