@@ -110,6 +110,8 @@ class Learner(Model):
     soft_bounces = fields.IntField(default=0)
     paused_until = fields.DatetimeField(null=True)
     opted_out_at = fields.DatetimeField(null=True)
+    # `dripper learners erase`: personal data deleted, the row kept for anonymous counts.
+    erased_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -61,7 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "learners": (
         "dripper.cli.learners:learners_group",
-        "Import and list the learners who receive drips.",
+        "Import, list, pause, export and erase the learners who receive drips.",
     ),
     "migrate": (
         "dripper.cli.storage:migrate_cmd",
@@ -88,6 +88,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Deliveries per state, cohort and channel, the next due time, and what needs a look: "
         "failed and uncertain deliveries, enrollments that cannot be planned, mail and updates "
         "received but not filed.",
+    ),
+    "unenroll": (
+        "dripper.cli.enroll:unenroll_cmd",
+        "Take LEARNER (email or @handle) out of a drip: everything not sent yet is cancelled.",
     ),
     "timeline": (
         "dripper.cli.timeline:timeline_cmd",

@@ -252,3 +252,56 @@ def apply_cmd(app: AppContext, yes: bool, dry_run: bool) -> None:
 
     with_db(app.settings.database_url, work)
     notify_wake(app.settings.database_url)
+
+
+@click.command("unenroll")
+@click.argument("learner")
+@click.option("--curriculum", "curriculum_id", help="Only the enrollment in this curriculum.")
+@click.option("--cohort", "cohort_name", help="Only the enrollment in this cohort.")
+@pass_app
+def unenroll_cmd(
+    app: AppContext, learner: str, curriculum_id: str | None, cohort_name: str | None
+) -> None:
+    """Take LEARNER (email or @handle) out of a drip: everything not sent yet is cancelled.
+
+    Without --curriculum or --cohort the learner's only active or paused enrollment; with
+    several, name one. What was sent, answered and written stays, for the reports and the
+    inbox.
+    """
+    from tortoise.transactions import in_transaction
+
+    from dripper.store.enrollments import cancel_enrollments
+
+    async def work() -> list[tuple[str, str, int]]:
+        [found] = await select_learners((learner,), False, None)
+        query = Enrollment.filter(learner_id=found.id, state__in=["active", "paused"])
+        if curriculum_id:
+            query = query.filter(curriculum__key=curriculum_id)
+        if cohort_name:
+            query = query.filter(cohort__name=cohort_name)
+        chosen = await query.prefetch_related("cohort", "curriculum").order_by("id")
+        if not chosen:
+            raise DripperError(f"{learner} has no active or paused enrollment{_which()}")
+        if len(chosen) > 1 and not (curriculum_id or cohort_name):
+            names = ", ".join(f"{e.cohort.name} ({e.curriculum.key})" for e in chosen)
+            raise DripperError(
+                f"{learner} is enrolled in {names}: say which with --cohort or --curriculum"
+            )
+        done = []
+        now = datetime.now(UTC)
+        for enrollment in chosen:
+            async with in_transaction() as tx:
+                _, cancelled = await cancel_enrollments(tx, [enrollment.id], "unenrolled", now)
+            done.append((enrollment.cohort.name, enrollment.curriculum.key, cancelled))
+        return done
+
+    def _which() -> str:
+        parts = [f"in curriculum {curriculum_id!r}"] if curriculum_id else []
+        parts += [f"in cohort {cohort_name!r}"] if cohort_name else []
+        return (" " + " and ".join(parts)) if parts else ""
+
+    for cohort, curriculum, cancelled in with_db(app.settings.database_url, work):
+        click.echo(
+            f"{learner}: unenrolled from {cohort} ({curriculum}); "
+            f"{cancelled} unsent message{'s' if cancelled != 1 else ''} cancelled"
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from dripper.models import Enrollment, Learner
 
 @click.group("learners")
 def learners_group() -> None:
-    """Import and list the learners who receive drips."""
+    """Import, list, pause, export and erase the learners who receive drips."""
 
 
 @learners_group.command("import")
@@ -202,3 +203,69 @@ def resume_cmd(app: AppContext, learner: str) -> None:
     count = with_db(app.settings.database_url, work)
     notify_wake(app.settings.database_url)
     click.echo(f"{learner}: {count} enrollment{'s' if count != 1 else ''} resumed")
+
+
+@learners_group.command("export")
+@click.argument("learner")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the JSON to this file (mode 0600) instead of standard output.",
+)
+@pass_app
+def export_cmd(app: AppContext, learner: str, out: Path | None) -> None:
+    """Every stored datum about LEARNER (email or @handle) as JSON: a data subject's copy."""
+    from dripper.cli.enroll import select_learners
+    from dripper.learners.privacy import export_json, export_learner
+
+    async def work() -> str:
+        [found] = await select_learners((learner,), False, None)
+        return export_json(await export_learner(found.id))
+
+    text = with_db(app.settings.database_url, work)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise DripperError(f"cannot write {out}: {exc.strerror}") from None
+    click.echo(f"wrote {out}", err=True)
+
+
+@learners_group.command("erase")
+@click.argument("learner")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def erase_cmd(app: AppContext, learner: str, yes: bool) -> None:
+    """Delete LEARNER's personal data and messages; anonymous counts stay for the reports.
+
+    Cancels what is not sent yet, blanks the learner's name, addresses, Telegram chat,
+    messages, raw emails and updates, and keeps one anonymous row with the steps, states and
+    answers the cohort reports count. Cannot be undone: export first if the learner asked for
+    a copy. Mail in the IMAP mailbox and the Telegram chat itself are outside dripper.
+    """
+    from dripper.cli.enroll import select_learners
+    from dripper.learners.privacy import erase_learner
+
+    if not yes:
+        click.confirm(f"Erase {learner}'s personal data and messages for good?", abort=True)
+
+    async def work() -> tuple[int, object]:
+        [found] = await select_learners((learner,), False, None)
+        if found.erased_at is not None:
+            raise DripperError(f"{learner} was erased already")
+        return found.id, await erase_learner(found.id, datetime.now(UTC))
+
+    learner_id, erasure = with_db(app.settings.database_url, work)
+    counts = erasure.__dict__
+    click.echo(
+        f"{learner}: erased (learner {learner_id}): "
+        f"{counts['messages_erased']} messages, {counts['raw_items_erased']} received "
+        f"emails and updates, {counts['deliveries_cleared']} deliveries cleared, "
+        f"{counts['enrollments_cancelled']} enrollments and {counts['deliveries_cancelled']} "
+        f"unsent messages cancelled, {counts['invites_deleted']} invites deleted. Delete their "
+        "mail from the IMAP mailbox too."
+    )

@@ -48,6 +48,7 @@ from dripper.models import DeliveryKind, DeliveryState
 from dripper.schedule.keys import nudge_key
 from dripper.schedule.plan import learner_zone, plan_nudge, window_of
 from dripper.store.curricula import curriculum_of
+from dripper.store.enrollments import complete_finished
 from dripper.store.outbox import (
     WAITING_FOR_CHAT,
     ClaimedDelivery,
@@ -65,6 +66,8 @@ from dripper.store.outbox import (
 )
 from dripper.tokens import reply_token, unsubscribe_token
 
+# How often finished enrollments are marked completed (one statement over all of them).
+COMPLETE_EVERY = timedelta(minutes=1)
 log = logging.getLogger("dripper.engine.dispatcher")
 
 MARK_BATCH = 64  # a mark that finds this many queued is written at once
@@ -161,6 +164,7 @@ class Dispatcher:
         self.channels = dict(channels)
         self.clock = clock
         self.worker_id = worker_id
+        self._completed_at: datetime | None = None  # last look for finished enrollments
         self.settings = settings or DispatcherSettings()
         self.wake = wake or asyncio.Event()
         self.idle = asyncio.Event()  # set while sleeping with nothing to do (tests wait on it)
@@ -280,6 +284,9 @@ class Dispatcher:
         _log_recovered(await recover_claims(now, except_worker=self.worker_id))
         await resume_due(now)
         await plan_due(now, self.settings.horizon)
+        if self._completed_at is None or now - self._completed_at >= COMPLETE_EVERY:
+            self._completed_at = now
+            await complete_finished(now)
         ids = await claim_due(
             now, min(room, self.settings.batch_size), self.settings.lease, self.worker_id
         )
@@ -360,7 +367,9 @@ class Dispatcher:
         drip = row.kind not in (DeliveryKind.REPLY, DeliveryKind.FEEDBACK)
         if drip and row.enrollment_state == "paused":
             return _Pending(Outcome(row.id, DeliveryState.HELD, last_error="enrollment paused"))
-        if drip and row.enrollment_state in ("cancelled", "completed"):
+        # "completed" only says nothing was left to send when it was marked: a re-ask planned
+        # since (an answer that came late) still goes out.
+        if drip and row.enrollment_state == "cancelled":
             return _Pending(Outcome(row.id, DeliveryState.CANCELLED, last_error="enrollment ended"))
         if row.opted_out:
             return _Pending(

@@ -25,6 +25,7 @@ from dripper.schedule.plan import learner_zone, plan_reask, window_of
 from dripper.schedule.slots import expires_at
 from dripper.store.answers import first_answer, insert_answer, right_answers
 from dripper.store.curricula import curriculum_of
+from dripper.store.enrollments import reactivate
 from dripper.store.outbox import NewDelivery, cancel_nudges, insert_in
 
 
@@ -121,5 +122,6 @@ async def record_quiz_answer(
                     ],
                     now,
                 )
+                await reactivate(tx, enrollment_id)  # a finished drip has this re-ask to send
         await cancel_nudges(enrollment_id, step_id, now, tx)
     return AnswerResult(AnswerStatus.RECORDED, picked, correct, reask_at, explanation)

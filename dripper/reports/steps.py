@@ -188,6 +188,10 @@ async def step_figures(cohort_name: str) -> list[StepFigures]:
     plan = await _CohortPlan.load(cohort)
     outcomes = await store.step_outcomes(cohort.id)
     replies = await store.step_replies(cohort.id)
+    reached = {
+        str(row["step_id"]): int(row["n"])
+        for row in await store.step_reached_by_cancelled(cohort.id)
+    }
     answers = await store.step_choices(cohort.id)
     by_state = {
         str(row["step_id"]): {state: int(row[state] or 0) for state in OUTCOMES} for row in outcomes
@@ -209,7 +213,8 @@ async def step_figures(cohort_name: str) -> list[StepFigures]:
     active = [*by_state, *replied, *answered]
     figures = []
     for step, step_id, in_curriculum in await plan.steps(active):
-        planned = plan.planned(step_id)
+        # Enrollments running the step, and those cancelled after it reached them.
+        planned = plan.planned(step_id) + reached.get(step_id, 0)
         states = by_state.get(step_id, {})
         if not in_curriculum and not (
             planned or any(states.values()) or step_id in replied or answered[step_id]

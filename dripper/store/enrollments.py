@@ -278,3 +278,57 @@ async def set_course_end(tx: BaseDBAsyncClient, cohort_id: int, course_end: date
     await tx.execute_query(
         q(tx, "UPDATE cohort SET course_end = ? WHERE id = ?"), [ts(tx, course_end), cohort_id]
     )
+
+
+OPEN = (DeliveryState.PENDING.value, DeliveryState.CLAIMED.value, DeliveryState.HELD.value)
+
+
+async def complete_finished(now: datetime) -> int:
+    """Active enrollments with every step planned and nothing of theirs left to send become
+    completed; returns how many. One statement, whatever the number of enrollments."""
+    conn = connection()
+    count, _ = await conn.execute_query(
+        q(
+            conn,
+            "UPDATE enrollment SET state = ? WHERE state = ? AND plan_due_at IS NULL "
+            "AND plan_error IS NULL AND NOT EXISTS (SELECT 1 FROM delivery d "
+            "WHERE d.enrollment_id = enrollment.id AND d.state IN (?, ?, ?))",
+        ),
+        [EnrollmentState.COMPLETED.value, ACTIVE, *OPEN],
+    )
+    return int(count)
+
+
+async def reactivate(tx: BaseDBAsyncClient, enrollment_id: int) -> None:
+    """A completed enrollment got something new to send (a re-ask): active again."""
+    await tx.execute_query(
+        q(tx, "UPDATE enrollment SET state = ? WHERE id = ? AND state = ?"),
+        [ACTIVE, enrollment_id, EnrollmentState.COMPLETED.value],
+    )
+
+
+async def cancel_enrollments(
+    tx: BaseDBAsyncClient, enrollment_ids: Sequence[int], reason: str, now: datetime
+) -> tuple[int, int]:
+    """Enrollments cancelled, with everything of theirs not sent yet (also a trainer's reply
+    still queued); (enrollments, deliveries) cancelled."""
+    if not enrollment_ids:
+        return 0, 0
+    ids = list(enrollment_ids)
+    enrollments, _ = await tx.execute_query(
+        q(
+            tx,
+            "UPDATE enrollment SET state = ?, plan_due_at = NULL WHERE state <> ? AND id IN "
+            + in_list(tx, len(ids)),
+        ),
+        [EnrollmentState.CANCELLED.value, EnrollmentState.CANCELLED.value, *ids],
+    )
+    deliveries, _ = await tx.execute_query(
+        q(
+            tx,
+            "UPDATE delivery SET state = ?, last_error = ?, updated_at = ? "
+            "WHERE state IN (?, ?) AND enrollment_id IN " + in_list(tx, len(ids)),
+        ),
+        [DeliveryState.CANCELLED.value, reason, ts(tx, now), *QUEUED, *ids],
+    )
+    return int(enrollments), int(deliveries)

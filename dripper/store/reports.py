@@ -228,6 +228,18 @@ async def step_outcomes(cohort_id: int) -> Rows:
     )
 
 
+async def step_reached_by_cancelled(cohort_id: int) -> Rows:
+    """step_id, n: cancelled enrollments (unenrolled, erased) whose first sending of the step
+    has an outcome: the step was planned for them, and counts as such."""
+    return await select(
+        "SELECT d.step_id, COUNT(DISTINCT d.enrollment_id) AS n FROM delivery d "
+        "JOIN enrollment e ON e.id = d.enrollment_id "
+        f"WHERE e.cohort_id = ? AND e.state = 'cancelled' AND d.kind = '{STEP}' "
+        "AND d.state IN ('sent', 'failed', 'uncertain', 'skipped') GROUP BY d.step_id",
+        [cohort_id],
+    )
+
+
 async def step_replies(cohort_id: int) -> Rows:
     """step_id, n: enrollments of the cohort with a learner message linked to the step."""
     return await select(

@@ -44,6 +44,7 @@ ALL_MIGRATIONS = [
     "0004_unattended",
     "0005_problems",
     "0006_feedback_kind",
+    "0007_learner_erased",
 ]
 EXPECTED_TABLES = {
     "conversation_label",
