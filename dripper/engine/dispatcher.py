@@ -355,7 +355,7 @@ class Dispatcher:
             occurrence=row.occurrence or None,
             channel=outcome.channel,
             state="uncertain" if outcome.mark_uncertain else outcome.state.value,
-            attempt=row.attempts + 1,
+            attempt=row.attempts,  # counted by the claim already
             latency_ms=oplog.milliseconds(took),
             late_s=round(late, 1) if late > 1 else None,
             error=outcome.last_error,
@@ -453,16 +453,32 @@ class Dispatcher:
             if not batch:
                 continue
             try:
-                await mark_attempted([i for i, _ in batch], self.worker_id, self.clock.now())
+                marked = await mark_attempted(
+                    [i for i, _ in batch], self.worker_id, self.clock.now()
+                )
             except Exception:
                 log.warning("marking %d sends attempted failed: not sending them", len(batch))
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(_Release())
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+                continue
+            lost = [delivery_id for delivery_id, _ in batch if delivery_id not in marked]
+            if lost:
+                # Their lease ran out (this worker stalled) and another worker took them over:
+                # it sends them; sending here too would deliver them twice.
+                log.warning(
+                    "%d claims were taken over by another worker before sending: not sending "
+                    "them (delivery %s)",
+                    len(lost),
+                    ", ".join(str(i) for i in lost[:10]),
+                )
+            for delivery_id, done in batch:
+                if done.done():
+                    continue
+                if delivery_id in marked:
+                    done.set_result(None)
+                else:
+                    done.set_exception(_Release())
 
     def _no_channel(self, row: ClaimedDelivery, now: datetime) -> _Pending:
         may_start_bot = row.telegram_chat_id is None and row.telegram_status != "unreachable"

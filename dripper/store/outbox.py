@@ -328,21 +328,26 @@ async def renew_leases(worker: str, now: datetime, lease: timedelta) -> None:
         await tx.execute_query(q(conn, sql), [ts(conn, now + lease), CLAIMED, worker])
 
 
-async def mark_attempted(ids: Sequence[int], worker: str, now: datetime) -> None:
+async def mark_attempted(ids: Sequence[int], worker: str, now: datetime) -> set[int]:
     """These claims of `worker` are about to be written to their channel: from now on a crash
-    leaves their outcome unknown. Claims never marked go back untouched when a worker dies."""
+    leaves their outcome unknown. Claims never marked go back untouched when a worker dies.
+
+    Returns the ids marked: a claim that is no longer this worker's (its lease ran out and
+    another worker recovered it, and may be sending it right now) is not, and must not be
+    sent."""
     if not ids:
-        return
+        return set()
     conn = connection()
     # One statement, committed on its own: it must be durable before the sends start.
-    await conn.execute_query(
+    rows = await conn.execute_query_dict(
         q(
             conn,
             "UPDATE delivery SET attempted_at = ? WHERE state = ? AND claimed_by = ? "
-            f"AND id IN {in_list(conn, len(ids))}",
+            f"AND id IN {in_list(conn, len(ids))} RETURNING id",
         ),
         [ts(conn, now), CLAIMED, worker, *ids],
     )
+    return {int(row["id"]) for row in rows}
 
 
 @dataclass(frozen=True)
