@@ -287,6 +287,10 @@ class Dispatcher:
         if self._completed_at is None or now - self._completed_at >= COMPLETE_EVERY:
             self._completed_at = now
             await complete_finished(now)
+        # The lease runs from the claim, not from the cycle's start: the housekeeping above
+        # can take seconds on a busy machine, and a lease shortened by it may run out while
+        # this worker is still pacing its sends.
+        now = self.clock.now()
         ids = await claim_due(
             now, min(room, self.settings.batch_size), self.settings.lease, self.worker_id
         )
