@@ -87,7 +87,12 @@ def _payload(data: bytes) -> dict[str, str]:
 async def _raw_items(learner: Learner, message_item_ids: set[int]) -> list[InboundItem]:
     """Every raw update or email that came from the learner (see the module docstring)."""
     note = re.compile(rf"\blearner {learner.id}\b")
-    address = learner.email.lower().encode() if learner.email else None
+    # The whole address, not a part of a longer one (ben@ is in xben@).
+    address = (
+        re.compile(rb"(?<![\w.+-])" + re.escape(learner.email.lower().encode()) + rb"(?![\w.-])")
+        if learner.email
+        else None
+    )
     chat = (
         re.compile(rb'"id":\s*%d\b' % learner.telegram_chat_id)
         if learner.telegram_chat_id is not None
@@ -106,7 +111,7 @@ async def _raw_items(learner: Learner, message_item_ids: set[int]) -> list[Inbou
                 found.append(item)
             elif item.channel is Channel.EMAIL and address is not None:
                 head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0].lower()
-                if address in head:
+                if address.search(head):
                     found.append(item)
             elif item.channel is Channel.TELEGRAM and chat is not None and chat.search(data):
                 found.append(item)

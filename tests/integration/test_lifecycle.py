@@ -34,7 +34,7 @@ from dripper.models import (
 )
 from dripper.reports.steps import step_figures
 from dripper.sandbox.imap import ImapServer
-from dripper.sandbox.seed import reply_message, seed_course
+from dripper.sandbox.seed import COURSE_ADDRESS, reply_message, seed_course
 from dripper.store.enrollments import complete_finished
 
 NOW = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
@@ -196,6 +196,11 @@ async def test_export_has_everything_and_erase_keeps_only_anonymous_counts(
             kim.email, kim.reply_to(KEY), "Kim's own words", in_reply_to=kim.message_ids["reflect"]
         ),
     )
+    # A stranger whose address contains Zoë's: not hers, never erased with hers.
+    mailbox.deliver(
+        "course",
+        reply_message(f"x{zoe.email}", COURSE_ADDRESS, "Not Zoë", in_reply_to=None),
+    )
     await _ingest(settings)
     before = await step_figures("cohort-learner")
 
@@ -222,6 +227,7 @@ async def test_export_has_everything_and_erase_keeps_only_anonymous_counts(
     assert {c.status.value for c in await Conversation.filter(learner_id=zoe.id)} == {"closed"}
     raw = [bytes(i.payload) for i in await InboundItem.all().order_by("id")]
     assert raw[0] == b"" and raw[1] == b"" and b"Kim's own words" in raw[2]
+    assert b"Not Zo" in raw[3]
     everything = json.dumps(await export_learner(zoe.id))
     assert zoe.email not in everything and "manager" not in everything
     # The reports count what they counted before for every step that reached her; the steps
