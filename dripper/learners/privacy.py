@@ -20,8 +20,9 @@ All of it in one transaction, logged with the counts. Mail in the IMAP mailbox a
 Telegram are outside dripper: the operator deletes those there.
 
 Raw items are found by the messages filed from them, by the learner named in their processing
-note, by the learner's address in an email's header block, and by the learner's chat id in a
-Telegram update; each is read in chunks, once.
+note, by the learner's address as an email's From, Sender or Reply-To (not To or Cc: those
+name other people), and by the learner's chat id as a Telegram update's own chat or sender
+(not someone it forwards, quotes or mentions); each is read in chunks, once.
 """
 
 from __future__ import annotations
@@ -87,17 +88,8 @@ def _payload(data: bytes) -> dict[str, str]:
 async def _raw_items(learner: Learner, message_item_ids: set[int]) -> list[InboundItem]:
     """Every raw update or email that came from the learner (see the module docstring)."""
     note = re.compile(rf"\blearner {learner.id}\b")
-    # The whole address, not a part of a longer one (ben@ is in xben@).
-    address = (
-        re.compile(rb"(?<![\w.+-])" + re.escape(learner.email.lower().encode()) + rb"(?![\w.-])")
-        if learner.email
-        else None
-    )
-    chat = (
-        re.compile(rb'"id":\s*%d\b' % learner.telegram_chat_id)
-        if learner.telegram_chat_id is not None
-        else None
-    )
+    address = learner.email.lower() if learner.email else None
+    chat = learner.telegram_chat_id
     found: list[InboundItem] = []
     last = 0
     while True:
@@ -110,11 +102,49 @@ async def _raw_items(learner: Learner, message_item_ids: set[int]) -> list[Inbou
             if item.id in message_item_ids or note.search(item.error or ""):
                 found.append(item)
             elif item.channel is Channel.EMAIL and address is not None:
-                head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0].lower()
-                if address.search(head):
+                if address in _senders(data):
                     found.append(item)
-            elif item.channel is Channel.TELEGRAM and chat is not None and chat.search(data):
+            elif (
+                item.channel is Channel.TELEGRAM
+                and chat is not None
+                and chat in _update_people(data)
+            ):
                 found.append(item)
+
+
+def _senders(data: bytes) -> set[str]:
+    """The addresses an email is from (From, Sender, Reply-To), lower-case: not its To or Cc,
+    which name other people."""
+    from email.parser import BytesHeaderParser
+    from email.utils import getaddresses
+
+    head = BytesHeaderParser().parsebytes(data)
+    values = [str(v) for name in ("from", "sender", "reply-to") for v in head.get_all(name, [])]
+    return {address.lower() for _, address in getaddresses(values) if address}
+
+
+def _update_people(data: bytes) -> set[int]:
+    """The chat and sender ids of a Telegram update's own message, button press or member
+    change: not the people it forwards, quotes or mentions."""
+    try:
+        update = json.loads(data)
+    except ValueError:
+        return set()
+    ids: set[int] = set()
+    if not isinstance(update, dict):
+        return ids
+    for key in ("message", "edited_message", "callback_query", "my_chat_member"):
+        event = update.get(key)
+        if not isinstance(event, dict):
+            continue
+        for part in (event, event.get("message")):
+            if not isinstance(part, dict):
+                continue
+            for holder in ("chat", "from"):
+                value = part.get(holder)
+                if isinstance(value, dict) and isinstance(value.get("id"), int):
+                    ids.add(value["id"])
+    return ids
 
 
 async def export_learner(learner_id: int) -> dict[str, Any]:

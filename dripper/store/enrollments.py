@@ -285,16 +285,26 @@ OPEN = (DeliveryState.PENDING.value, DeliveryState.CLAIMED.value, DeliveryState.
 
 async def complete_finished(now: datetime) -> int:
     """Active enrollments with every step planned and nothing of theirs left to send become
-    completed; returns how many. One statement, whatever the number of enrollments."""
+    completed; returns how many. One statement, whatever the number of enrollments.
+
+    A failed or uncertain delivery a trainer has not dismissed keeps the enrollment active:
+    it may still be resent from the Problems view."""
     conn = connection()
     count, _ = await conn.execute_query(
         q(
             conn,
             "UPDATE enrollment SET state = ? WHERE state = ? AND plan_due_at IS NULL "
             "AND plan_error IS NULL AND NOT EXISTS (SELECT 1 FROM delivery d "
-            "WHERE d.enrollment_id = enrollment.id AND d.state IN (?, ?, ?))",
+            "WHERE d.enrollment_id = enrollment.id AND (d.state IN (?, ?, ?) "
+            "OR (d.state IN (?, ?) AND d.dismissed_at IS NULL)))",
         ),
-        [EnrollmentState.COMPLETED.value, ACTIVE, *OPEN],
+        [
+            EnrollmentState.COMPLETED.value,
+            ACTIVE,
+            *OPEN,
+            DeliveryState.FAILED.value,
+            DeliveryState.UNCERTAIN.value,
+        ],
     )
     return int(count)
 

@@ -767,3 +767,23 @@ async def test_the_feedback_goes_out_in_the_learners_thread(env: Env) -> None:
     assert "XLOOKUP matches exactly unless told otherwise" in text
     # Replying to the feedback reaches the inbox like any reply: it carries the reply token.
     assert "+" in message["Reply-To"].addresses[0].addr_spec
+
+
+async def test_a_bare_answer_with_an_attachment_is_filed_so_a_trainer_sees_it(env: Env) -> None:
+    from email.message import EmailMessage
+
+    learner = env.learners[0]
+    mail = EmailMessage()
+    mail["From"] = learner.email
+    mail["To"] = learner.reply_to(KEY)
+    mail["Subject"] = "Re: Which formula finds an exact match?"
+    mail["Message-ID"] = "<answer-with-photo@example.net>"
+    mail["In-Reply-To"] = learner.message_ids["quiz"]
+    mail.set_content("2")
+    mail.add_attachment(b"\x89PNG fake", maintype="image", subtype="png", filename="sheet.png")
+    env.mailbox.deliver(bytes(mail))
+    await env.ingest()
+    assert await QuizAnswer.filter(step_id="quiz").count() == 1
+    assert await Delivery.filter(kind=DeliveryKind.FEEDBACK).count() == 1
+    (message,) = await messages_of(learner)
+    assert [a["filename"] for a in message.attachments] == ["sheet.png"]

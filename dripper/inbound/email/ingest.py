@@ -460,7 +460,7 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
                 )
             if understood:
                 answer_note += "; feedback queued"
-    if understood and _only_the_answer(mail.body):
+    if understood and _only_the_answer(mail.body) and not mail.attachments:
         # The answer is recorded and answered: a conversation would only be a chore for a
         # trainer. A reply with more words than the answer is filed as well, below.
         note = f"answer by learner {learner.id} (matched by {match.via}){answer_note}"
