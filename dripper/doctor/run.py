@@ -33,9 +33,9 @@ class DoctorOptions:
 async def diagnose(settings: Settings, options: DoctorOptions | None = None) -> list[Finding]:
     options = options or DoctorOptions()
     findings: list[Finding] = [check_curricula(settings)]
-    for optional in (check_channels(settings),):
-        if optional is not None:
-            findings.append(optional)
+    channels = check_channels(settings)
+    if channels is not None:
+        findings.append(channels)
     # The services answer in parallel: a host that does not answer costs one timeout, not four.
     checks: list[tuple[str, Awaitable[Finding | list[Finding]]]] = [
         ("database", check_database(settings)),

@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from dripper.curriculum import Checkin, Quiz
-from dripper.models import Channel, DeliveryKind, Enrollment, Learner
+from dripper.content.compose import CourseView, LearnerView
+from dripper.curriculum import Checkin, Curriculum, Quiz
+from dripper.models import Channel, Cohort, DeliveryKind, Enrollment, Learner
 from dripper.schedule.keys import step_key
 from dripper.schedule.plan import learner_zone, plan_reask, window_of
 from dripper.schedule.slots import expires_at
@@ -125,3 +127,23 @@ async def record_quiz_answer(
                 await reactivate(tx, enrollment_id)  # a finished drip has this re-ask to send
         await cancel_nudges(enrollment_id, step_id, now, tx)
     return AnswerResult(AnswerStatus.RECORDED, picked, correct, reask_at, explanation)
+
+
+def explanation_context(learner: Learner, cohort: Cohort, curriculum: Curriculum) -> dict[str, Any]:
+    """What a step's explanation template sees once the learner has answered, on any channel."""
+    return {
+        "learner": LearnerView(
+            first_name=learner.first_name,
+            last_name=learner.last_name,
+            email=learner.email,
+            timezone=learner.timezone or curriculum.timezone,
+            language=learner.language,
+            attributes=learner.attributes or {},
+        ).context(),
+        "course": CourseView(
+            curriculum.id,
+            curriculum.title,
+            cohort.name,
+            cohort.course_end.strftime("%A %-d %B %Y"),
+        ).context(),
+    }

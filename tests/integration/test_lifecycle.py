@@ -119,12 +119,12 @@ async def test_a_paused_or_unplannable_enrollment_never_completes(db: str) -> No
     assert await complete_finished(NOW) == 0
 
 
-def _cli(tmp_path: Path, *args: str, url: str, input: str | None = None):  # type: ignore[no-untyped-def]
+def _cli(*args: str, url: str, input: str | None = None):  # type: ignore[no-untyped-def]
     return CliRunner(env={"DRIPPER_DATABASE_URL": url}).invoke(main, list(args), input=input)
 
 
 async def test_unenroll_cancels_what_is_unsent_and_keeps_what_was_sent(
-    db: str, tmp_path: Path
+    db: str,
 ) -> None:
     learner = await Learner.create(first_name="Ben", email="ben@example.org")
     other = await Learner.create(first_name="Cleo", email="cleo@example.org")
@@ -135,7 +135,7 @@ async def test_unenroll_cancels_what_is_unsent_and_keeps_what_was_sent(
 
     import asyncio
 
-    result = await asyncio.to_thread(_cli, tmp_path, "unenroll", "BEN@example.org", url=db)
+    result = await asyncio.to_thread(_cli, "unenroll", "BEN@example.org", url=db)
     assert result.exit_code == 0, result.output
     assert "ben@example.org" in result.output.lower()
     assert "unenrolled from dec (short); 1 unsent message cancelled" in result.output
@@ -145,22 +145,20 @@ async def test_unenroll_cancels_what_is_unsent_and_keeps_what_was_sent(
     assert states == {"tip": DeliveryState.SENT, "check": DeliveryState.CANCELLED}
     # Cleo is untouched.
     assert {d.state for d in await Delivery.filter(learner_id=other.id)} == {DeliveryState.PENDING}
-    again = await asyncio.to_thread(_cli, tmp_path, "unenroll", "ben@example.org", url=db)
+    again = await asyncio.to_thread(_cli, "unenroll", "ben@example.org", url=db)
     assert again.exit_code == 1 and "no active or paused enrollment" in again.output
 
 
-async def test_unenroll_asks_which_when_there_are_several(db: str, tmp_path: Path) -> None:
+async def test_unenroll_asks_which_when_there_are_several(db: str) -> None:
     import asyncio
 
     learner = await Learner.create(first_name="Dan", email="dan@example.org")
     await enroll(short_course(), "dec", NOW, [learner], NOW)
     await enroll(short_course(), "jan", NOW, [learner], NOW)
-    result = await asyncio.to_thread(_cli, tmp_path, "unenroll", "dan@example.org", url=db)
+    result = await asyncio.to_thread(_cli, "unenroll", "dan@example.org", url=db)
     assert result.exit_code == 1
     assert "dec (short), jan (short): say which with --cohort or --curriculum" in result.output
-    result = await asyncio.to_thread(
-        _cli, tmp_path, "unenroll", "dan@example.org", "--cohort", "jan", url=db
-    )
+    result = await asyncio.to_thread(_cli, "unenroll", "dan@example.org", "--cohort", "jan", url=db)
     assert result.exit_code == 0, result.output
     by_cohort = {
         e.cohort.name: e.state
@@ -249,8 +247,12 @@ async def test_export_has_everything_and_erase_keeps_only_anonymous_counts(
     raw = [bytes(i.payload) for i in await InboundItem.all().order_by("id")]
     assert raw[0] == b"" and raw[1] == b"" and b"Kim's own words" in raw[2]
     assert b"Not Zo" in raw[3] and b"Kim copying" in raw[4]
-    everything = json.dumps(await export_learner(zoe.id))
-    assert zoe.email not in everything and "manager" not in everything
+    # What is left of her: the anonymous rows, none of her words or addresses.
+    left = await export_learner(zoe.id)
+    assert left["learner"]["email"] is None and left["learner"]["first_name"] == ERASED
+    assert [m["body"] for c in left["conversations"] for m in c["messages"]] == [ERASED]
+    assert left["received"] and all(item["text"] == "" for item in left["received"])
+    assert "manager" not in json.dumps(left) and zoe.email not in json.dumps(left)
     # The reports count what they counted before for every step that reached her; the steps
     # still to come are no longer planned for her.
     after = {f.step_id: f for f in await step_figures("cohort-learner")}
@@ -299,23 +301,19 @@ async def test_the_export_and_erase_commands(db: str, tmp_path: Path) -> None:
     await enroll(short_course(), "dec", NOW, [learner], NOW)
     out = tmp_path / "fay.json"
     done = await asyncio.to_thread(
-        _cli, tmp_path, "learners", "export", "fay@example.org", "--out", str(out), url=db
+        _cli, "learners", "export", "fay@example.org", "--out", str(out), url=db
     )
     assert done.exit_code == 0, done.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert json.loads(out.read_text())["learner"]["email"] == "fay@example.org"
     refused = await asyncio.to_thread(
-        _cli, tmp_path, "learners", "erase", "fay@example.org", url=db, input="n\n"
+        _cli, "learners", "erase", "fay@example.org", url=db, input="n\n"
     )
     assert refused.exit_code == 1 and "Aborted" in refused.output
     assert (await Learner.get(id=learner.id)).erased_at is None
-    done = await asyncio.to_thread(
-        _cli, tmp_path, "learners", "erase", "fay@example.org", "--yes", url=db
-    )
+    done = await asyncio.to_thread(_cli, "learners", "erase", "fay@example.org", "--yes", url=db)
     assert done.exit_code == 0, done.output
     assert "fay@example.org: erased" in done.output and "IMAP mailbox" in done.output
     assert (await Learner.get(id=learner.id)).erased_at is not None
-    again = await asyncio.to_thread(
-        _cli, tmp_path, "learners", "erase", "fay@example.org", "--yes", url=db
-    )
+    again = await asyncio.to_thread(_cli, "learners", "erase", "fay@example.org", "--yes", url=db)
     assert again.exit_code == 1 and "no learner fay@example.org" in again.output

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from dripper.content.compose import CourseView, LearnerView, answer_feedback
+from dripper.content.compose import answer_feedback
 from dripper.curriculum import Checkin, Curriculum, Quiz
 from dripper.curriculum.templates import safe_render
-from dripper.enrollments.answers import AnswerResult, AnswerStatus
+from dripper.enrollments.answers import AnswerResult, AnswerStatus, explanation_context
 from dripper.models import Channel, DeliveryKind, Enrollment, Learner
 from dripper.schedule.keys import feedback_key
 from dripper.store.outbox import NewDelivery, insert_in
@@ -71,22 +71,6 @@ async def queue_feedback(
 async def _explanation(
     template: str, learner: Learner, enrollment: Enrollment, curriculum: Curriculum
 ) -> str | None:
-    cohort = await enrollment.cohort
-    context = {
-        "learner": LearnerView(
-            first_name=learner.first_name,
-            last_name=learner.last_name,
-            email=learner.email,
-            timezone=learner.timezone or curriculum.timezone,
-            language=learner.language,
-            attributes=learner.attributes or {},
-        ).context(),
-        "course": CourseView(
-            curriculum.id,
-            curriculum.title,
-            cohort.name,
-            cohort.course_end.strftime("%A %-d %B %Y"),
-        ).context(),
-    }
+    context = explanation_context(learner, await enrollment.cohort, curriculum)
     text, _error = safe_render(template, context)
     return text

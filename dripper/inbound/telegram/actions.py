@@ -33,11 +33,16 @@ from telegram.error import TelegramError
 from tortoise.transactions import in_transaction
 
 from dripper.config import canonical_timezone
-from dripper.content.compose import CALLBACK_SUBMIT, CALLBACK_TOGGLE, CourseView, LearnerView
+from dripper.content.compose import CALLBACK_SUBMIT, CALLBACK_TOGGLE
 from dripper.content.render import TELEGRAM_TEXT_LIMIT, telegram_html, visible_length
 from dripper.curriculum import Checkin, Curriculum, Quiz, StepBase
 from dripper.curriculum.templates import render
-from dripper.enrollments.answers import AnswerResult, AnswerStatus, record_quiz_answer
+from dripper.enrollments.answers import (
+    AnswerResult,
+    AnswerStatus,
+    explanation_context,
+    record_quiz_answer,
+)
 from dripper.enrollments.move import replan_unsent
 from dripper.enrollments.pause import pause, resume
 from dripper.inbound.telegram.events import (
@@ -595,22 +600,7 @@ class _Answering:
         return text
 
     def _explanation_html(self, template: str) -> str:
-        learner = self.learner
-        cohort = self.enrollment.cohort
-        course_end = cohort.course_end.strftime("%A %-d %B %Y")
-        context = {
-            "learner": LearnerView(
-                first_name=learner.first_name,
-                last_name=learner.last_name,
-                email=learner.email,
-                timezone=learner.timezone or self.curriculum.timezone,
-                language=learner.language,
-                attributes=learner.attributes or {},
-            ).context(),
-            "course": CourseView(
-                self.curriculum.id, self.curriculum.title, cohort.name, course_end
-            ).context(),
-        }
+        context = explanation_context(self.learner, self.enrollment.cohort, self.curriculum)
         return telegram_html(render(template, context))
 
 

@@ -89,20 +89,20 @@ class UnsubscribePages:
             '<p class="quiet">To keep getting them, just close this page.</p>',
         )
 
-    async def _set(self, request: web.Request, *, opted_out: bool) -> bool | None:
-        """Opt the token's learner out or in: None for a token that names nobody, else
-        whether that changed something."""
+    async def _set(self, request: web.Request, *, opted_out: bool) -> tuple[int, bool] | None:
+        """Opt the token's learner out or in: None for a token that names nobody, else the
+        learner and whether that changed something."""
         learner_id = self._learner(request)
         if learner_id is None:
             return None
-        return await set_opted_out(learner_id, self._now(), opted_out=opted_out)
+        changed = await set_opted_out(learner_id, self._now(), opted_out=opted_out)
+        return None if changed is None else (learner_id, changed)
 
     async def _unsubscribe(self, request: web.Request) -> web.Response:
-        changed = await self._set(request, opted_out=True)
-        if changed is None:
+        result = await self._set(request, opted_out=True)
+        if result is None:
             return self._not_valid()
-        learner_id = self._learner(request)
-        assert learner_id is not None
+        learner_id, changed = result
         if changed:
             one_click = "List-Unsubscribe=One-Click" in (await request.text())
             how = "one-click" if one_click else "unsubscribe-page"
@@ -111,11 +111,12 @@ class UnsubscribePages:
         return self._unsubscribed(request, state[0] if state else None)
 
     async def _resubscribe(self, request: web.Request) -> web.Response:
-        changed = await self._set(request, opted_out=False)
-        if changed is None:
+        result = await self._set(request, opted_out=False)
+        if result is None:
             return self._not_valid()
+        learner_id, changed = result
         if changed:
-            oplog.event(log, "opt-in", learner=self._learner(request), via="unsubscribe-page")
+            oplog.event(log, "opt-in", learner=learner_id, via="unsubscribe-page")
         return _page(
             "Subscribed again",
             f"<h1>Welcome back</h1><p>You will get the next messages from "
