@@ -39,8 +39,11 @@ async def test_a_message_dovecot_cannot_send_is_flagged_and_the_rest_arrive(
     server, user = dovecot_user
     for n in range(3):
         server.deliver(user, _mail(n))
-    files = sorted((server.maildir(user) / "new").iterdir())
-    os.chmod(files[1], 0)  # Dovecot answers FETCH of it with an internal error and hangs up
+    # Maildir names do not sort in delivery order (Dovecot's microseconds are not zero-padded):
+    # find the middle message by its content.
+    new = (server.maildir(user) / "new").iterdir()
+    [unreadable] = [f for f in new if b"<note-1@example.com>" in f.read_bytes()]
+    os.chmod(unreadable, 0)  # Dovecot answers FETCH of it with an internal error and hangs up
     poller = ImapPoller(server.settings(user), PASSWORD, KEY, PollerOptions(backoff_initial=0))
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
@@ -55,7 +58,7 @@ async def test_a_message_dovecot_cannot_send_is_flagged_and_the_rest_arrive(
         stop.set()
         async with asyncio.timeout(20):
             await task
-        os.chmod(files[1], 0o600)
+        os.chmod(unreadable, 0o600)
     items = await InboundItem.all().order_by("id")
     [skipped] = [item for item in items if item.external_id.startswith("unfetchable:")]
     assert skipped.state is InboundState.FLAGGED
