@@ -10,8 +10,6 @@ Packages that build on dripper add commands through the `dripper.commands` entry
 how the Textual dashboard (`tui`) adds `dripper tui` without dripper ever importing it.
 """
 
-from importlib.metadata import entry_points
-
 from dripper.cli.app import main
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -102,7 +100,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 for _name, (_target, _short_help) in COMMANDS.items():
     main.add_lazy(_name, _target, _short_help)
 
-for _plugin in entry_points(group="dripper.commands"):
-    _plugin.load()(main)
+main.load_plugins_from("dripper.commands")
 
 __all__ = ["main"]

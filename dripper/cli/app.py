@@ -54,6 +54,25 @@ class DripperGroup(click.Group):
         super().__init__(*args, **kwargs)
         self.lazy: dict[str, Lazy] = {}
         self._extensions: dict[str, list[str]] = {}  # group name -> subcommands to add to it
+        self._plugin_group: str | None = None
+        self._plugins_loaded = False
+
+    def load_plugins_from(self, group: str) -> None:
+        """Let the packages in entry point group `group` add commands, when first needed: for
+        the command list, a name dripper does not know, or a group a plugin may extend.
+        Scanning the installed packages' entry points costs tens of milliseconds, which
+        `dripper status` and `dripper check` do not pay."""
+        self._plugin_group = group
+        self._plugins_loaded = False
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded or self._plugin_group is None:
+            return
+        self._plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for plugin in entry_points(group=self._plugin_group):
+            plugin.load()(self)
 
     def add_lazy(self, name: str, target: str, short_help: str) -> None:
         self.lazy[name] = Lazy(target, short_help)
@@ -64,12 +83,16 @@ class DripperGroup(click.Group):
         self._extensions.setdefault(group, []).append(target)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
         return sorted({*self.commands, *self.lazy})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name not in self.lazy:
+            self._load_plugins()
         if name not in self.commands and name in self.lazy:
             command = self.lazy[name].load()
             if isinstance(command, click.Group):
+                self._load_plugins()  # a plugin may extend it
                 for target in self._extensions.get(name, []):
                     command.add_command(Lazy(target, "").load())
             self.add_command(command, name)

@@ -13,12 +13,16 @@ from dripper.cli.common import with_db
 
 
 async def status_data(now: datetime) -> dict[str, Any]:
-    # The ORM and the planner: not for `dripper status --help`.
-    from dripper.engine.planner import next_step_due
-    from dripper.store import problems, status
+    # The ORM: not for `dripper status --help`.
+    from dripper.store import planning, problems, status
 
     pending = await status.next_pending()
-    planned = await next_step_due(before=pending)
+    planned = None
+    if await planning.soonest_to_plan(pending, 1):
+        # The planner and the curricula, only when a step not yet in the outbox may come first.
+        from dripper.engine.planner import next_step_due
+
+        planned = await next_step_due(before=pending)
     next_due = min((moment for moment in (pending, planned) if moment), default=None)
     return {
         "now": now.isoformat(),

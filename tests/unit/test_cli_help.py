@@ -104,3 +104,36 @@ def test_the_startup_benchmark_times_every_command_it_names() -> None:
     assert figures["target_s"] == 0.3
     assert set(figures["commands"]) == {" ".join(args) for args in TIMED}
     assert all(0 < entry["median_s"] < 30 for entry in figures["commands"].values())
+
+
+def _fresh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dripper", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_plugin_commands_load_on_first_need_in_a_fresh_process() -> None:
+    """Entry points are scanned only for the command list, a name dripper does not know, or a
+    group a plugin extends: the dashboard's `tui` and `bench tui` must still be found each way."""
+    assert "\n  tui " in _fresh("--help").stdout
+    assert "\n  tui " in _fresh("bench", "--help").stdout
+    tui = _fresh("tui", "--help")
+    assert tui.returncode == 0 and "dripper tui [OPTIONS]" in tui.stdout, tui.stderr
+    unknown = _fresh("no-such-command")
+    assert unknown.returncode == 2 and "No such command 'no-such-command'" in unknown.stderr
+
+
+def test_a_built_in_command_does_not_scan_the_plugins() -> None:
+    """`dripper check --help` never reads the installed packages' entry points."""
+    code = (
+        "import sys; from click.testing import CliRunner; from dripper.cli import main; "
+        "assert CliRunner().invoke(main, ['check', '--help']).exit_code == 0; "
+        "print('importlib.metadata' in sys.modules, 'tui' in main.lazy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "False"]
