@@ -27,6 +27,7 @@ DRIPPER_TIMEZONE                   timezone                         UTC
 DRIPPER_TRAINER                    trainer                          (none)
 DRIPPER_CANNED_REPLIES             canned_replies                   <dir>/canned-replies.yaml
 DRIPPER_LEASE_SECONDS              lease_seconds                    120
+DRIPPER_NOTIFY_BATCH_SECONDS       notify_batch_seconds             180
 DRIPPER_PUBLIC_URL                 public_url                       (none: mailto unsubscribe)
 DRIPPER_LISTEN                     listen                           127.0.0.1:8443
 DRIPPER_TELEGRAM_API_URL           telegram.api_url                 https://api.telegram.org/bot
@@ -320,6 +321,9 @@ class Settings(_Section):
     # How long a worker's claim on a delivery lasts unless renewed: a worker that dies leaves
     # its claims to the others (as uncertain, retried once) after this long.
     lease_seconds: float = Field(default=120, ge=5, le=3600, allow_inf_nan=False)
+    # Trainers hear of new learner messages at most once per this long (one notification
+    # lists all that came in meanwhile); the first after a quiet spell goes out at once.
+    notify_batch_seconds: float = Field(default=180, ge=1, le=86400, allow_inf_nan=False)
     # The public https:// address of dripper's web server (one-click unsubscribe pages); unset:
     # emails offer only a mailto: unsubscribe.
     public_url: str | None = None
@@ -447,6 +451,7 @@ _TOP_LEVEL_KEYS = (
     "trainer",
     "canned_replies",
     "lease_seconds",
+    "notify_batch_seconds",
     "public_url",
     "listen",
 )

@@ -84,9 +84,48 @@ class Trainer(Model):
     email = fields.CharField(max_length=320, null=True)
     timezone = fields.CharField(max_length=64, default="UTC")
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The trainer's own chat with the bot, bound by `dripper trainers invite`: never a learner's.
+    telegram_chat_id = fields.BigIntField(null=True, unique=True)
+    invite_serial = fields.IntField(default=0)  # bumped when an invite is used: single use
+    # Local "HH:MM" times: no notifications from quiet_start to quiet_end (may span midnight).
+    quiet_start = fields.CharField(max_length=5, null=True)
+    quiet_end = fields.CharField(max_length=5, null=True)
+    follows: fields.Field[list[int]] = fields.JSONField(default=list)  # cohort ids; [] = all
+    notify = fields.BooleanField(default=True)
+    # Learner messages up to this id have been announced (or passed over) for this trainer.
+    notified_upto = fields.IntField(default=0)
+    last_notice_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "trainer"
+
+
+class TrainerNotice(Model):
+    """A message dripper sent (or will send) to a trainer: a notification of learner messages,
+    or the bot's answer in the trainer's chat. A Telegram reply to it acts on its
+    conversations, so the sent message's id is kept."""
+
+    _no_comments = True  # Tortoise would parse this class's source (see above)
+
+    id = fields.IntField(primary_key=True)
+    trainer: fields.ForeignKeyRelation[Trainer] = fields.ForeignKeyField(
+        "models.Trainer", related_name="notices", on_delete=fields.CASCADE
+    )
+    channel = fields.CharEnumField(Channel, max_length=16)
+    body = fields.TextField()  # Markdown
+    subject = fields.CharField(max_length=200, default="")
+    conversations: fields.Field[list[int]] = fields.JSONField(default=list)
+    messages: fields.Field[list[int]] = fields.JSONField(default=list)  # the learner messages
+    sent = fields.BooleanField(default=False)
+    telegram_message_id = fields.BigIntField(null=True)
+    attempts = fields.IntField(default=0)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "trainer_notice"
+        indexes = (("sent",), ("trainer_id", "telegram_message_id"))
 
 
 class Learner(Model):

@@ -40,6 +40,8 @@ class Outbound:
     # dripper's own answer to a learner's message (feedback on an emailed answer), not a
     # person's: marked Auto-Submitted: auto-replied (RFC 3834), so autoresponders stay quiet.
     auto_reply: bool = False
+    # The email footer's line in place of the learner's reply hint (mail to a trainer).
+    footer: str | None = None
 
 
 @dataclass(frozen=True)

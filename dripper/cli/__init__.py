@@ -87,6 +87,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "failed and uncertain deliveries, enrollments that cannot be planned, mail and updates "
         "received but not filed.",
     ),
+    "trainers": (
+        "dripper.cli.trainers:trainers_group",
+        "Add trainers, connect their own Telegram chat, and say what they are told about.",
+    ),
     "unenroll": (
         "dripper.cli.enroll:unenroll_cmd",
         "Take LEARNER (email or @handle) out of a drip: everything not sent yet is cancelled.",

@@ -60,6 +60,10 @@ CONFIG_TEMPLATE = """\
 # this long; they are then sent as uncertain, retried once.
 # lease_seconds = 120
 
+# Trainers (`dripper trainers add`) hear of new learner messages in their Telegram chat with the
+# bot, else by email: the first at once, then at most one notification per this many seconds.
+# notify_batch_seconds = 180
+
 # The public https:// address of dripper's web server: every email then carries a one-click
 # unsubscribe link (RFC 8058, which Gmail and Yahoo require of bulk senders) to a page under
 # it. Your reverse proxy (nginx, Caddy) forwards it to `listen`. Unset: unsubscribe by mailto.

@@ -11,6 +11,8 @@ caller opens the database first and keeps it open while the worker runs.
   Conflict, a rejected token) stops the whole worker, and its error is raised once the sends
   in flight are recorded.
 - `run_once()`: what is waiting now, received and sent, then return (`dripper run --once`).
+- the notifier (dripper.trainers.notifier) tells trainers of new learner messages, in one
+  worker at a time.
 
 Everything enqueued elsewhere (an enrollment, a trainer's reply, a learner's answer planning a
 re-ask) wakes the dispatcher through `wake`: the receivers set it directly, other processes
@@ -45,6 +47,7 @@ from dripper.inbound.telegram.webhook import TelegramWebhook
 from dripper.inbound.web.server import WebServer
 from dripper.inbound.web.unsubscribe import UnsubscribePages
 from dripper.models import Channel as ChannelName
+from dripper.trainers.notifier import Notifier
 
 NO_KEY_FOR_EMAIL = (
     "sending email needs the HMAC key that signs reply tokens, unsubscribe links, return paths "
@@ -147,6 +150,7 @@ class Worker:
         web: Web | None = None,
         mail: ImapPoller | None = None,
         name: str | None = None,
+        notify_batch: timedelta = timedelta(minutes=3),
     ) -> None:
         self.channels = dict(channels)
         self.database_url = database_url
@@ -183,6 +187,7 @@ class Worker:
         self.mail = mail
         if mail is not None:
             mail.wake = self.wake
+        self.notifier = Notifier(self.channels, clock.now, notify_batch)
         self._listener = WakeListener(database_url, self.wake, on_inbound=self.reprocess)
 
     @classmethod
@@ -218,6 +223,7 @@ class Worker:
             webhook=webhook,
             web=web,
             mail=ImapPoller.from_settings(settings) if settings.imap.host else None,
+            notify_batch=timedelta(seconds=settings.notify_batch_seconds),
         )
 
     # ---- lifetime ------------------------------------------------------------------------
@@ -265,6 +271,7 @@ class Worker:
         """Receive and send until `stop` is set; in-flight sends finish and are recorded."""
         receiving: asyncio.Task[None] | None = None
         reading: asyncio.Task[None] | None = None
+        notifying: asyncio.Task[None] | None = None
         if self.server is not None:
             await self.server.start()
         try:
@@ -289,9 +296,13 @@ class Worker:
                         f"imap:{self.mail.account}", self.database_url, self.mail.run, stop
                     )
                 )
+            # One notifier across all workers, like the receivers.
+            notifying = asyncio.create_task(
+                run_exclusively("notify", self.database_url, self.notifier.run, stop)
+            )
             await self.dispatcher.run(stop)
         finally:
-            for task in (receiving, reading):
+            for task in (receiving, reading, notifying):
                 if task is not None:
                     await asyncio.wait({task})
             if self.server is not None:
@@ -308,4 +319,5 @@ class Worker:
                 await self.telegram.run_until_idle()
         if self.mail is not None:
             await self.mail.poll_once()
+        await self.notifier.run_once()
         await self.dispatcher.run_until_idle()

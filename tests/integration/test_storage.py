@@ -45,12 +45,14 @@ ALL_MIGRATIONS = [
     "0005_problems",
     "0006_feedback_kind",
     "0007_learner_erased",
+    "0008_trainers_on_telegram",
 ]
 EXPECTED_TABLES = {
     "conversation_label",
     "read_mark",
     "rate_bucket",
     "trainer",
+    "trainer_notice",
     "learner",
     "curriculum_version",
     "cohort",

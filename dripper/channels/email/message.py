@@ -305,7 +305,7 @@ def _text_body(message: Outbound, unsubscribe: _Unsubscribe | None) -> str:
     if content.options:
         parts.append("\n".join(f"{n}. {sanitise(o)}" for n, o in enumerate(content.options, 1)))
         parts.append(_answer_hint(content.multiple))
-    footer = ["-- ", REPLY_HINT]
+    footer = ["-- ", message.footer or REPLY_HINT]
     if unsubscribe:
         footer.append(f"Unsubscribe: {unsubscribe.link}")
     parts.append("\n".join(footer))
@@ -332,7 +332,7 @@ def _html_body(message: Outbound, sender: Sender, unsubscribe: _Unsubscribe | No
             f'<p style="margin:0 0 16px;font-weight:600;">'
             f"{html.escape(_answer_hint(content.multiple))}</p>"
         )
-    footer = html.escape(REPLY_HINT)
+    footer = html.escape(message.footer or REPLY_HINT)
     if sender.name:
         footer = f"{html.escape(sanitise(sender.name))} &middot; {footer}"
     if unsubscribe:

@@ -54,6 +54,7 @@ from dripper.inbound.telegram.events import (
     MemberChange,
     Tap,
 )
+from dripper.inbound.telegram.trainer_chat import TrainerChat
 from dripper.inbox import AnsweredPrompt, IncomingMessage, record_learner_message
 from dripper.learners.invites import Redeemed, redeem
 from dripper.models import (
@@ -64,9 +65,12 @@ from dripper.models import (
     Learner,
     QuizAnswer,
     Reachability,
+    Trainer,
 )
 from dripper.schedule.offsets import parse_duration
 from dripper.store.curricula import curriculum_of
+from dripper.trainers.notices import TAP_FLAG
+from dripper.trainers.roster import is_trainer_token, trainer_chat_ids, trainer_of_chat
 
 log = logging.getLogger("dripper.inbound.telegram.poller")
 
@@ -101,6 +105,10 @@ CHAT_TAKEN = (
 )
 STOPPED = "Done: you won't get more messages from this course. Changed your mind? Send /start."
 NO_TAP = "This button is no longer active."
+TRAINER_LINK_IN_LEARNER_CHAT = (
+    "This Telegram account is connected to a learner, so it can't be a trainer chat. Open the "
+    "trainer link from your own account."
+)
 
 
 class Batch:
@@ -108,9 +116,15 @@ class Batch:
     filed already (a restart re-processes items whose outcome was not recorded), and learners
     to mark reachable (written at once)."""
 
-    def __init__(self, filed: set[int], learners: dict[int, Learner | None]) -> None:
+    def __init__(
+        self,
+        filed: set[int],
+        learners: dict[int, Learner | None],
+        trainers: dict[int, Trainer] | None = None,
+    ) -> None:
         self.filed = filed
         self._learners = learners
+        self._trainers = trainers or {}  # trainers' own chats: never a learner's
         self._reachable: set[int] = set()
         # Learner messages are filed together at the end of the round, in one transaction.
         self.to_file: list[IncomingMessage] = []
@@ -121,7 +135,10 @@ class Batch:
         if learners:
             for learner in await Learner.filter(telegram_chat_id__in=list(learners)):
                 learners[int(learner.telegram_chat_id or 0)] = learner
-        return cls(filed, learners)
+        return cls(filed, learners, await trainer_chat_ids(list(learners)))
+
+    def trainer(self, chat_id: int) -> Trainer | None:
+        return self._trainers.get(chat_id)
 
     async def learner(self, chat_id: int) -> Learner | None:
         if chat_id not in self._learners:
@@ -136,6 +153,12 @@ class Batch:
     def forget(self, chat_id: int) -> None:
         """The chat's learner may have changed (bound, opted out, blocked): read it again."""
         self._learners.pop(chat_id, None)
+
+    async def bound_trainer(self, chat_id: int) -> None:
+        """The chat became a trainer's: its next items go to the trainer's handling."""
+        trainer = await trainer_of_chat(chat_id)
+        if trainer is not None:
+            self._trainers[chat_id] = trainer
 
     def reachable(self, learner: Learner) -> None:
         if learner.telegram_status != Reachability.OK:
@@ -168,9 +191,13 @@ class TelegramActions:
         self._now = now
         self._key = signing_key
         self._wake = wake
+        self._trainer_chat = TrainerChat(bot, now, wake)
 
     async def handle(self, event: Event, inbound_id: int, batch: Batch) -> str | None:
         """Act on one event of a processing round."""
+        trainer = batch.trainer(getattr(event, "chat_id", 0))
+        if trainer is not None:
+            return await self._trainer_chat.handle(trainer, event, self._key)
         if isinstance(event, Command):
             try:
                 return await self._command(event, inbound_id, batch)
@@ -213,7 +240,7 @@ class TelegramActions:
     async def _command(self, command: Command, inbound_id: int, batch: Batch) -> str | None:
         learner = await batch.learner(command.chat_id)
         if command.name == "start":
-            return await self._start(command, learner)
+            return await self._start(command, learner, batch)
         if learner is None:
             await self._reply(command.chat_id, _escape(NOT_CONNECTED))
             return UNKNOWN_CHAT
@@ -240,7 +267,7 @@ class TelegramActions:
             return flag
         return None
 
-    async def _start(self, command: Command, learner: Learner | None) -> str | None:
+    async def _start(self, command: Command, learner: Learner | None, batch: Batch) -> str | None:
         chat_id = command.chat_id
         token = command.argument
         if not token:
@@ -259,6 +286,13 @@ class TelegramActions:
             log.error("an invite link was opened but no HMAC key is configured (DRIPPER_HMAC_KEY)")
             await self._reply(chat_id, _escape(INVALID_LINK))
             return "invite link opened, but no HMAC key is configured to check it"
+        if is_trainer_token(self._key, token):
+            if learner is not None:
+                await self._reply(chat_id, _escape(TRAINER_LINK_IN_LEARNER_CHAT))
+                return "trainer invite opened in a learner's chat; not used"
+            flag = await self._trainer_chat.bind(chat_id, self._key, token)
+            await batch.bound_trainer(chat_id)
+            return flag
         result = await redeem(self._key, token, chat_id, self._now())
         if result.outcome is Redeemed.BOUND:
             assert result.learner is not None
@@ -505,6 +539,7 @@ class TelegramActions:
                 f"Check-in: {step.buttons[option]}",
                 self._now(),
                 inbound_id=inbound_id,
+                flags=(TAP_FLAG,),
                 answers=AnsweredPrompt(
                     answering.enrollment.id, step.id, delivery.occurrence, delivery.id
                 ),

@@ -48,6 +48,7 @@ class Command:
     name: str  # lowercase, without the slash and without @botname
     argument: str
     text: str  # the whole message, for unknown commands filed as text
+    reply_to: int | None = None  # the message_id of the message this one replies to
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class LearnerMessage:
     body: str
     attachments: tuple[dict[str, Any], ...]
     edited: bool = False
+    reply_to: int | None = None  # the message_id of the message this one replies to
 
 
 @dataclass(frozen=True)
@@ -165,20 +167,33 @@ def _message(message: Mapping[str, Any], *, edited: bool) -> Event:
         return Ignored(
             f"message in a {_chat(message).get('type')!s:.40} chat; dripper serves private chats"
         )
+    reply_to = _reply_to(message)
     text = message.get("text")
     if isinstance(text, str):
         command = _COMMAND.fullmatch(text.strip()) if not edited else None
         if command:
             return Command(
-                chat_id, command.group(1).lower(), (command.group(2) or "").strip(), text
+                chat_id, command.group(1).lower(), (command.group(2) or "").strip(), text, reply_to
             )
-        return LearnerMessage(chat_id, text, (), edited)
+        return LearnerMessage(chat_id, text, (), edited, reply_to)
     caption = message.get("caption")
     attachments = attachments_of(message)
     if not attachments:
         content = sorted(set(message) - _MESSAGE_METADATA)
         return Ignored(f"unsupported message content {content}")
-    return LearnerMessage(chat_id, caption if isinstance(caption, str) else "", attachments, edited)
+    body = caption if isinstance(caption, str) else ""
+    return LearnerMessage(chat_id, body, attachments, edited, reply_to)
+
+
+def _reply_to(message: Mapping[str, Any]) -> int | None:
+    """The message_id of the message this one replies to (Telegram's reply), if any."""
+    replied = message.get("reply_to_message")
+    if not isinstance(replied, Mapping):
+        return None
+    try:
+        return telegram_id(replied.get("message_id"), "message id")
+    except ValueError:
+        return None
 
 
 _MESSAGE_METADATA = frozenset(

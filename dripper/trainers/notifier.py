@@ -1,0 +1,193 @@
+"""The notifier: tells trainers of new learner messages, batched, in their waking hours.
+
+Every few seconds it reads the learner messages past the lowest trainer mark and, for each
+trainer who can be reached (their own Telegram chat, else their email address, on a channel this
+worker has), makes one notice of the messages meant for them (`notices.is_for`), at most one per
+`batch` per trainer: the first message after a quiet spell is announced at once, the ones that
+follow it within `batch` wait and go together. During a trainer's quiet hours nothing is made;
+their first notice after it lists what came in meanwhile. The mark moves and the notice is
+stored in one transaction; the notice is sent after, through the channel's own rate limits, and
+tried again on a transient failure (at least once: a crash right after a send repeats it).
+
+It runs in one worker at a time (dripper.engine.singleton), like the receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.transactions import in_transaction
+
+from dripper.channels.base import Channel, Outbound, Outcome
+from dripper.content.compose import Content
+from dripper.models import Channel as ChannelName
+from dripper.models import Trainer, TrainerNotice
+from dripper.store.notices import (
+    advance_mark,
+    learner_messages_after,
+    record_failure,
+    record_sent,
+    unsent_notices,
+)
+from dripper.trainers.notices import Follower, LearnerMessage, compose, is_for
+from dripper.trainers.roster import quiet_hours
+
+log = logging.getLogger("dripper.notify")
+
+TICK_S = 5.0
+READ_LIMIT = 500  # learner messages read per pass; more wait for the next pass
+TRAINER_FOOTER = "You get this as a trainer of the course; answer in dripper tui or on Telegram."
+
+
+class Notifier:
+    def __init__(
+        self,
+        channels: Mapping[ChannelName, Channel],
+        now: Callable[[], datetime],
+        batch: timedelta,
+        *,
+        tick: float = TICK_S,
+    ) -> None:
+        self._channels = channels
+        self._now = now
+        self._batch = batch
+        self._tick = tick
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except Exception:  # one bad pass (a database hiccup) never ends the loop
+                log.exception("notifying trainers failed; trying again in %.0f s", self._tick)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._tick)
+
+    async def run_once(self) -> int:
+        """Make the notices due now and send every unsent one; the number sent."""
+        await self.make_notices()
+        return await self.send_notices()
+
+    # ---- making --------------------------------------------------------------------------
+
+    def _route(self, trainer: Trainer) -> ChannelName | None:
+        if trainer.telegram_chat_id is not None and ChannelName.TELEGRAM in self._channels:
+            return ChannelName.TELEGRAM
+        if trainer.email and ChannelName.EMAIL in self._channels:
+            return ChannelName.EMAIL
+        return None
+
+    async def make_notices(self) -> int:
+        trainers = [t for t in await Trainer.filter(notify=True) if self._route(t) is not None]
+        if not trainers:
+            return 0
+        low = min(trainer.notified_upto for trainer in trainers)
+        rows = await learner_messages_after(low, READ_LIMIT)
+        messages = [LearnerMessage.from_row(row) for row in rows]
+        made = 0
+        for trainer in trainers:
+            mine = [message for message in messages if message.id > trainer.notified_upto]
+            if mine:
+                try:
+                    made += await self._make_for(trainer, mine)
+                except Exception:
+                    log.exception("notice for trainer %s could not be made", trainer.handle)
+        return made
+
+    async def _make_for(self, trainer: Trainer, messages: list[LearnerMessage]) -> int:
+        now = self._now()
+        follower = Follower(trainer.id, frozenset(int(i) for i in trainer.follows))
+        relevant = [message for message in messages if is_for(follower, message)]
+        upto = messages[-1].id
+        if not relevant:  # nothing for them: pass over, so they are not read again
+            async with in_transaction() as tx:
+                await advance_mark(tx, trainer.id, trainer.notified_upto, upto, None)
+            return 0
+        last = trainer.last_notice_at
+        if last is not None and now - last < self._batch:
+            return 0  # batched: the next notice lists these too
+        quiet = quiet_hours(trainer)
+        local = now.astimezone(ZoneInfo(trainer.timezone or "UTC"))
+        if quiet is not None and quiet.covers(local.time()):
+            return 0
+        route = self._route(trainer)
+        assert route is not None
+        notice = compose(relevant, by_email=route is ChannelName.EMAIL)
+        async with in_transaction() as tx:
+            if not await advance_mark(tx, trainer.id, trainer.notified_upto, upto, now):
+                return 0  # another notifier made it
+            await TrainerNotice.create(
+                trainer_id=trainer.id,
+                channel=route,
+                body=notice.markdown,
+                subject=notice.subject[:200],
+                conversations=list(notice.conversations),
+                messages=list(notice.messages),
+                using_db=tx,
+            )
+        return 1
+
+    # ---- sending -------------------------------------------------------------------------
+
+    async def send_notices(self) -> int:
+        sent = 0
+        for row in await unsent_notices():
+            try:
+                sent += await self._send(row)
+            except Exception as exc:
+                log.exception("notice %s could not be sent", row["id"])
+                await record_failure(int(row["id"]), f"{type(exc).__name__}: {exc}", final=False)
+        return sent
+
+    async def _send(self, row: Mapping[str, object]) -> int:
+        notice_id = int(str(row["id"]))
+        name = ChannelName(str(row["channel"]))
+        channel = self._channels.get(name)
+        if channel is None:
+            await record_failure(notice_id, f"this worker has no {name} channel", final=True)
+            return 0
+        telegram_chat = row["telegram_chat_id"] if name is ChannelName.TELEGRAM else None
+        email = str(row["email"]) if name is ChannelName.EMAIL and row["email"] else None
+        if telegram_chat is None and email is None:
+            await record_failure(notice_id, f"the trainer has no {name} address", final=True)
+            return 0
+        outbound = Outbound(
+            delivery_id=0,
+            business_key=f"notice:{notice_id}",
+            content=Content(markdown=str(row["body"]), subject=str(row["subject"])),
+            telegram_chat_id=int(str(telegram_chat)) if telegram_chat is not None else None,
+            email=email,
+            learner_name=str(row["name"]),
+            auto_reply=True,
+            footer=TRAINER_FOOTER,
+        )
+        result = await channel.send(outbound)
+        if result.outcome is Outcome.SENT:
+            await record_sent(
+                notice_id, _telegram_message_id(result.provider_message_id), self._now()
+            )
+            log.info("notice %d sent to trainer %s by %s", notice_id, row["trainer_id"], name)
+            return 1
+        final = result.outcome in (Outcome.FAILED, Outcome.UNREACHABLE)
+        log.warning(
+            "notice %d to trainer %s: %s (%s)",
+            notice_id,
+            row["trainer_id"],
+            result.outcome,
+            result.error,
+        )
+        await record_failure(notice_id, result.error or str(result.outcome), final=final)
+        return 0
+
+
+def _telegram_message_id(provider_message_id: str | None) -> int | None:
+    """The message id of "chat:message" (Telegram's provider ids); None for email."""
+    if not provider_message_id or ":" not in provider_message_id:
+        return None
+    with contextlib.suppress(ValueError):
+        return int(provider_message_id.rsplit(":", 1)[1])
+    return None
