@@ -34,6 +34,17 @@ class InviteReport:
     opted_out: int  # learners who asked for no messages: no link printed
 
 
+def link_signing(settings: Settings, bot_username: str | None) -> tuple[bytes, str]:
+    """The key that signs start links and the bot's @username they name, or a clear error."""
+    key = signing_key(settings)
+    if key is None:
+        raise DripperError(
+            "invite links are signed: set DRIPPER_HMAC_KEY (or [security] hmac_key_file) to a "
+            "long random secret, the same one `dripper run` uses"
+        )
+    return key, bot_username or aio.run(_bot_username(settings))
+
+
 async def _bot_username(settings: Settings) -> str:
     from dripper.channels.telegram.channel import TelegramChannel
 
@@ -44,8 +55,8 @@ async def _bot_username(settings: Settings) -> str:
             "bot's username) or pass --bot-username"
         )
     channel = TelegramChannel(token.get_secret_value(), settings.telegram.api_url)
-    await channel.start()
     try:
+        await channel.start()
         return str(channel.bot.username)
     finally:
         await channel.close()
@@ -115,13 +126,7 @@ def invites_cmd(
     links until they are used. Learners who opted out get none.
     """
     settings: Settings = app.settings
-    key = signing_key(settings)
-    if key is None:
-        raise DripperError(
-            "invite links are signed: set DRIPPER_HMAC_KEY (or [security] hmac_key_file) to a "
-            "long random secret, the same one `dripper run` uses"
-        )
-    username = bot_username or aio.run(_bot_username(settings))
+    key, username = link_signing(settings, bot_username)
 
     async def work() -> InviteReport:
         return await cohort_invites(cohort_name, key, username)

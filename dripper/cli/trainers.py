@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import click
 
-from dripper import aio
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
 from dripper.errors import DripperError
@@ -85,7 +85,7 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
     if not rows:
         click.echo("no trainers yet: dripper trainers add HANDLE --name NAME")
     for row in rows:
-        follows = row["follows"] if isinstance(row["follows"], str) else ", ".join(row["follows"])  # type: ignore[arg-type]
+        follows = ", ".join(cast("list[str]", row["follows"])) or "every cohort"
         quiet = f", quiet {row['quiet']}" if row["quiet"] else ""
         email = f" <{row['email']}>" if row["email"] else ""
         click.echo(
@@ -106,19 +106,12 @@ def invite_cmd(app: AppContext, handle: str, bot_username: str | None) -> None:
     Open it from the trainer's Telegram account. A new link replaces the old one once used
     (a new phone); a learner's chat can never become a trainer's.
     """
-    from dripper.cli.invites import _bot_username
-    from dripper.engine.worker import signing_key
+    from dripper.cli.invites import link_signing
     from dripper.learners.invites import start_link
     from dripper.trainers.roster import get_trainer, invite_token
 
     settings = app.settings
-    key = signing_key(settings)
-    if key is None:
-        raise DripperError(
-            "invite links are signed: set DRIPPER_HMAC_KEY (or [security] hmac_key_file), the "
-            "same one `dripper run` uses"
-        )
-    username = bot_username or aio.run(_bot_username(settings))
+    key, username = link_signing(settings, bot_username)
 
     async def work() -> str:
         return invite_token(key, await get_trainer(handle))

@@ -24,7 +24,7 @@ CHANNEL_NAMES = {"telegram": "Telegram", "email": "email"}
 
 
 @dataclass(frozen=True)
-class LearnerMessage:
+class NewMessage:
     id: int
     conversation_id: int
     assignee_id: int | None
@@ -38,7 +38,7 @@ class LearnerMessage:
     created_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LearnerMessage:
+    def from_row(cls, row: Mapping[str, Any]) -> NewMessage:
         return cls(
             int(row["id"]),
             int(row["conversation_id"]),
@@ -62,7 +62,7 @@ class Follower:
     follows: frozenset[int]  # cohort ids; empty: every cohort
 
 
-def is_for(trainer: Follower, message: LearnerMessage) -> bool:
+def is_for(trainer: Follower, message: NewMessage) -> bool:
     if TAP_FLAG in message.flags:
         return False
     if message.assignee_id is not None and message.assignee_id != trainer.id:
@@ -78,10 +78,10 @@ class Notice:
     messages: tuple[int, ...]
 
 
-def compose(messages: Sequence[LearnerMessage], *, by_email: bool = False) -> Notice:
+def compose(messages: Sequence[NewMessage], *, by_email: bool = False) -> Notice:
     """The notification of `messages` (at least one), grouped by conversation."""
     assert messages
-    groups: dict[int, list[LearnerMessage]] = {}
+    groups: dict[int, list[NewMessage]] = {}
     for message in messages:
         groups.setdefault(message.conversation_id, []).append(message)
     shown = list(groups)[:MAX_CONVERSATIONS]
@@ -116,7 +116,7 @@ def compose(messages: Sequence[LearnerMessage], *, by_email: bool = False) -> No
     return Notice("\n\n".join(parts), subject, tuple(groups), tuple(m.id for m in messages))
 
 
-def _who(message: LearnerMessage) -> str:
+def _who(message: NewMessage) -> str:
     where = " · ".join(
         part
         for part in (message.cohort, CHANNEL_NAMES.get(message.channel or "", message.channel))
@@ -126,7 +126,7 @@ def _who(message: LearnerMessage) -> str:
     return f"{name} ({escape_markdown(where)})" if where else name
 
 
-def _excerpt(message: LearnerMessage) -> str:
+def _excerpt(message: NewMessage) -> str:
     text = " ".join(message.body.split())
     if len(text) > EXCERPT:
         text = text[: EXCERPT - 1].rstrip() + "…"

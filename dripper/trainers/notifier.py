@@ -34,7 +34,7 @@ from dripper.store.notices import (
     record_sent,
     unsent_notices,
 )
-from dripper.trainers.notices import Follower, LearnerMessage, compose, is_for
+from dripper.trainers.notices import Follower, NewMessage, compose, is_for
 from dripper.trainers.roster import quiet_hours
 
 log = logging.getLogger("dripper.notify")
@@ -87,7 +87,7 @@ class Notifier:
             return 0
         low = min(trainer.notified_upto for trainer in trainers)
         rows = await learner_messages_after(low, READ_LIMIT)
-        messages = [LearnerMessage.from_row(row) for row in rows]
+        messages = [NewMessage.from_row(row) for row in rows]
         made = 0
         for trainer in trainers:
             mine = [message for message in messages if message.id > trainer.notified_upto]
@@ -98,7 +98,7 @@ class Notifier:
                     log.exception("notice for trainer %s could not be made", trainer.handle)
         return made
 
-    async def _make_for(self, trainer: Trainer, messages: list[LearnerMessage]) -> int:
+    async def _make_for(self, trainer: Trainer, messages: list[NewMessage]) -> int:
         now = self._now()
         follower = Follower(trainer.id, frozenset(int(i) for i in trainer.follows))
         relevant = [message for message in messages if is_for(follower, message)]

@@ -199,6 +199,6 @@ def describe(trainer: Trainer, cohorts: dict[int, str]) -> dict[str, object]:
         "timezone": trainer.timezone,
         "telegram": "connected" if trainer.telegram_chat_id is not None else "not connected",
         "quiet": str(quiet) if quiet else None,
-        "follows": [cohorts.get(i, f"#{i}") for i in trainer.follows] or "all cohorts",
+        "follows": [cohorts.get(i, f"#{i}") for i in trainer.follows],  # []: every cohort
         "notify": trainer.notify,
     }

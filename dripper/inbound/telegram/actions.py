@@ -105,10 +105,6 @@ CHAT_TAKEN = (
 )
 STOPPED = "Done: you won't get more messages from this course. Changed your mind? Send /start."
 NO_TAP = "This button is no longer active."
-TRAINER_LINK_IN_LEARNER_CHAT = (
-    "This Telegram account is connected to a learner, so it can't be a trainer chat. Open the "
-    "trainer link from your own account."
-)
 
 
 class Batch:
@@ -286,10 +282,7 @@ class TelegramActions:
             log.error("an invite link was opened but no HMAC key is configured (DRIPPER_HMAC_KEY)")
             await self._reply(chat_id, _escape(INVALID_LINK))
             return "invite link opened, but no HMAC key is configured to check it"
-        if is_trainer_token(self._key, token):
-            if learner is not None:
-                await self._reply(chat_id, _escape(TRAINER_LINK_IN_LEARNER_CHAT))
-                return "trainer invite opened in a learner's chat; not used"
+        if is_trainer_token(self._key, token):  # bind_chat refuses a learner's chat
             flag = await self._trainer_chat.bind(chat_id, self._key, token)
             await batch.bound_trainer(chat_id)
             return flag
