@@ -67,6 +67,7 @@ class MessageDirection(StrEnum):
     INBOUND = "in"
     OUTBOUND = "out"
     NOTE = "note"  # internal trainer note, never sent
+    SYSTEM = "system"  # an event dripper noted (a channel switch), never sent
 
 
 class InboundState(StrEnum):
@@ -95,6 +96,10 @@ class Trainer(Model):
     # Learner messages up to this id have been announced (or passed over) for this trainer.
     notified_upto = fields.IntField(default=0)
     last_notice_at = fields.DatetimeField(null=True)
+    # The daily digest: the local time it goes out ("08:00", None: no digest), and the local
+    # date it last went out (a guarded UPDATE claims each day once).
+    digest_at = fields.CharField(max_length=5, null=True, default="08:00")
+    digest_sent_on = fields.CharField(max_length=10, null=True)
 
     class Meta:
         table = "trainer"
@@ -147,6 +152,9 @@ class Learner(Model):
         Reachability, max_length=16, default=Reachability.UNKNOWN
     )
     soft_bounces = fields.IntField(default=0)
+    media_bytes = fields.BigIntField(
+        default=0, db_default=0
+    )  # downloaded attachments kept, for the cap
     paused_until = fields.DatetimeField(null=True)
     opted_out_at = fields.DatetimeField(null=True)
     # `dripper learners erase`: personal data deleted, the row kept for anonymous counts.

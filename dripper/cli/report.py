@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -11,10 +11,13 @@ import click
 from dripper.cli.app import AppContext, pass_app
 from dripper.cli.common import with_db
 
+CHANGES_SHOWN = timedelta(days=7)  # how far back `status` lists channel changes
+
 
 async def status_data(now: datetime) -> dict[str, Any]:
     # The ORM: not for `dripper status --help`.
     from dripper.store import planning, problems, status
+    from dripper.store.reach import reach_events
 
     pending = await status.next_pending()
     planned = None
@@ -38,6 +41,9 @@ async def status_data(now: datetime) -> dict[str, Any]:
         "flagged_inbound": [_jsonable(row) for row in await problems.flagged_items()],
         "flagged_inbound_total": await problems.count_flagged_items(),
         "unplannable": [_jsonable(row) for row in await problems.unplannable()],
+        "channel_changes": [
+            _jsonable(row) for row in await reach_events(now - CHANGES_SHOWN, limit=20)
+        ],
     }
 
 
@@ -52,9 +58,9 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_app
 def status_cmd(app: AppContext, as_json: bool) -> None:
-    """Deliveries per state, cohort and channel, the next due time, and what needs a look:
-    failed and uncertain deliveries, enrollments that cannot be planned, mail and updates
-    received but not filed."""
+    """Deliveries per state, cohort and channel, the next due time, learners who changed
+    channel this week, and what needs a look: failed and uncertain deliveries, enrollments that
+    cannot be planned, mail and updates received but not filed."""
     data = with_db(app.settings.database_url, lambda: status_data(datetime.now(UTC)))
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -78,6 +84,10 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
     for name, parts in channels.items():
         click.echo(f"  {name}: {', '.join(parts)}")
     click.echo(f"next due: {data['next_due'] or 'nothing scheduled'}")
+    if data["channel_changes"]:
+        click.echo("channel changes (last 7 days):")
+        for row in data["channel_changes"]:
+            click.echo(f"  {row['learner'] or '(no name)'}: {row['body']}")
     _show_retrying(data)
     _show_problems(data)
 

@@ -107,7 +107,8 @@ def _entry(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @pass_app
 def timeline_cmd(app: AppContext, learner: str, curriculum_key: str | None, as_json: bool) -> None:
-    """Each step's due time for LEARNER (email or @handle), in UTC and in their local time."""
+    """Each step's due time for LEARNER (email or @handle), in UTC and in their local time,
+    with the channel it went out on (- while not sent)."""
     entries = with_db(
         app.settings.database_url,
         lambda: timeline_data(learner, curriculum_key, datetime.now(UTC)),
@@ -123,5 +124,5 @@ def timeline_cmd(app: AppContext, learner: str, curriculum_key: str | None, as_j
         extra = f"  {entry['error']}" if entry["error"] else ""
         click.echo(
             f"{entry['due_local']:<26} {entry['due_utc']:<26} {entry['state']:<10} "
-            f"{entry['cohort']} / {label}{extra}"
+            f"{entry['channel'] or '-':<9} {entry['cohort']} / {label}{extra}"
         )

@@ -64,6 +64,7 @@ from dripper.store.outbox import (
     release,
     renew_leases,
 )
+from dripper.store.reach import Unreachable, found_unreachable
 from dripper.tokens import reply_token, unsubscribe_token
 
 # How often finished enrollments are marked completed (one statement over all of them).
@@ -98,7 +99,7 @@ class DispatcherSettings:
 class _Pending:
     outcome: Outcome
     nudges: list[NewDelivery] = field(default_factory=list)
-    unreachable: tuple[int, str] | None = None
+    unreachable: Unreachable | None = None
     reached: tuple[int, str] | None = None
 
 
@@ -309,7 +310,9 @@ class Dispatcher:
             await self._capacity.wait()
             return
         if self._until_idle is not None:
-            await self._drain()
+            if self._results:  # once written, a retry on the learner's other channel is due
+                await self._drain()
+                return
             self._until_idle.set()
             return
         self.wake.clear()  # before looking: work enqueued from here on wakes the sleep below
@@ -619,7 +622,10 @@ class Dispatcher:
                 )
             else:
                 outcome = Outcome(row.id, DeliveryState.FAILED, last_error=result.error)
-            return _Pending(outcome, unreachable=(row.learner_id, channel.value))
+            event = found_unreachable(
+                row.learner_id, channel, result.error, other if has_other else None
+            )
+            return _Pending(outcome, unreachable=event)
         if kind is SendOutcome.UNCERTAIN:
             # Retried once, then left uncertain. The channel and the message id are kept: the
             # message may have arrived, and a bounce or a reply naming it must be known as ours.
@@ -739,6 +745,8 @@ class Dispatcher:
             )
             # Only once written: a failed write keeps them queued for the next try.
             del self._results[: len(batch)]
+            if unreachable:  # the retry on the other channel is due now: no idle wait for it
+                self.wake.set()
             self._capacity.set()  # recorded outcomes make room for claims, as finished sends do
             for outcome in outcomes:
                 self._count(outcome)

@@ -18,16 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from dripper.models import (
     Channel,
-    Conversation,
     Message,
     MessageDirection,
 )
-from dripper.store.conversations import insert_message, reopen_with_messages
+from dripper.store.conversations import conversation_ids, insert_message, reopen_with_messages
 from dripper.store.curricula import curriculum_of
 from dripper.store.enrollments import latest_enrollments
 from dripper.store.outbox import SentStep, cancel_nudges, sent_steps
@@ -107,7 +105,7 @@ async def record_learner_messages(items: Sequence[IncomingMessage], now: datetim
         enrollment_id = prompt.enrollment_id if prompt else fallback.get(item.learner_id)
         placed.append((item, prompt, enrollment_id))
     async with in_transaction() as tx:
-        conversations = await _conversation_ids(
+        conversations = await conversation_ids(
             tx, {(item.learner_id, enrollment_id) for item, _, enrollment_id in placed}
         )
         touched: dict[int, int] = {}  # conversation -> its newest new message
@@ -172,25 +170,3 @@ async def _prompts(sent: Sequence[SentStep]) -> dict[int, AnsweredPrompt]:
 
 def _answered(step: SentStep) -> AnsweredPrompt:
     return AnsweredPrompt(step.enrollment_id, step.step_id, step.occurrence, step.id)
-
-
-async def _conversation_ids(
-    tx: BaseDBAsyncClient, wanted: set[tuple[int, int | None]]
-) -> dict[tuple[int, int | None], int]:
-    """The conversation of each (learner, enrollment) pair, created where missing."""
-    found: dict[tuple[int, int | None], int] = {}
-    enrollments = sorted({e for _, e in wanted if e is not None})
-    if enrollments:
-        for conversation in await Conversation.filter(enrollment_id__in=enrollments).using_db(tx):
-            found[(conversation.learner_id, conversation.enrollment_id)] = conversation.id  # type: ignore[attr-defined]
-    loose = sorted({learner for learner, e in wanted if e is None})
-    if loose:
-        query = Conversation.filter(learner_id__in=loose, enrollment_id=None).using_db(tx)
-        for conversation in await query.order_by("id"):
-            found.setdefault((conversation.learner_id, None), conversation.id)  # type: ignore[attr-defined]
-    for learner_id, enrollment_id in sorted(wanted - set(found), key=str):
-        created = await Conversation.create(
-            learner_id=learner_id, enrollment_id=enrollment_id, using_db=tx
-        )
-        found[(learner_id, enrollment_id)] = created.id
-    return found

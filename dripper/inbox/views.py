@@ -66,7 +66,7 @@ class ConversationRow:
     cohort: str | None
     last_message_at: datetime | None
     preview: str
-    preview_direction: str | None  # "in", "out", "note"
+    preview_direction: str | None  # "in", "out", "note", "system"
     unread: bool
     labels: tuple[str, ...]
 
@@ -116,6 +116,7 @@ class EntryKind(StrEnum):
     NOTE = "note"  # internal note
     DRIP = "drip"  # a curriculum step (or reminder) sent by dripper
     ANSWER = "answer"  # a quiz or check-in tap
+    SYSTEM = "system"  # an event dripper noted: "Telegram blocked on 3 Dec; continuing by email"
 
 
 @dataclass(frozen=True)

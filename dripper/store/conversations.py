@@ -17,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from dripper.db import connection
-from dripper.models import Channel, ConversationStatus, InboundState, MessageDirection
+from dripper.models import Channel, Conversation, ConversationStatus, InboundState, MessageDirection
 from dripper.store.sql import in_list, json_param, like_escape, q, returning, text, ts
 
 
@@ -437,3 +437,25 @@ async def insert_seed_threads(
             q(conn, f"UPDATE conversation SET status = ? WHERE id IN {in_list(conn, len(chosen))}"),
             [ConversationStatus.WAITING.value, *chosen],
         )
+
+
+async def conversation_ids(
+    tx: BaseDBAsyncClient, wanted: set[tuple[int, int | None]]
+) -> dict[tuple[int, int | None], int]:
+    """The conversation of each (learner, enrollment) pair, created where missing."""
+    found: dict[tuple[int, int | None], int] = {}
+    enrollments = sorted({e for _, e in wanted if e is not None})
+    if enrollments:
+        for conversation in await Conversation.filter(enrollment_id__in=enrollments).using_db(tx):
+            found[(conversation.learner_id, conversation.enrollment_id)] = conversation.id  # type: ignore[attr-defined]
+    loose = sorted({learner for learner, e in wanted if e is None})
+    if loose:
+        query = Conversation.filter(learner_id__in=loose, enrollment_id=None).using_db(tx)
+        for conversation in await query.order_by("id"):
+            found.setdefault((conversation.learner_id, None), conversation.id)  # type: ignore[attr-defined]
+    for learner_id, enrollment_id in sorted(wanted - set(found), key=str):
+        created = await Conversation.create(
+            learner_id=learner_id, enrollment_id=enrollment_id, using_db=tx
+        )
+        found[(learner_id, enrollment_id)] = created.id
+    return found

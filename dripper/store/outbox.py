@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from dripper.db import connection
 from dripper.models import DeliveryKind, DeliveryState
+from dripper.store.reach import Unreachable, mark_unreachable
 from dripper.store.sql import as_datetime, as_json, in_list, is_postgres, json_param, q, ts
 
 PENDING = DeliveryState.PENDING.value
@@ -184,12 +185,13 @@ async def record(
     now: datetime,
     *,
     new_deliveries: Sequence[NewDelivery] = (),
-    unreachable: Iterable[tuple[int, str]] = (),
+    unreachable: Iterable[Unreachable] = (),
     reached: Iterable[tuple[int, str]] = (),
 ) -> int:
     """Write outcomes in one transaction, only for claims this worker still holds.
 
-    Also inserts follow-up deliveries (nudges) and marks learners unreachable on a channel, or
+    Also inserts follow-up deliveries (nudges) and marks learners unreachable on a channel (with the
+    conversation's system line, dripper.store.reach), or
     reachable after a first successful send. An outcome without an error keeps the previous
     one, so a delivery that went out after a retry still tells what happened on the way.
     Returns how many outcomes were applied (a claim recovered by another worker is not).
@@ -229,12 +231,8 @@ async def record(
             await tx.execute_many(sql, rows)
         if new_deliveries:
             await insert_in(tx, new_deliveries, now)
-        for learner_id, channel in unreachable:
-            column = "telegram_status" if channel == "telegram" else "email_status"
-            await tx.execute_query(
-                q(conn, f"UPDATE learner SET {column} = ?, updated_at = ? WHERE id = ?"),
-                ["unreachable", ts(conn, now), learner_id],
-            )
+        for event in unreachable:
+            await mark_unreachable(tx, event, now)
         for learner_id, channel in set(reached):
             column = "telegram_status" if channel == "telegram" else "email_status"
             await tx.execute_query(

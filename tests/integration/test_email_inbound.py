@@ -31,6 +31,7 @@ from dripper.models import (
     InboundState,
     Learner,
     Message,
+    MessageDirection,
     QuizAnswer,
     Reachability,
 )
@@ -252,7 +253,10 @@ async def test_hard_bounce_makes_the_address_unreachable(env: Env) -> None:
     assert (await Learner.get(id=first.id)).email_status is Reachability.UNREACHABLE
     assert (await Learner.get(id=second.id)).email_status is Reachability.UNKNOWN
     assert (await Learner.get(id=env.learners[2].id)).email_status is Reachability.UNKNOWN
-    assert await Message.all().count() == 0
+    # Not a learner message: only the system line saying the address bounced.
+    [line] = await Message.all()
+    assert line.direction is MessageDirection.SYSTEM and line.flags == ["bounced"]
+    assert line.body.startswith("Email bounced on ") and "(5.1.1)" in line.body, line.body
     assert [item.state for item in await items()] == [InboundState.PROCESSED, InboundState.FLAGGED]
 
 

@@ -46,6 +46,7 @@ ALL_MIGRATIONS = [
     "0006_feedback_kind",
     "0007_learner_erased",
     "0008_trainers_on_telegram",
+    "0009_channel_events_digest_media",
 ]
 EXPECTED_TABLES = {
     "conversation_label",

@@ -49,6 +49,7 @@ from dripper.models import (
     InboundState,
     Learner,
     Message,
+    MessageDirection,
     QuizAnswer,
     Reachability,
 )
@@ -579,6 +580,18 @@ async def test_blocking_and_unblocking_the_bot(env: Env) -> None:
     await env.pump()
     learner = await Learner.get(id=learner.id)
     assert learner.telegram_status == Reachability.OK
+    # Each change is one line in the conversation, never sent and never an open question.
+    lines = await Message.filter(direction=MessageDirection.SYSTEM).order_by("id")
+    day = env.clock.now().strftime("%-d %b")
+    assert [m.body for m in lines] == [
+        f"Telegram blocked on {day}; no other channel, so drip messages fail until the "
+        "learner is reachable again",
+        f"Telegram reachable again on {day}",
+    ]
+    assert [m.flags for m in lines] == [["blocked"], ["reachable"]]
+    conversation = await Conversation.get(id=lines[0].conversation_id)  # type: ignore[attr-defined]
+    assert conversation.status == "open" and conversation.last_message_id == lines[1].id
+    assert await Message.filter(direction=MessageDirection.INBOUND).count() == 0
 
 
 # ---- durability ---------------------------------------------------------------------------

@@ -172,7 +172,9 @@ class InboxScreen(Screen[None]):
         for row in self.rows:
             marker = Text("●", style="bold dodger_blue1") if row.unread else Text(" ")
             tags = " ".join(f"#{label}" for label in row.labels)
-            prefix = {"out": "↳ ", "note": "✎ "}.get(row.preview_direction or "", "")
+            prefix = {"out": "↳ ", "note": "✎ ", "system": "⚙ "}.get(
+                row.preview_direction or "", ""
+            )
             room = self._preview_width - (len(tags) + 1 if tags else 0)
             preview = literal(shorten(prefix + row.preview, max(8, room)), one_line=True)
             if tags:

@@ -76,12 +76,12 @@ from dripper.models import (
     InboundItem,
     InboundState,
     Learner,
-    Reachability,
 )
 from dripper.store import inbound as inbound_store
 from dripper.store.curricula import curriculum_of
 from dripper.store.learners import count_soft_bounce
 from dripper.store.outbox import SentMail, deliveries_by_id, sent_by_message_id
+from dripper.store.reach import Unreachable, mark_unreachable
 from dripper.tokens import BOUNCE, REPLY
 
 log = logging.getLogger("dripper.mail")
@@ -390,7 +390,7 @@ async def _process(item: InboundItem, key: bytes | None, now: datetime) -> Outco
     verdict = classify(mail, key)
     too_large = _too_large_attachments(item.error)
     if verdict.kind is Kind.BOUNCE:
-        return await _bounce(mail, verdict, key)
+        return await _bounce(mail, verdict, key, now)
     if verdict.kind is Kind.AUTO_REPLY:
         return Outcome(
             InboundState.PROCESSED, f"auto-reply, hidden: {verdict.reason}", "auto-reply"
@@ -510,7 +510,9 @@ async def _file(
     )
 
 
-async def _bounce(mail: ParsedMail, verdict: Classification, key: bytes | None) -> Outcome:
+async def _bounce(
+    mail: ParsedMail, verdict: Classification, key: bytes | None, now: datetime
+) -> Outcome:
     """Hard bounce: the address is unreachable. Soft bounce: counted (once: process_item
     writes the count and the item's new state in one transaction). All or nothing: only when
     every failed recipient is the address of a learner the report proves we sent to."""
@@ -535,7 +537,8 @@ async def _bounce(mail: ParsedMail, verdict: Classification, key: bytes | None) 
     notes: list[str] = []
     for learner, bounce in counted:
         if bounce.hard:
-            await Learner.filter(id=learner.id).update(email_status=Reachability.UNREACHABLE)
+            event = Unreachable(learner.id, Channel.EMAIL, "bounced", bounce.status)
+            await mark_unreachable(connection(), event, now)
             notes.append(f"learner {learner.id} email unreachable ({bounce.status or 'failed'})")
         else:
             await count_soft_bounce(learner.id)

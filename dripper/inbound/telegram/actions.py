@@ -69,6 +69,7 @@ from dripper.models import (
 )
 from dripper.schedule.offsets import parse_duration
 from dripper.store.curricula import curriculum_of
+from dripper.store.reach import Unreachable, mark_reachable, mark_unreachable
 from dripper.trainers.notices import TAP_FLAG
 from dripper.trainers.roster import is_trainer_token, trainer_chat_ids, trainer_of_chat
 
@@ -157,7 +158,10 @@ class Batch:
             self._trainers[chat_id] = trainer
 
     def reachable(self, learner: Learner) -> None:
-        if learner.telegram_status != Reachability.OK:
+        """The learner wrote: Telegram works for them. Only a first contact is recorded here;
+        back from unreachable is the `my_chat_member` update's to say (an old message read
+        late must not undo a block the dispatcher saw since)."""
+        if learner.telegram_status == Reachability.UNKNOWN:
             self._reachable.add(learner.id)
             learner.telegram_status = Reachability.OK
 
@@ -272,7 +276,8 @@ class TelegramActions:
                 return UNKNOWN_CHAT
             was_stopped = learner.opted_out_at is not None
             learner.opted_out_at = None
-            learner.telegram_status = Reachability.OK
+            if learner.telegram_status == Reachability.UNKNOWN:  # back from blocked: _member
+                learner.telegram_status = Reachability.OK
             await learner.save(update_fields=["opted_out_at", "telegram_status", "updated_at"])
             if was_stopped:
                 await self._reply(chat_id, _escape(self._welcome(learner, back=True)))
@@ -427,10 +432,20 @@ class TelegramActions:
         return None
 
     async def _member(self, change: MemberChange) -> str | None:
-        status = {"kicked": Reachability.UNREACHABLE, "member": Reachability.OK}.get(change.status)
-        if status is None:
+        """The learner blocked the bot (or started it again): an event in their conversations
+        once, whether the dispatcher or this update notices first."""
+        if change.status not in ("kicked", "member"):
             return None
-        await Learner.filter(telegram_chat_id=change.chat_id).update(telegram_status=status)
+        learner = await Learner.get_or_none(telegram_chat_id=change.chat_id)
+        if learner is None:
+            return None
+        now = self._now()
+        async with in_transaction() as tx:
+            if change.status == "kicked":
+                event = Unreachable(learner.id, Channel.TELEGRAM, "blocked")
+                await mark_unreachable(tx, event, now)
+            else:
+                await mark_reachable(tx, learner.id, Channel.TELEGRAM, now)
         return None
 
     # ---- button taps ---------------------------------------------------------------------

@@ -103,6 +103,9 @@ def render_entry(
             Text("not sent to the learner", style="italic"),
         )
         classes = "entry entry-note"
+    elif kind is EntryKind.SYSTEM:
+        head = _meta(Text("⚙ dripper noted", style="bold"), when, channel)
+        classes = "entry entry-system"
     elif kind is EntryKind.ANSWER:
         head = _meta(learner, when, channel, literal(entry.step_title or "", "italic"))
         classes = "entry entry-answer"
