@@ -107,7 +107,7 @@ class Trainer(Model):
 
 class TrainerNotice(Model):
     """A message dripper sent (or will send) to a trainer: a notification of learner messages,
-    or the bot's answer in the trainer's chat. A Telegram reply to it acts on its
+    a daily digest, or the bot's answer in the trainer's chat. A Telegram reply to it acts on its
     conversations, so the sent message's id is kept."""
 
     _no_comments = True  # Tortoise would parse this class's source (see above)
@@ -116,6 +116,7 @@ class TrainerNotice(Model):
     trainer: fields.ForeignKeyRelation[Trainer] = fields.ForeignKeyField(
         "models.Trainer", related_name="notices", on_delete=fields.CASCADE
     )
+    kind = fields.CharField(max_length=16, default="notice", db_default="notice")  # or "digest"
     channel = fields.CharEnumField(Channel, max_length=16)
     body = fields.TextField()  # Markdown
     subject = fields.CharField(max_length=200, default="")

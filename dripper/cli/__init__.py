@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dripper.cli.dkim:dkim_group",
         "Sign outgoing mail with DKIM: make the key and the DNS record to publish.",
     ),
+    "digest": (
+        "dripper.cli.digest:digest_cmd",
+        "Unanswered messages, silent learners, most-missed questions and channel changes.",
+    ),
     "doctor": (
         "dripper.cli.doctor:doctor_cmd",
         "Check the configuration, database, bot, mail servers, keys and public URL, with fixes.",
@@ -83,9 +87,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "status": (
         "dripper.cli.report:status_cmd",
-        "Deliveries per state, cohort and channel, the next due time, and what needs a look: "
-        "failed and uncertain deliveries, enrollments that cannot be planned, mail and updates "
-        "received but not filed.",
+        "Deliveries per state, cohort and channel, the next due time, learners who changed "
+        "channel this week, and what needs a look: failed and uncertain deliveries, enrollments "
+        "that cannot be planned, mail and updates received but not filed.",
     ),
     "trainers": (
         "dripper.cli.trainers:trainers_group",
@@ -97,7 +101,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "timeline": (
         "dripper.cli.timeline:timeline_cmd",
-        "Each step's due time for LEARNER (email or @handle), in UTC and in their local time.",
+        "Each step's due time for LEARNER (email or @handle), in UTC and in their local time, "
+        "with the channel it went out on (- while not sent).",
     ),
 }
 

@@ -30,6 +30,8 @@ def trainers_group() -> None:
     help="Hear only of this cohort's learners (repeat for several; default: every cohort).",
 )
 @click.option("--all-cohorts", is_flag=True, help="Hear of every cohort again.")
+@click.option("--digest-at", help="Local time of the daily digest (default 08:00), e.g. 07:30.")
+@click.option("--no-digest", is_flag=True, help="No daily digest for this trainer.")
 @pass_app
 def add_cmd(
     app: AppContext,
@@ -40,23 +42,35 @@ def add_cmd(
     quiet: str | None,
     cohorts: tuple[str, ...],
     all_cohorts: bool,
+    digest_at: str | None,
+    no_digest: bool,
 ) -> None:
     """Add a trainer, or change the given settings of one (the handle is their dashboard login).
 
     A trainer hears of each new learner message (batched, outside their quiet hours) in their
     Telegram chat (see `dripper trainers invite`), else by email; an assigned conversation
-    only to its assignee.
+    only to its assignee. Each morning (--digest-at, their time zone) they get the digest of
+    their cohorts (see `dripper digest`), unless nothing waits for them.
     """
     from dripper.trainers.roster import QuietHours, add_trainer
 
     if cohorts and all_cohorts:
         raise DripperError("--cohort and --all-cohorts contradict each other: pick one")
+    if digest_at and no_digest:
+        raise DripperError("--digest-at and --no-digest contradict each other: pick one")
     hours = QuietHours.parse(quiet) if quiet else None
     follows = [] if all_cohorts else (list(cohorts) if cohorts else None)
 
     async def work() -> tuple[str, bool]:
         trainer, created = await add_trainer(
-            handle, name=name, email=email, timezone=timezone, quiet=hours, follows=follows
+            handle,
+            name=name,
+            email=email,
+            timezone=timezone,
+            quiet=hours,
+            follows=follows,
+            digest_at=digest_at,
+            no_digest=no_digest,
         )
         return trainer.handle, created
 
@@ -87,6 +101,7 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
     for row in rows:
         follows = ", ".join(cast("list[str]", row["follows"])) or "every cohort"
         quiet = f", quiet {row['quiet']}" if row["quiet"] else ""
+        quiet += f", digest {row['digest_at']}" if row["digest_at"] else ", no digest"
         email = f" <{row['email']}>" if row["email"] else ""
         click.echo(
             f"{row['handle']}: {row['name']}{email}; Telegram {row['telegram']}; "

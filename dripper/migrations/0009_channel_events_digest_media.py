@@ -34,4 +34,9 @@ class Migration(migrations.Migration):
             name="digest_sent_on",
             field=fields.CharField(null=True, max_length=10),
         ),
+        ops.AddField(
+            model_name="TrainerNotice",
+            name="kind",
+            field=fields.CharField(default="notice", db_default="notice", max_length=16),
+        ),
     ]

@@ -117,17 +117,34 @@ async def record_failure(notice_id: int, error: str, *, final: bool) -> None:
     )
 
 
-async def notice_conversations(trainer_id: int, telegram_message_id: int) -> list[int] | None:
-    """The conversations of the notice the trainer's chat shows as `telegram_message_id`;
-    None when it is not one of ours."""
+async def notice_conversations(
+    trainer_id: int, telegram_message_id: int
+) -> tuple[str, list[int]] | None:
+    """The kind ("notice", "digest") and conversations of the notice the trainer's chat shows
+    as `telegram_message_id`; None when it is not one of ours."""
     rows = await select(
-        "SELECT conversations FROM trainer_notice "
+        "SELECT kind, conversations FROM trainer_notice "
         "WHERE trainer_id = ? AND telegram_message_id = ? ORDER BY id DESC LIMIT 1",
         [trainer_id, telegram_message_id],
     )
     if not rows:
         return None
-    return [int(i) for i in as_json(rows[0]["conversations"])]
+    return str(rows[0]["kind"]), [int(i) for i in as_json(rows[0]["conversations"])]
+
+
+async def claim_digest(
+    tx: BaseDBAsyncClient, trainer_id: int, last_sent_on: str | None, today: str
+) -> bool:
+    """Mark today's digest as made, unless another notifier made it meanwhile."""
+    changed, _ = await tx.execute_query(
+        q(
+            tx,
+            "UPDATE trainer SET digest_sent_on = ? "
+            "WHERE id = ? AND COALESCE(digest_sent_on, '') = ?",
+        ),
+        [today, trainer_id, last_sent_on or ""],
+    )
+    return bool(changed)
 
 
 async def conversation_learners(conversation_ids: Sequence[int]) -> dict[int, str]:

@@ -1,4 +1,5 @@
-"""The notifier: tells trainers of new learner messages, batched, in their waking hours.
+"""The notifier: tells trainers of new learner messages, batched, in their waking hours, and
+sends each their daily digest (dripper.trainers.digest) at their morning.
 
 Every few seconds it reads the learner messages past the lowest trainer mark and, for each
 trainer who can be reached (their own Telegram chat, else their email address, on a channel this
@@ -29,13 +30,15 @@ from dripper.models import Channel as ChannelName
 from dripper.models import Trainer, TrainerNotice
 from dripper.store.notices import (
     advance_mark,
+    claim_digest,
     learner_messages_after,
     record_failure,
     record_sent,
     unsent_notices,
 )
+from dripper.trainers.digest import SHOWN, gather, headline, render
 from dripper.trainers.notices import Follower, NewMessage, compose, is_for
-from dripper.trainers.roster import quiet_hours
+from dripper.trainers.roster import digest_time, quiet_hours
 
 log = logging.getLogger("dripper.notify")
 
@@ -68,8 +71,9 @@ class Notifier:
                 await asyncio.wait_for(stop.wait(), self._tick)
 
     async def run_once(self) -> int:
-        """Make the notices due now and send every unsent one; the number sent."""
+        """Make the notices and digests due now and send every unsent one; the number sent."""
         await self.make_notices()
+        await self.make_digests()
         return await self.send_notices()
 
     # ---- making --------------------------------------------------------------------------
@@ -127,6 +131,53 @@ class Notifier:
                 subject=notice.subject[:200],
                 conversations=list(notice.conversations),
                 messages=list(notice.messages),
+                using_db=tx,
+            )
+        return 1
+
+    # ---- the daily digest ----------------------------------------------------------------
+
+    async def make_digests(self) -> int:
+        """Each trainer's digest, once a day at their `digest_at` (their zone), held while their
+        quiet hours last; a day with nothing waiting for them sends nothing."""
+        made = 0
+        for trainer in await Trainer.filter(notify=True, digest_at__not_isnull=True):
+            route = self._route(trainer)
+            if route is None:
+                continue
+            try:
+                made += await self._digest_for(trainer, route)
+            except Exception:
+                log.exception("digest for trainer %s could not be made", trainer.handle)
+        return made
+
+    async def _digest_for(self, trainer: Trainer, route: ChannelName) -> int:
+        now = self._now()
+        local = now.astimezone(ZoneInfo(trainer.timezone or "UTC"))
+        today = local.date().isoformat()
+        if trainer.digest_sent_on is None:
+            # A new trainer: their first digest is tomorrow morning's, not one this minute.
+            async with in_transaction() as tx:
+                await claim_digest(tx, trainer.id, None, today)
+            return 0
+        if trainer.digest_sent_on == today or local.time() < digest_time(trainer):
+            return 0
+        quiet = quiet_hours(trainer)
+        if quiet is not None and quiet.covers(local.time()):
+            return 0
+        digest = await gather([int(i) for i in trainer.follows] or None, now)
+        async with in_transaction() as tx:
+            if not await claim_digest(tx, trainer.id, trainer.digest_sent_on, today):
+                return 0  # another notifier made it
+            if digest.empty:
+                return 0
+            await TrainerNotice.create(
+                trainer_id=trainer.id,
+                kind="digest",
+                channel=route,
+                body=render(digest),
+                subject=f"dripper digest: {headline(digest)}"[:200],
+                conversations=[u.conversation_id for u in digest.unanswered[:SHOWN]],
                 using_db=tx,
             )
         return 1

@@ -75,6 +75,14 @@ def quiet_hours(trainer: Trainer) -> QuietHours | None:
     return QuietHours(_clock(trainer.quiet_start), _clock(trainer.quiet_end))
 
 
+def digest_time(trainer: Trainer) -> time:
+    """When the trainer's digest goes out, their local time (08:00 if unreadable)."""
+    try:
+        return _clock(trainer.digest_at or "")
+    except TrainerError:
+        return time(8, 0)
+
+
 async def cohort_ids(names: list[str]) -> list[int]:
     """The ids of the named cohorts; an error naming any unknown one."""
     cohorts = {cohort.name: cohort.id for cohort in await Cohort.all()}
@@ -95,6 +103,8 @@ async def add_trainer(
     timezone: str | None = None,
     quiet: QuietHours | None = None,
     follows: list[str] | None = None,
+    digest_at: str | None = None,
+    no_digest: bool = False,
 ) -> tuple[Trainer, bool]:
     """Create the trainer, or update the given fields of an existing one (the dashboard creates
     trainers by handle on first use). Returns (trainer, created). A new trainer hears only of
@@ -117,6 +127,10 @@ async def add_trainer(
         trainer.quiet_start, trainer.quiet_end = f"{quiet.start:%H:%M}", f"{quiet.end:%H:%M}"
     if ids is not None:
         trainer.follows = ids
+    if no_digest:
+        trainer.digest_at = None
+    elif digest_at is not None:
+        trainer.digest_at = f"{_clock(digest_at.strip()):%H:%M}"
     await trainer.save()
     return trainer, created
 
@@ -201,4 +215,5 @@ def describe(trainer: Trainer, cohorts: dict[int, str]) -> dict[str, object]:
         "quiet": str(quiet) if quiet else None,
         "follows": [cohorts.get(i, f"#{i}") for i in trainer.follows],  # []: every cohort
         "notify": trainer.notify,
+        "digest_at": trainer.digest_at,
     }

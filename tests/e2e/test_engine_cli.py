@@ -98,6 +98,23 @@ def test_timeline_json_gives_utc_and_local_times(workdir: Path) -> None:
     assert first["due_local"].startswith("2026-12-07T09:")
 
 
+def test_timeline_text_shows_each_steps_channel_and_digest_names_a_bad_cohort(
+    workdir: Path,
+) -> None:
+    enroll_excel()
+    lines = dripper("timeline", "aiko@example.com").output.splitlines()
+    assert lines and all(line.split()[3] == "-" for line in lines), lines  # none sent yet
+    digest = dripper("digest", "--cohort", "Excel Dec", "--json")
+    assert digest.exit_code == 0, digest.output
+    data = json.loads(digest.output)
+    assert data["scope"] == "Excel Dec" and data["counts"]["unanswered"] == 0
+    text = dripper("digest").output
+    assert text.startswith("☀️ Digest (every cohort): nothing waiting"), text
+    wrong = CliRunner().invoke(main, ["digest", "--cohort", "Excel Dex"])
+    assert wrong.exit_code != 0 and "no cohort named 'Excel Dex'" in wrong.output
+    assert "Excel Dec" in wrong.output  # did you mean
+
+
 def test_cohort_move_and_pause_resume(workdir: Path) -> None:
     enroll_excel()
     before = json.loads(dripper("timeline", "zoe@example.com", "--json").output)

@@ -251,7 +251,7 @@ async def test_a_reply_that_names_no_one_conversation_is_never_guessed(env: Env)
     assert "2 new messages in 2 conversations" in str(notice["text"])
     env.reply(TESS, "Sure!", to=notice)
     await env.pump()
-    assert "start your reply with the number" in env.texts(TESS)[-1]
+    assert "start your reply with the conversation's number" in env.texts(TESS)[-1]
     env.reply(TESS, "Not a notification", to=welcome)
     await env.pump()
     assert env.texts(TESS)[-1] == NOT_OURS

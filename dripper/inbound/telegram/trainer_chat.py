@@ -58,6 +58,10 @@ NOT_OURS = (
     "I can't tell which conversation that message belongs to. Reply to one of my "
     "notifications instead."
 )
+NOTHING_TO_ANSWER = (
+    "That digest lists no conversation waiting for an answer. Reply to a notification, or "
+    "answer in dripper tui."
+)
 LEARNER_LINK = (
     "This is your trainer chat, so it can't be connected to a learner. A learner's link works "
     "from the learner's own Telegram account."
@@ -208,21 +212,26 @@ class TrainerChat:
     ) -> tuple[int, str] | None:
         """The one conversation a reply is about, and the text left; None (and the trainer is
         told why) when it cannot be told."""
-        conversations = await notice_conversations(trainer.id, reply_to)
+        found = await notice_conversations(trainer.id, reply_to)
+        kind, conversations = found if found is not None else ("", [])
         if not conversations:
-            await self._say(chat_id, NOT_OURS)
+            await self._say(chat_id, NOTHING_TO_ANSWER if kind == "digest" else NOT_OURS)
             return None
         numbered = _NUMBERED.match(text.strip())
         if numbered and int(numbered.group(1)) in conversations:
             chosen, text = int(numbered.group(1)), numbered.group(2) or ""
-        elif len(conversations) == 1:
+        elif len(conversations) == 1 and kind != "digest":  # a digest is never answered whole
             chosen = conversations[0]
         else:
             numbers = ", ".join(f"#{i}" for i in conversations)
+            if kind != "digest":
+                what = "That notification is about several conversations"
+            elif len(conversations) == 1:
+                what = "That is the digest, not one conversation"
+            else:
+                what = "The digest lists several conversations"
             await self._say(
-                chat_id,
-                "That notification is about several conversations: start your reply with the "
-                f"number of one ({numbers}).",
+                chat_id, f"{what}: start your reply with the conversation's number ({numbers})."
             )
             return None
         if not await Conversation.exists(id=chosen):
