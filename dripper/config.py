@@ -28,6 +28,8 @@ DRIPPER_TRAINER                    trainer                          (none)
 DRIPPER_CANNED_REPLIES             canned_replies                   <dir>/canned-replies.yaml
 DRIPPER_LEASE_SECONDS              lease_seconds                    120
 DRIPPER_NOTIFY_BATCH_SECONDS       notify_batch_seconds             180
+DRIPPER_MEDIA_DIR                  media_dir                        <database dir>/media
+DRIPPER_MEDIA_CAP_MB               media_cap_mb                     100
 DRIPPER_PUBLIC_URL                 public_url                       (none: mailto unsubscribe)
 DRIPPER_LISTEN                     listen                           127.0.0.1:8443
 DRIPPER_TELEGRAM_API_URL           telegram.api_url                 https://api.telegram.org/bot
@@ -324,6 +326,11 @@ class Settings(_Section):
     # Trainers hear of new learner messages at most once per this long (one notification
     # lists all that came in meanwhile); the first after a quiet spell goes out at once.
     notify_batch_seconds: float = Field(default=180, ge=1, le=86400, allow_inf_nan=False)
+    # Where photos, voice notes, videos and files learners send are kept; unset: a `media`
+    # folder beside the SQLite database (on PostgreSQL: beside the config file, a folder every
+    # worker must share). At most media_cap_mb per learner; past it, files are listed, not kept.
+    media_dir: Path | None = None
+    media_cap_mb: float = Field(default=100, ge=0, allow_inf_nan=False)
     # The public https:// address of dripper's web server (one-click unsubscribe pages); unset:
     # emails offer only a mailto: unsubscribe.
     public_url: str | None = None
@@ -363,6 +370,15 @@ class Settings(_Section):
         """`listen` split into host and port ("[::1]:8443" gives "::1")."""
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+    @property
+    def media_folder(self) -> Path:
+        """`media_dir`, else `media` beside the SQLite file, else in the current directory."""
+        if self.media_dir is not None:
+            return self.media_dir
+        if self.database_url.startswith("sqlite://") and ":memory:" not in self.database_url:
+            return Path(self.database_url[len("sqlite://") :].partition("?")[0]).parent / "media"
+        return Path.cwd() / "media"
 
     @property
     def serves_http(self) -> bool:
@@ -452,6 +468,8 @@ _TOP_LEVEL_KEYS = (
     "canned_replies",
     "lease_seconds",
     "notify_batch_seconds",
+    "media_dir",
+    "media_cap_mb",
     "public_url",
     "listen",
 )
@@ -763,6 +781,13 @@ def _resolve_paths(
         origin = origins.get(("smtp", "dkim_key_file"))
         directory = origin.base_dir if origin else base_dir
         data["smtp"]["dkim_key_file"] = (directory / Path(dkim_key).expanduser()).resolve()
+    media = data.get("media_dir")
+    if isinstance(media, str):
+        origin = origins.get(("media_dir",))
+        directory = origin.base_dir if origin else base_dir
+        data["media_dir"] = (directory / Path(media).expanduser()).resolve()
+    elif media is None and not str(data["database_url"]).startswith("sqlite://"):
+        data["media_dir"] = (base_dir / "media").resolve()
     canned = data.get("canned_replies", "canned-replies.yaml")
     if isinstance(canned, str):
         origin = origins.get(("canned_replies",))

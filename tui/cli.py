@@ -47,6 +47,7 @@ def tui_cmd(app: AppContext, handle: str | None) -> None:
         timezone=settings.timezone,
         canned_replies=settings.canned_replies,
         keymap=default_keymap_path(),
+        media_folder=settings.media_folder,
     )
     dashboard = DripperApp(config, open_database=True)
     # A bad keymap is reported here, on one line, before the screen is taken over.
@@ -75,6 +76,7 @@ async def run_dashboard(
     now: Callable[[], datetime] | None = None,
     canned_replies: Path | None = None,
     background: Background | None = None,
+    media_folder: Path | None = None,
 ) -> None:
     """Entry point `dripper.dashboard`: open the dashboard in the running event loop, with the
     database already open (the demo calls it on the inbox it played, with its own clock)."""
@@ -85,6 +87,7 @@ async def run_dashboard(
         trainer_handle=trainer,
         timezone=timezone,
         canned_replies=canned_replies,
+        media_folder=media_folder,
     )
     if now is not None:
         config = replace(config, now=now)

@@ -30,6 +30,8 @@ class DashboardConfig:
     timezone: str = "UTC"  # the trainer's zone: every time on screen is shown in it
     canned_replies: Path | None = None
     keymap: Path | None = None
+    media_folder: Path | None = None  # where `dripper run` keeps the files learners send
+    saves_to: Path | None = None  # where `o` saves a copy when no viewer can open it
     now: Callable[[], datetime] = field(default=_utc_now)
     live_interval: float = 1.0  # seconds between looks for changes made elsewhere
 

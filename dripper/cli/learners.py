@@ -249,6 +249,7 @@ def erase_cmd(app: AppContext, learner: str, yes: bool) -> None:
     """
     from dripper.cli.enroll import select_learners
     from dripper.learners.privacy import erase_learner
+    from dripper.media.folder import MediaFolder
 
     if not yes:
         click.confirm(f"Erase {learner}'s personal data and messages for good?", abort=True)
@@ -257,7 +258,8 @@ def erase_cmd(app: AppContext, learner: str, yes: bool) -> None:
         [found] = await select_learners((learner,), False, None)
         if found.erased_at is not None:
             raise DripperError(f"{learner} was erased already")
-        return found.id, await erase_learner(found.id, datetime.now(UTC))
+        media = MediaFolder(app.settings.media_folder)
+        return found.id, await erase_learner(found.id, datetime.now(UTC), media=media)
 
     learner_id, erasure = with_db(app.settings.database_url, work)
     counts = erasure.__dict__
@@ -266,6 +268,7 @@ def erase_cmd(app: AppContext, learner: str, yes: bool) -> None:
         f"{counts['messages_erased']} messages, {counts['raw_items_erased']} received "
         f"emails and updates, {counts['deliveries_cleared']} deliveries cleared, "
         f"{counts['enrollments_cancelled']} enrollments and {counts['deliveries_cancelled']} "
-        f"unsent messages cancelled, {counts['invites_deleted']} invites deleted. Delete their "
+        f"unsent messages cancelled, {counts['invites_deleted']} invites and "
+        f"{counts['files_deleted']} files deleted. Delete their "
         "mail from the IMAP mailbox too."
     )

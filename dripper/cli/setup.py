@@ -64,6 +64,11 @@ CONFIG_TEMPLATE = """\
 # bot, else by email: the first at once, then at most one notification per this many seconds.
 # notify_batch_seconds = 180
 
+# Photos, voice notes, videos and files learners send are downloaded here (default: a `media`
+# folder beside the database), at most media_cap_mb per learner; the dashboard opens them (o).
+# media_dir = "media"
+# media_cap_mb = 100
+
 # The public https:// address of dripper's web server: every email then carries a one-click
 # unsubscribe link (RFC 8058, which Gmail and Yahoo require of bulk senders) to a page under
 # it. Your reverse proxy (nginx, Caddy) forwards it to `listen`. Unset: unsubscribe by mailto.

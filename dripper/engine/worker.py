@@ -11,8 +11,9 @@ caller opens the database first and keeps it open while the worker runs.
   Conflict, a rejected token) stops the whole worker, and its error is raised once the sends
   in flight are recorded.
 - `run_once()`: what is waiting now, received and sent, then return (`dripper run --once`).
-- the notifier (dripper.trainers.notifier) tells trainers of new learner messages, in one
-  worker at a time.
+- the notifier (dripper.trainers.notifier) tells trainers of new learner messages, and the
+  media fetcher (dripper.media.fetcher) downloads the files learners send, each in one worker
+  at a time.
 
 Everything enqueued elsewhere (an enrollment, a trainer's reply, a learner's answer planning a
 re-ask) wakes the dispatcher through `wake`: the receivers set it directly, other processes
@@ -29,6 +30,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 
 from dripper.channels.base import Channel
@@ -46,6 +48,8 @@ from dripper.inbound.telegram.poller import TelegramPoller
 from dripper.inbound.telegram.webhook import TelegramWebhook
 from dripper.inbound.web.server import WebServer
 from dripper.inbound.web.unsubscribe import UnsubscribePages
+from dripper.media.fetcher import MediaFetcher
+from dripper.media.folder import MediaFolder
 from dripper.models import Channel as ChannelName
 from dripper.trainers.notifier import Notifier
 
@@ -151,6 +155,8 @@ class Worker:
         mail: ImapPoller | None = None,
         name: str | None = None,
         notify_batch: timedelta = timedelta(minutes=3),
+        media_folder: Path | None = None,
+        media_cap: int = 100 * 1024 * 1024,
     ) -> None:
         self.channels = dict(channels)
         self.database_url = database_url
@@ -188,6 +194,12 @@ class Worker:
         if mail is not None:
             mail.wake = self.wake
         self.notifier = Notifier(self.channels, clock.now, notify_batch)
+        self.media: MediaFetcher | None = None
+        if media_folder is not None and (self.telegram is not None or mail is not None):
+            bot = telegram.bot if isinstance(telegram, TelegramChannel) else None
+            self.media = MediaFetcher(
+                MediaFolder(media_folder), media_cap, bot, email=mail is not None
+            )
         self._listener = WakeListener(database_url, self.wake, on_inbound=self.reprocess)
 
     @classmethod
@@ -224,6 +236,8 @@ class Worker:
             web=web,
             mail=ImapPoller.from_settings(settings) if settings.imap.host else None,
             notify_batch=timedelta(seconds=settings.notify_batch_seconds),
+            media_folder=settings.media_folder,
+            media_cap=int(settings.media_cap_mb * 1024 * 1024),
         )
 
     # ---- lifetime ------------------------------------------------------------------------
@@ -272,6 +286,7 @@ class Worker:
         receiving: asyncio.Task[None] | None = None
         reading: asyncio.Task[None] | None = None
         notifying: asyncio.Task[None] | None = None
+        fetching: asyncio.Task[None] | None = None
         if self.server is not None:
             await self.server.start()
         try:
@@ -300,9 +315,13 @@ class Worker:
             notifying = asyncio.create_task(
                 run_exclusively("notify", self.database_url, self.notifier.run, stop)
             )
+            if self.media is not None:
+                fetching = asyncio.create_task(
+                    run_exclusively("media", self.database_url, self.media.run, stop)
+                )
             await self.dispatcher.run(stop)
         finally:
-            for task in (receiving, reading, notifying):
+            for task in (receiving, reading, notifying, fetching):
                 if task is not None:
                     await asyncio.wait({task})
             if self.server is not None:
@@ -320,4 +339,6 @@ class Worker:
         if self.mail is not None:
             await self.mail.poll_once()
         await self.notifier.run_once()
+        if self.media is not None:
+            await self.media.run_once()
         await self.dispatcher.run_until_idle()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dripper.content.compose import CourseView, LearnerView, compose_step
@@ -134,6 +135,7 @@ class ThreadEntry:
     in_reply_to_id: int | None = None
     flags: tuple[str, ...] = ()
     attachments: int = 0
+    files: tuple[dict[str, Any], ...] = ()  # the attachments as listed (dripper.media fills in)
 
 
 def delivery_label(state: str) -> str:
@@ -179,6 +181,7 @@ async def thread(conversation_id: int) -> list[ThreadEntry]:
                 in_reply_to_id=message.in_reply_to_id,  # type: ignore[attr-defined]
                 flags=tuple(message.flags or ()),
                 attachments=len(message.attachments or ()),
+                files=tuple(message.attachments or ()),
             )
         )
     entries.sort(key=lambda entry: (entry.at, entry.kind is not EntryKind.DRIP))

@@ -15,7 +15,7 @@ them (text, or base64 when not UTF-8).
 - raw updates and emails from the learner keep their id (so a mailbox re-read does not store
   them again) but lose their bytes;
 - quiz and check-in answers stay as they are (a choice and whether it was right);
-- invites are deleted.
+- invites are deleted, and so are the files they sent (the media folder's learner-<id>).
 All of it in one transaction, logged with the counts. Mail in the IMAP mailbox and chats on
 Telegram are outside dripper: the operator deletes those there.
 
@@ -39,6 +39,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from dripper import oplog
+from dripper.media.folder import MediaFolder
 from dripper.models import (
     Channel,
     Conversation,
@@ -72,6 +73,7 @@ class Erasure:
     conversations_closed: int
     raw_items_erased: int
     invites_deleted: int
+    files_deleted: int = 0
 
 
 def _when(value: datetime | None) -> str | None:
@@ -280,8 +282,11 @@ def _ids(rows: Iterator[Any] | list[Any]) -> list[int]:
     return [int(row.id) for row in rows]
 
 
-async def erase_learner(learner_id: int, now: datetime) -> Erasure:
-    """Delete the learner's personal data, keep the anonymous counts (see the module docstring)."""
+async def erase_learner(
+    learner_id: int, now: datetime, *, media: MediaFolder | None = None
+) -> Erasure:
+    """Delete the learner's personal data, keep the anonymous counts (see the module docstring);
+    with `media`, the files they sent go too."""
     learner = await Learner.get(id=learner_id)
     message_items = set(
         await Message.filter(
@@ -349,9 +354,11 @@ async def erase_learner(learner_id: int, now: datetime) -> Erasure:
                 paused_until=None,
                 opted_out_at=learner.opted_out_at or now,
                 erased_at=now,
+                media_bytes=0,
                 updated_at=now,
             )
         )
+    files = media.erase_learner(learner_id) if media is not None else 0
     erasure = Erasure(
         learner_id,
         enrollments,
@@ -361,6 +368,7 @@ async def erase_learner(learner_id: int, now: datetime) -> Erasure:
         int(closed),
         int(erased_items),
         int(invites),
+        files,
     )
     oplog.event(
         log,

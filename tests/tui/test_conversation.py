@@ -444,7 +444,7 @@ async def test_close_reopen_and_waiting_on_the_learner(db: str) -> None:
         screen = await _open(pilot, conversation_id)
         for key, status in (
             ("c", ConversationStatus.CLOSED),
-            ("o", ConversationStatus.OPEN),
+            ("O", ConversationStatus.OPEN),
             ("w", ConversationStatus.WAITING),
         ):
             await pilot.press(key)

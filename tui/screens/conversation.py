@@ -12,6 +12,7 @@ thread and panel are read again and the composer keeps its text and focus.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from dripper.inbox import (
     ConversationSummary,
     EntryKind,
     LearnerPanel,
+    ThreadEntry,
     add_label,
     add_note,
     assign,
@@ -49,6 +51,8 @@ from dripper.inbox import (
     wait_on_learner,
 )
 from dripper.inbox.canned import context_for
+from dripper.media.folder import MediaFolder
+from tui.files import SentFile, default_saves_folder, open_or_save, sent_files
 from tui.keymap import keys_for
 from tui.messages import DataChanged, Edited
 from tui.screens.pickers import Ask, Choose
@@ -101,7 +105,10 @@ class ConversationScreen(Screen[None]):
         Binding("a", "assign", "Assign", id="conversation.assign"),
         Binding("m", "assign_me", "Assign to me", show=False, id="conversation.assign_me"),
         Binding("c", "close_conversation", "Close", id="conversation.close"),
-        Binding("o", "reopen", "Reopen", show=False, id="conversation.reopen"),
+        Binding(
+            "o", "open_file", "Open a file the learner sent", show=False, id="conversation.open"
+        ),
+        Binding("O", "reopen", "Reopen", show=False, id="conversation.reopen"),
         Binding("w", "wait_on_learner", "Waiting on learner", show=False, id="conversation.wait"),
         Binding("z", "snooze", "Snooze", id="conversation.snooze"),
         Binding("l", "add_label", "Add label", show=False, id="conversation.label"),
@@ -124,6 +131,7 @@ class ConversationScreen(Screen[None]):
         self._leaving = False
         self._answering: int | None = None  # the newest learner message on screen
         self._to_end = False  # after sending: show the newest entry even if scrolled up
+        self._entries: list[ThreadEntry] = []  # as last shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="conversation-header")
@@ -173,6 +181,7 @@ class ConversationScreen(Screen[None]):
                 self._leave()
             return
         entries = await thread(self.conversation_id)
+        self._entries = entries
         self._panel = await learner_panel(self.conversation_id, session.now())
         self.summary = summary
         self.query_one("#conversation-header", Static).update(render_header(summary, session.local))
@@ -418,6 +427,39 @@ class ConversationScreen(Screen[None]):
         self._leave()
 
     # ------------------------------------------------------------------ view
+
+    @work(exit_on_error=False, group="conversation-pick")
+    async def action_open_file(self) -> None:
+        """Open a file the learner sent (the newest, or the one picked), or save a copy."""
+        files = sent_files(self._entries)
+        if not files:
+            self._say("The learner sent no files in this conversation.")
+            return
+        chosen = files[0]
+        if len(files) > 1:
+            picked = await self.app.push_screen_wait(
+                Choose[SentFile]("Open which file?", [(file.label, file) for file in files])
+            )
+            if picked is None:
+                return
+            chosen = picked
+        if chosen.stored is None:
+            self._say(f"{chosen.name} is not kept: {chosen.why_not}", severity="warning")
+            return
+        config = session_of(self).config
+        if config.media_folder is None:
+            self._say("No media folder is configured for this dashboard.", severity="error")
+            return
+        learner = self.summary.learner_name if self.summary else "learner"
+        saves_to = config.saves_to or default_saves_folder()
+        try:
+            done = await asyncio.to_thread(
+                open_or_save, chosen, MediaFolder(config.media_folder), saves_to, learner
+            )
+        except (OSError, ValueError) as exc:
+            self._say(f"{chosen.name} could not be opened: {exc}", severity="error")
+            return
+        self._say(done)
 
     def action_toggle_panel(self) -> None:
         panel = self.query_one("#learner-panel", LearnerPanelView)

@@ -67,6 +67,12 @@ warnings.filterwarnings(
 MARK_LATE_S = 0.04
 
 
+def file_url(api_url: str) -> str:
+    """Where files are downloaded: https://api.telegram.org/bot -> .../file/bot (the token
+    follows), as for a local Bot API server or the emulator."""
+    return api_url.rstrip("/").removesuffix("/bot") + "/file/bot"
+
+
 class TelegramChannel:
     """Sends through python-telegram-bot with the aiohttp transport."""
 
@@ -91,6 +97,7 @@ class TelegramChannel:
         self.bot = Bot(
             token,
             base_url=api_url,
+            base_file_url=file_url(api_url),
             request=AiohttpRequest(connection_pool_size=connections, read_timeout=read_timeout),
             get_updates_request=AiohttpRequest(connection_pool_size=2, read_timeout=read_timeout),
         )

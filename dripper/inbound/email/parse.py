@@ -377,6 +377,20 @@ def _filename(part: email.message.Message) -> str | None:
     return decode_header_value(name) if name else None
 
 
+def attachment_contents(raw: bytes) -> list[bytes]:
+    """The bytes of each attachment of a (non-report) message, in the order `parse_mail` lists
+    them; [] when the message cannot be read."""
+    try:
+        message = email.message_from_bytes(raw)
+        return [
+            _part_bytes(part)
+            for part in message.walk()
+            if not part.is_multipart() and _is_attachment(part)
+        ]
+    except Exception:
+        return []
+
+
 def _is_attachment(part: email.message.Message) -> bool:
     disposition = (part.get("content-disposition") or "").split(";", 1)[0].strip().lower()
     if disposition == "attachment":

@@ -11,6 +11,7 @@ from dripper.sandbox.telegram.state import JSONDict
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+BOT_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile: larger files are "too big" for a bot
 CALLBACK_DATA_LIMIT = 64
 CONFLICT_GET_UPDATES = (
     "Conflict: terminated by other getUpdates request; "

@@ -6,6 +6,7 @@ object of the same arguments reaches the same code from another process.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 import secrets
@@ -21,6 +22,7 @@ from dripper.sandbox.telegram.state import (
     JSONDict,
     SandboxUser,
     SendRecord,
+    StoredFile,
     StoredMessage,
     new_file_ids,
     now,
@@ -38,6 +40,7 @@ CONTROL_METHODS = (
     "send_text",
     "send_photo",
     "send_voice",
+    "send_video",
     "send_document",
     "press_button",
     "queue_texts",
@@ -149,11 +152,18 @@ class ControlApi:
         file_id: str | None = None,
         file_unique_id: str | None = None,
         sizes: list[tuple[int, int]] | None = None,
+        content_b64: str | None = None,
     ) -> JSONDict:
-        """The user sends a photo; `sizes` are (width, height) pairs, small to large."""
+        """The user sends a photo; `sizes` are (width, height) pairs, small to large; the
+        largest size's bytes are `content_b64` (base64), else made up."""
         dimensions = [(int(width), int(height)) for width, height in sizes] if sizes else None
         photo = photo_sizes(dimensions, file_id, file_unique_id)
-        self._bot(token).files[photo[-1]["file_id"]] = photo
+        bot = self._bot(token)
+        bot.files[photo[-1]["file_id"]] = photo
+        largest = photo[-1]
+        largest["file_size"] = self._keep_file(
+            bot, largest, content_b64, largest["file_size"], "jpg", "photos"
+        )
         content: JSONDict = {"photo": photo}
         if caption is not None:
             content["caption"] = caption
@@ -167,17 +177,31 @@ class ControlApi:
         mime_type: str = "audio/ogg",
         file_size: int = 12_000,
         file_id: str | None = None,
+        content_b64: str | None = None,
     ) -> JSONDict:
-        """The user records a voice note."""
-        generated_id, unique_id = new_file_ids()
-        voice = {
-            "file_id": file_id or generated_id,
-            "file_unique_id": unique_id,
-            "duration": duration,
-            "mime_type": mime_type,
-            "file_size": file_size,
-        }
+        """The user records a voice note (`content_b64`: its bytes, else made up)."""
+        voice = self._file(token, file_id, content_b64, file_size, "oga", "voice")
+        voice.update(duration=duration, mime_type=mime_type)
         return self._user_message(token, user_id, {"voice": voice})
+
+    def send_video(
+        self,
+        token: str,
+        user_id: int,
+        duration: int = 5,
+        mime_type: str = "video/mp4",
+        file_size: int = 250_000,
+        caption: str | None = None,
+        file_id: str | None = None,
+        content_b64: str | None = None,
+    ) -> JSONDict:
+        """The user sends a video (`content_b64`: its bytes, else made up)."""
+        video = self._file(token, file_id, content_b64, file_size, "mp4", "videos")
+        video.update(duration=duration, width=640, height=360, mime_type=mime_type)
+        content: JSONDict = {"video": video}
+        if caption is not None:
+            content["caption"] = caption
+        return self._user_message(token, user_id, content)
 
     def send_document(
         self,
@@ -188,20 +212,49 @@ class ControlApi:
         file_size: int = 48_000,
         caption: str | None = None,
         file_id: str | None = None,
+        content_b64: str | None = None,
     ) -> JSONDict:
-        """The user sends a file."""
-        generated_id, unique_id = new_file_ids()
-        document = {
-            "file_name": file_name,
-            "mime_type": mime_type,
-            "file_id": file_id or generated_id,
-            "file_unique_id": unique_id,
-            "file_size": file_size,
-        }
+        """The user sends a file (`content_b64`: its bytes, else made up)."""
+        extension = file_name.rpartition(".")[2] if "." in file_name else "bin"
+        document = self._file(token, file_id, content_b64, file_size, extension, "documents")
+        document.update(file_name=file_name, mime_type=mime_type)
         content: JSONDict = {"document": document}
         if caption is not None:
             content["caption"] = caption
         return self._user_message(token, user_id, content)
+
+    def _file(
+        self,
+        token: str,
+        file_id: str | None,
+        content_b64: str | None,
+        file_size: int,
+        extension: str,
+        folder: str,
+    ) -> JSONDict:
+        generated_id, unique_id = new_file_ids()
+        described: JSONDict = {"file_id": file_id or generated_id, "file_unique_id": unique_id}
+        described["file_size"] = self._keep_file(
+            self._bot(token), described, content_b64, file_size, extension, folder
+        )
+        return described
+
+    @staticmethod
+    def _keep_file(
+        bot: BotState,
+        described: JSONDict,
+        content_b64: str | None,
+        file_size: int,
+        extension: str,
+        folder: str,
+    ) -> int:
+        """Keep the file for getFile and the download; its size (that of the content given)."""
+        content = base64.b64decode(content_b64) if content_b64 is not None else None
+        size = len(content) if content is not None else int(file_size)
+        bot.stored_files[described["file_id"]] = StoredFile(
+            described["file_id"], described["file_unique_id"], size, content, extension, folder
+        )
+        return size
 
     def press_button(
         self, token: str, user_id: int, message_id: int, callback_data: str

@@ -8,8 +8,9 @@ bot), read what each chat received, and inject faults. It exists twice with the 
 arguments: as methods of `TelegramEmulator` (in-process, same event loop) and as JSON over HTTP at
 `POST /_control/<name>` (out of process).
 
-Known simplifications: only private chats; Markdown parse modes are accepted but not parsed; photo
-URLs are not fetched; plain-http webhook URLs are accepted (Telegram demands HTTPS).
+Files users send are served by getFile and `/file/bot<TOKEN>/<file_path>` (20 MB at most, as for
+a real bot). Known simplifications: only private chats; Markdown parse modes are accepted but not
+parsed; photo URLs are not fetched; plain-http webhook URLs are accepted (Telegram demands HTTPS).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 
 from dripper.sandbox.telegram.content import (
+    BOT_DOWNLOAD_LIMIT,
     CAPTION_LIMIT,
     CONFLICT_GET_UPDATES,
     CONFLICT_SET_WEBHOOK,
@@ -126,6 +128,7 @@ class TelegramEmulator(ControlApi):
             "editmessagetext": self._edit_message_text,
             "editmessagereplymarkup": self._edit_message_reply_markup,
             "answercallbackquery": self._answer_callback_query,
+            "getfile": self._get_file,
         }
         for token in tokens or []:
             self.create_bot(token)
@@ -155,7 +158,9 @@ class TelegramEmulator(ControlApi):
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        if path.startswith("/bot"):
+        if path.startswith("/file/bot"):
+            await self._serve_file(send, path[len("/file/bot") :])
+        elif path.startswith("/bot"):
             await self._serve_api(scope, receive, send, path[4:])
         elif path.startswith("/_control/"):
             await self._serve_control(scope, receive, send, path[len("/_control/") :])
@@ -225,6 +230,18 @@ class TelegramEmulator(ControlApi):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), delay)
 
+    async def _serve_file(self, send: Send, rest: str) -> None:
+        """GET /file/bot<token>/<file_path>: the bytes of a file getFile gave the path of."""
+        token, _, file_path = rest.partition("/")
+        bot = self._bots.get(token)
+        stored = None
+        if bot is not None:
+            stored = next((f for f in bot.stored_files.values() if f.path == file_path), None)
+        if stored is None:
+            await send_json(send, 404, ApiError(404, "Not Found").to_json())
+            return
+        await send_bytes(send, 200, stored.data(), [(b"content-type", b"application/octet-stream")])
+
     # ------------------------------------------------------------------ HTTP: control API
 
     async def _serve_control(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
@@ -254,6 +271,24 @@ class TelegramEmulator(ControlApi):
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
+        }
+
+    async def _get_file(self, bot: BotState, params: Params) -> JSONDict:
+        """A file a user sent, up to the 20 MB a bot may download; the path stays the same."""
+        file_id = params.text("file_id") or ""
+        stored = bot.stored_files.get(file_id)
+        if stored is None:
+            raise bad_request("invalid file_id")
+        if stored.size > BOT_DOWNLOAD_LIMIT:
+            raise bad_request("file is too big")
+        if stored.path is None:
+            stored.path = f"{stored.folder}/file_{bot.next_file_number}.{stored.extension}"
+            bot.next_file_number += 1
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": stored.size,
+            "file_path": stored.path,
         }
 
     async def _get_updates(self, bot: BotState, params: Params) -> list[JSONDict]:

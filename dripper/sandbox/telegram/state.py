@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -200,6 +201,26 @@ class Webhook:
 
 
 @dataclass(slots=True)
+class StoredFile:
+    """A file a user sent, as getFile and the file download serve it. `content` None: made up
+    on download, `size` bytes derived from the id (a voice note in a test needs no real audio)."""
+
+    file_id: str
+    file_unique_id: str
+    size: int
+    content: bytes | None
+    extension: str  # of the file_path getFile gives, e.g. "jpg"
+    folder: str  # of the file_path: photos, voice, videos, documents
+    path: str | None = None  # given by the first getFile, like Telegram's
+
+    def data(self) -> bytes:
+        if self.content is not None:
+            return self.content
+        seed = hashlib.sha256(self.file_unique_id.encode()).digest()
+        return (seed * (self.size // len(seed) + 1))[: self.size]
+
+
+@dataclass(slots=True)
 class BotState:
     """Everything one bot token owns."""
 
@@ -215,6 +236,8 @@ class BotState:
     next_conflict_time: float = 0.0
     webhook: Webhook | None = None
     files: dict[str, list[JSONDict]] = field(default_factory=dict)
+    stored_files: dict[str, StoredFile] = field(default_factory=dict)  # by file_id
+    next_file_number: int = 1
     callback_queries: dict[str, CallbackQueryState] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     send_log: list[SendRecord] = field(default_factory=list)

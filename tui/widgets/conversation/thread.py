@@ -16,6 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from dripper.inbox import EntryKind, ThreadEntry
+from dripper.media.folder import display_name
 from tui.text import literal
 
 # How a delivery state reads on screen, and its colour (plain Rich colours: works in any theme).
@@ -30,6 +31,7 @@ _STATE_STYLES = {
     "cancelled": "dim",
 }
 _STATE_HINTS = {"uncertain": " (may not have arrived)"}
+_PLACES = ("location", "venue", "contact")  # attachments that are no file
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,7 @@ def render_entry(
         )
         extras: list[Text | str] = [Text(f"⚑ {flag}", style="bold red") for flag in entry.flags]
         if entry.attachments:
-            plural = "s" if entry.attachments != 1 else ""
-            extras.append(Text(f"+{entry.attachments} attachment{plural}", style="dim"))
+            extras.append(Text(attachments_line(entry), style="dim"))
         head = _meta(learner, when, channel, answers, *extras)
         classes = "entry entry-in"
     elif kind is EntryKind.TRAINER:
@@ -125,6 +126,17 @@ def render_entry(
     text.append("\n")
     text.append_text(literal(entry.body))
     return ShownEntry(text, classes)
+
+
+def attachments_line(entry: ThreadEntry) -> str:
+    """ "📎 photo.jpg, voice.ogg (o opens)": the files by name, "+1 place" for the rest."""
+    names = [display_name(a) for a in entry.files if a.get("kind") not in _PLACES]
+    places = entry.attachments - len(names)
+    parts = names[:3] + ([f"+{len(names) - 3} more"] if len(names) > 3 else [])
+    if places > 0:
+        parts.append(f"+{places} place{'s' if places != 1 else ''}")
+    hint = " (o opens)" if names else ""
+    return "📎 " + ", ".join(parts) + hint
 
 
 class EntryView(Static):
