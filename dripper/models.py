@@ -116,7 +116,8 @@ class TrainerNotice(Model):
     trainer: fields.ForeignKeyRelation[Trainer] = fields.ForeignKeyField(
         "models.Trainer", related_name="notices", on_delete=fields.CASCADE
     )
-    kind = fields.CharField(max_length=16, default="notice", db_default="notice")  # or "digest"
+    # "notice" (learner messages), "digest", or "answer" (the bot's answer in the trainer chat)
+    kind = fields.CharField(max_length=16, default="notice", db_default="notice")
     channel = fields.CharEnumField(Channel, max_length=16)
     body = fields.TextField()  # Markdown
     subject = fields.CharField(max_length=200, default="")

@@ -43,7 +43,8 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: Im
 
     One learner blocks the bot after a week (the drip continues by email), one address bounces
     (the drip continues on Telegram), one replies by email, one is away and her mailbox answers
-    with an out-of-office note. Then the trainers' dashboard opens on the inbox: answer a
+    with an out-of-office note. The trainer hears of each learner message in her own Telegram
+    chat and answers one from there. Then the trainers' dashboard opens on the inbox: answer a
     learner and watch the answer arrive in their chat or mailbox (q quits, then the summary is
     printed). Nothing leaves this machine and nothing is kept.
     """
@@ -89,13 +90,22 @@ def demo_cmd(headless: bool, as_json: bool, curricula_dir: Path | None, imap: Im
     )
     _echo_email(summary["email"])
     click.echo("Quiz answers: " + ", ".join(f"{n} {k}" for k, n in summary["quiz_answers"].items()))
+    chat = summary["trainer_chat"]
+    click.echo(
+        f"\nThe trainer's own Telegram chat got {chat['notifications']} notifications of "
+        f"learner messages and {chat['digests']} morning digests."
+    )
     answer = summary["trainer_answer"]
     if answer.get("arrived_in_chat"):
         click.echo(
-            f"\n{answer['learner']} asked: {answer['question']}\n"
-            f"The trainer answered: {answer['answer']}\n"
+            f"{answer['learner']} asked: {answer['question']}\n"
+            f"The trainer replied to the notification in her chat: {answer['answer']}\n"
             f"... and it arrived in {answer['learner']}'s Telegram chat."
         )
+    if summary["channel_changes"]:
+        click.echo("Channel changes, as the conversations show them:")
+        for line in summary["channel_changes"]:
+            click.echo(f"  {line}")
     click.echo("\nReachability at the end:")
     for row in summary["reachability"]:
         click.echo(

@@ -9,8 +9,10 @@ aiohttp transport, aiosmtplib, and the IMAP poller with IDLE. One learner blocks
 half-way (the drip continues by email), one address bounces (the learner is marked unreachable
 and the drip continues on Telegram). The Telegram learners tap answers under quizzes and
 check-ins and write back to questions; an email learner replies to questions and quizzes by
-email, another one's mailbox sends an out-of-office auto-reply. At the end the trainer answers
-one question and the answer is shown arriving in that learner's chat.
+email, another one's mailbox sends an out-of-office auto-reply. The trainer has connected her
+own Telegram chat: she hears of each learner message there and gets a digest each morning. At
+the end she answers one question by replying to its notification in her chat, and the answer
+is shown arriving in that learner's chat.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from dripper.demo.mail import (
 from dripper.engine.dispatcher import DispatcherSettings
 from dripper.engine.worker import Worker
 from dripper.enrollments.enroll import enroll
-from dripper.inbox import reply_to_learner
 from dripper.inbox.canned import EXAMPLE_CANNED_REPLIES
 from dripper.models import Channel as ChannelName
 from dripper.models import (
@@ -56,11 +57,13 @@ from dripper.models import (
     DeliveryState,
     Learner,
     Message,
-    MessageDirection,
+    TrainerNotice,
 )
 from dripper.sandbox import TelegramEmulator, start_server
 from dripper.sandbox.smtp import SmtpSink
 from dripper.store import status
+from dripper.store.reach import reach_events
+from dripper.trainers.roster import add_trainer, invite_token
 
 DEMO_TOKEN = "1000000001:SANDBOX-dripper-demo-token"
 COURSE_END = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # a Friday, 17:00 in Berlin
@@ -91,6 +94,7 @@ LEARNERS = (
     DemoLearner("Ana", "Souza", "America/Sao_Paulo", "ana@example.com", None, "Support", "María"),
 )
 BLOCKS_THE_BOT = 7004  # Liam blocks the bot after the first week
+TRAINER, TRAINER_CHAT = "trainer", 7100  # the trainer's handle and her own Telegram chat
 BOUNCES = "priya@bounce.example.com"
 WRITES_BY_EMAIL = EmailLearner("José", "García", "jose@example.com")
 ON_HOLIDAY = EmailLearner("Ana", "Souza", "ana@example.com")  # from the third week
@@ -186,31 +190,64 @@ async def _summary(emulator: TelegramEmulator, sink: SmtpSink) -> dict[str, Any]
     }
 
 
-async def _trainer_answers(
-    emulator: TelegramEmulator, worker: Worker, clock: ManualClock
-) -> dict[str, Any]:
-    """The trainer answers the first question a learner wrote on Telegram; the answer goes out
-    through the dispatcher and is shown arriving in that learner's chat."""
-    question = (
-        await Message.filter(direction=MessageDirection.INBOUND, channel=ChannelName.TELEGRAM)
-        .filter(body__contains="?")
-        .order_by("id")
-        .first()
-    )
-    if question is None:
-        return {"sent": False}
-    conversation = await Conversation.get(id=question.conversation_id)  # type: ignore[attr-defined]
+async def _trainer_joins(emulator: TelegramEmulator, worker: Worker) -> None:
+    """The trainer connects her own Telegram chat with the bot (`dripper trainers invite`):
+    from now on she hears of every learner message there, and gets a digest each morning."""
+    assert worker.telegram is not None
+    trainer, _ = await add_trainer(TRAINER, name="Tess Trainer", timezone="Europe/Berlin")
+    emulator.create_user(TRAINER_CHAT, "Tess", "Trainer")
+    emulator.start(DEMO_TOKEN, TRAINER_CHAT, invite_token(DEMO_KEY, trainer))
+    await worker.telegram.run_until_idle()
+
+
+async def _trainer_answers(emulator: TelegramEmulator, worker: Worker) -> dict[str, Any]:
+    """The trainer answers the first question a learner wrote on Telegram from her own chat:
+    she replies to the notification about it, and the answer is shown arriving in the
+    learner's chat."""
+    assert worker.telegram is not None
+    notices = await TrainerNotice.filter(kind="notice", sent=True).order_by("id")
+    for notice in notices:
+        if len(notice.conversations) != 1 or notice.telegram_message_id is None:
+            continue
+        question = (
+            await Message.filter(id__in=notice.messages, channel=ChannelName.TELEGRAM)
+            .filter(body__contains="?")
+            .first()
+        )
+        if question is not None:
+            break
+    else:
+        return {"arrived_in_chat": False}
+    conversation = await Conversation.get(id=notice.conversations[0])
     learner = await Learner.get(id=conversation.learner_id)  # type: ignore[attr-defined]
     text = f"Good question, {learner.first_name}! I'll show you in our follow-up call on Friday."
-    await reply_to_learner(conversation.id, text, clock.now())
+    emulator.send_text(
+        DEMO_TOKEN, TRAINER_CHAT, text, reply_to_message_id=notice.telegram_message_id
+    )
+    await worker.telegram.run_until_idle()
     await worker.dispatcher.run_until_idle()
     chat = learner.telegram_chat_id or 0
     arrived = any(m.get("text") == text for m in emulator.messages(DEMO_TOKEN, chat))
     return {
         "learner": learner.first_name,
         "question": question.body,
+        "notification": notice.body,
         "answer": text,
+        "answered_from": "the trainer's Telegram chat, replying to the notification",
         "arrived_in_chat": arrived,
+    }
+
+
+async def _trainer_chat(emulator: TelegramEmulator) -> dict[str, int]:
+    """What the trainer's own chat received: notifications, digests, the bot's answers."""
+    kinds = Counter(
+        str(kind)
+        for kind in await TrainerNotice.filter(sent=True).values_list("kind", flat=True)
+    )
+    return {
+        "messages": len(emulator.messages(DEMO_TOKEN, TRAINER_CHAT)),
+        "notifications": kinds.get("notice", 0),
+        "digests": kinds.get("digest", 0),
     }
 
 
@@ -350,7 +387,7 @@ async def _play(
                     delivering = Delivering(emulator, sink, worker)
                     await dashboard(
                         url,
-                        trainer="trainer",
+                        trainer=TRAINER,
                         timezone="Europe/Berlin",
                         now=clock.now,
                         canned_replies=canned,
@@ -379,6 +416,7 @@ async def _play_weeks(
     receiving = Receiving(mailbox, DEMO_KEY, clock)
     await receiving.start()
     blocked: set[int] = set()
+    await _trainer_joins(emulator, worker)
     try:
         for hour in range(DAYS * 24):
             moment = COURSE_END + timedelta(hours=hour)
@@ -391,13 +429,18 @@ async def _play_weeks(
             if await by_email.act(moment):
                 await receiving.wait_stored(len(by_email.written))
             await worker.telegram.run_until_idle()
+            await worker.notifier.run_once()  # the trainer hears of new messages, and at 08:00
             if on_day is not None and hour % 24 == 0:
                 on_day(hour // 24, moment)
     finally:
         await receiving.stop()
-    answer = await _trainer_answers(emulator, worker, clock)
+    answer = await _trainer_answers(emulator, worker)
     summary = await _summary(emulator, sink)
     summary["learner_actions"] = dict(simulated.actions)
     summary["trainer_answer"] = answer
+    summary["trainer_chat"] = await _trainer_chat(emulator)
+    summary["channel_changes"] = [
+        f"{row['learner']}: {row['body']}" for row in await reach_events(COURSE_END)
+    ]
     summary["email"] = await email_summary(mailbox, by_email, receiving)
     return summary

@@ -38,7 +38,18 @@ def test_headless_demo_plays_the_drip_and_reports_the_blocked_and_bounced() -> N
     assert summary["inbox_messages"]["in"] > 10
     assert summary["quiz_answers"]["right"] > 0
     assert summary["quiz_answers"]["wrong"] > 0
-    assert summary["trainer_answer"]["arrived_in_chat"] is True
+    # The trainer heard of the learners' messages in her own chat, got her morning digests,
+    # and answered a question by replying to its notification there.
+    answer = summary["trainer_answer"]
+    assert answer["arrived_in_chat"] is True
+    assert answer["learner"] in answer["notification"] and "?" in answer["question"]
+    chat = summary["trainer_chat"]
+    assert chat["notifications"] > 5 and chat["digests"] > 5
+    assert chat["messages"] >= chat["notifications"] + chat["digests"] + 2  # welcome, "sent ✓"
+    changes = summary["channel_changes"]
+    assert any(c.startswith("Liam O'Connor: Telegram blocked on ") for c in changes), changes
+    assert any(c.startswith("Priya Raman: Email bounced on ") for c in changes), changes
+    assert all("continuing" in c for c in changes), changes
     expected = "dovecot" if dovecot_missing() is None else "embedded"
     assert_email_replies_reached_the_inbox(summary, expected)
 

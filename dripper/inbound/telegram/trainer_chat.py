@@ -249,6 +249,7 @@ class TrainerChat:
         if sent is not None:
             await TrainerNotice.create(
                 trainer_id=trainer.id,
+                kind="answer",
                 channel=Channel.TELEGRAM,
                 body=f"{name} {text}",
                 conversations=[conversation_id],
