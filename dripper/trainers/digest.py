@@ -287,8 +287,9 @@ def headline(digest: Digest) -> str:
     return " · ".join(parts) or "nothing waiting"
 
 
-def render(digest: Digest, *, markdown: bool = True) -> str:
-    """The digest as a message (Markdown) or as plain text for a terminal."""
+def render(digest: Digest, *, markdown: bool = True, by_email: bool = False) -> str:
+    """The digest as a message (Markdown; an email says where to answer, a Telegram message
+    how) or as plain text for a terminal."""
     esc = escape_markdown if markdown else (lambda text: text)
     bold = (lambda text: f"**{text}**") if markdown else (lambda text: text)
     now = digest.now
@@ -352,7 +353,9 @@ def render(digest: Digest, *, markdown: bool = True) -> str:
             f"{bold('Needs a look')}: {digest.flagged} received but not filed, "
             f"{digest.uncertain} deliveries that may not have arrived (dripper tui, F4)"
         )
-    if digest.unanswered and markdown:
+    if digest.unanswered and by_email:
+        parts.append("Answer them in `dripper tui`, or from your Telegram chat with the bot.")
+    elif digest.unanswered and markdown:
         parts.append(
             "To answer, reply to this message starting with the number, e.g. “#"
             f"{digest.unanswered[0].conversation_id} Thanks…”"

@@ -175,7 +175,7 @@ class Notifier:
                 trainer_id=trainer.id,
                 kind="digest",
                 channel=route,
-                body=render(digest),
+                body=render(digest, by_email=route is ChannelName.EMAIL),
                 subject=f"dripper digest: {headline(digest)}"[:200],
                 conversations=[u.conversation_id for u in digest.unanswered[:SHOWN]],
                 using_db=tx,

@@ -254,3 +254,21 @@ async def test_quiet_hours_hold_the_digest_and_nothing_waiting_sends_nothing(env
     await env.at(datetime(2026, 12, 6, 9, 0, tzinfo=COURSE_END.tzinfo))
     assert len(env.texts(TESS)) == before
     assert (await Trainer.get(id=tess.id)).digest_sent_on == "2026-12-06"
+
+
+async def test_a_trainer_without_telegram_gets_the_digest_by_email(env: Env) -> None:
+    await played(env)
+    await add_trainer("tom", name="Tom", email="tom@example.com", digest_at="07:00")
+    await env.pump()  # first seen on the day played: the first digest is the next morning's
+    assert not [m for m in env.sink.messages if "tom@example.com" in m.rcpt_tos]
+    await env.at(datetime(2026, 12, 5, 7, 0, tzinfo=COURSE_END.tzinfo))
+    mails = [m for m in env.sink.messages if "tom@example.com" in m.rcpt_tos]
+    digest = [m.message for m in mails if str(m.message["Subject"]).startswith("dripper digest")]
+    assert len(digest) == 1, [str(m.message["Subject"]) for m in mails]
+    assert str(digest[0]["Subject"]) == (
+        "dripper digest: 2 unanswered · 1 silent learner · 1 channel switch · 1 blocked bot"
+    )
+    body = digest[0].get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    assert "Silent (1)" in text and "Answer them in dripper tui" in text, text
+    assert "reply to this message" not in text  # an emailed reply would not reach anyone
