@@ -241,8 +241,7 @@ async def _trainer_answers(emulator: TelegramEmulator, worker: Worker) -> dict[s
 async def _trainer_chat(emulator: TelegramEmulator) -> dict[str, int]:
     """What the trainer's own chat received: notifications, digests, the bot's answers."""
     kinds = Counter(
-        str(kind)
-        for kind in await TrainerNotice.filter(sent=True).values_list("kind", flat=True)
+        str(kind) for kind in await TrainerNotice.filter(sent=True).values_list("kind", flat=True)
     )
     return {
         "messages": len(emulator.messages(DEMO_TOKEN, TRAINER_CHAT)),
