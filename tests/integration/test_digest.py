@@ -38,8 +38,7 @@ from dripper.trainers.digest import Digest, gather, render
 from dripper.trainers.notifier import Notifier
 from dripper.trainers.roster import add_trainer, cohort_ids, invite_token
 from tests.fixtures.sandboxes import smtp_sandbox, telegram_sandbox
-from tests.fixtures.telegram_data import COURSE_END, KEY, TOKEN
-from tests.integration.test_telegram_inbound import checked
+from tests.fixtures.telegram_data import COURSE_END, KEY, TOKEN, checked
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
 os.environ["PTB_TIMEDELTA"] = "1"

@@ -28,9 +28,8 @@ from dripper.models import Channel, InboundItem, Learner, Message, MessageDirect
 from dripper.sandbox import TelegramEmulator
 from dripper.store.media import fetch_mark
 from tests.fixtures.sandboxes import telegram_sandbox
-from tests.fixtures.telegram_data import ANN, COURSE_END, KEY, TOKEN
+from tests.fixtures.telegram_data import ANN, COURSE_END, KEY, TOKEN, checked
 from tests.fixtures.waiting import until_shown
-from tests.integration.test_telegram_inbound import checked
 from tui.app import DripperApp
 from tui.screens.conversation import ConversationScreen
 from tui.screens.inbox import InboxScreen

@@ -19,8 +19,6 @@ import pytest
 
 from dripper.channels.telegram.channel import TelegramChannel
 from dripper.clock import ManualClock
-from dripper.curriculum.checks import CheckResult, check_source
-from dripper.curriculum.source import parse_source
 from dripper.engine.dispatcher import Dispatcher, DispatcherSettings
 from dripper.enrollments.enroll import enroll
 from dripper.errors import DripperError
@@ -55,54 +53,11 @@ from dripper.models import (
 )
 from dripper.sandbox import TelegramEmulator
 from tests.fixtures.sandboxes import telegram_sandbox
-from tests.fixtures.telegram_data import ANN, COURSE_END, KEY, TOKEN
+from tests.fixtures.telegram_data import ANN, COURSE_END, KEY, TOKEN, checked
 from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
 os.environ["PTB_TIMEDELTA"] = "1"
-
-CURRICULUM = """\
-id: learn
-title: Learn
-send_window:
-  send_at: "* * * * *"
-  spread: 0m
-steps:
-  - id: ask
-    after: 1m
-    kind: question
-    text: What did you try?
-    remind_after: 1d
-  - id: quiz
-    after: 2m
-    kind: quiz
-    text: "Which formula finds an **exact** match?"
-    options: ["=XLOOKUP(...)", "=VLOOKUP(..., TRUE)", "=SUM(...)"]
-    correct: "=XLOOKUP(...)"
-    explanation: "XLOOKUP matches exactly by default, {{ learner.first_name }}."
-    reask_after: 3d
-    retire_after: 2
-    remind_after: 1d
-  - id: multi
-    after: 3m
-    kind: quiz
-    text: Pick the lookups
-    options: [XLOOKUP, SUM, VLOOKUP]
-    correct: [XLOOKUP, VLOOKUP]
-    multiple: true
-  - id: pulse
-    after: 4m
-    kind: checkin
-    text: Did you use a pivot table?
-    buttons: ["Yes", "Once", "Not yet"]
-    remind_after: 1d
-"""
-
-
-def checked() -> CheckResult:
-    result = check_source(parse_source(CURRICULUM, "learn.yaml"))
-    assert result.curriculum is not None, result.problems
-    return result
 
 
 @dataclass

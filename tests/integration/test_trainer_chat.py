@@ -37,8 +37,7 @@ from dripper.sandbox import TelegramEmulator
 from dripper.trainers.notifier import Notifier
 from dripper.trainers.roster import QuietHours, add_trainer, invite_token
 from tests.fixtures.sandboxes import smtp_sandbox, telegram_sandbox
-from tests.fixtures.telegram_data import COURSE_END, KEY, TOKEN
-from tests.integration.test_telegram_inbound import checked
+from tests.fixtures.telegram_data import COURSE_END, KEY, TOKEN, checked
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
 os.environ["PTB_TIMEDELTA"] = "1"
