@@ -4,7 +4,8 @@ Two trainers, added and invited with the real command line: Tess follows every c
 another one. A Telegram learner and an email learner write; Tess's own chat gets each
 notification within the batching delay, Tom's gets none; Tess replies to each notification in
 Telegram, and the answer reaches the learner on the learner's own channel (a Telegram message,
-a threaded email), filed as Tess's reply where the dashboard reads it.
+a threaded email), filed as Tess's reply where the dashboard reads it. A photo Lena sends is
+downloaded into the media folder beside the database.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from base64 import b64encode
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -35,6 +37,7 @@ TOKEN = "7171:PRESENCE-run"
 LENA, TESS, TOM = 1101, 1201, 1202
 BATCH_S = 5
 KEY = "presence-run-key-0123456789abcdef"
+PHOTO = b"\xff\xd8\xff\xe0" + b"desk" * 500
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> str:
@@ -135,6 +138,15 @@ async def test_a_trainer_hears_of_each_message_and_answers_from_telegram(
         )
         await chat_says(LENA, "It's on the course page, Lena.", "Tess's answer reaches Lena")
         await chat_says(TESS, "Lena gets your answer on Telegram", "Tess told it went out")
+        # Lena sends a photo: `dripper run` keeps it in the media folder beside the database.
+        emulator.send_photo(TOKEN, LENA, caption="My desk", content_b64=b64encode(PHOTO).decode())
+
+        async def photo_kept() -> bool:
+            assert run.returncode is None, log.read_text(errors="replace")
+            kept = (tmp_path / "media").rglob("*photo.jpg")
+            return any(path.read_bytes() == PHOTO for path in kept)
+
+        await eventually(photo_kept, seconds=45, message="Lena's photo in the media folder")
         # Eva answers the emailed step by email: Tess hears, answers, Eva gets a threaded email.
 
         async def step_mailed() -> bool:
