@@ -45,17 +45,17 @@ TINY_EDITED = TINY.replace("id: hello", "id: hello-again")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, empty database of either backend."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "empty_pg_url"
+def migrated_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database of either backend, not yet open."""
+    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "migrated_pg_url"
     url: str = request.getfixturevalue(fixture)
     return url
 
 
 @pytest.fixture
-async def scene(empty_url: str) -> AsyncIterator[Scene]:
+async def scene(migrated_url: str) -> AsyncIterator[Scene]:
     """The scene in a fresh database of either backend, open for the test."""
-    async with open_db(empty_url):
+    async with open_db(migrated_url):
         yield await build_scene()
 
 
@@ -305,15 +305,15 @@ def _report(url: str, *args: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def scene_file(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def scene_file(migrated_sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)
 
     async def build() -> None:
-        async with open_db(sqlite_url):
+        async with open_db(migrated_sqlite_url):
             await build_scene()
 
     asyncio.run(build())
-    return sqlite_url
+    return migrated_sqlite_url
 
 
 def test_report_csv_has_a_header_and_rates_with_three_decimals(scene_file: str) -> None:

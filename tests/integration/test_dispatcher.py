@@ -321,10 +321,10 @@ async def test_cohort_move_recomputes_unsent_steps(env: Env) -> None:
 
 
 @pytest.fixture
-async def pg_env(empty_pg_url: str) -> AsyncIterator[Env]:
+async def pg_env(migrated_pg_url: str) -> AsyncIterator[Env]:
     from dripper.db import open_db
 
-    async with open_db(empty_pg_url), served(TelegramEmulator(tokens=[TOKEN])) as ready:
+    async with open_db(migrated_pg_url), served(TelegramEmulator(tokens=[TOKEN])) as ready:
         yield ready
 
 
@@ -484,11 +484,11 @@ async def test_a_live_workers_claims_are_renewed_not_recovered(env: Env) -> None
 
 
 @pytest.fixture
-async def pg_url_and_env(empty_pg_url: str) -> AsyncIterator[tuple[str, Env]]:
+async def pg_url_and_env(migrated_pg_url: str) -> AsyncIterator[tuple[str, Env]]:
     from dripper.db import open_db
 
-    async with open_db(empty_pg_url), served(TelegramEmulator(tokens=[TOKEN])) as ready:
-        yield empty_pg_url, ready
+    async with open_db(migrated_pg_url), served(TelegramEmulator(tokens=[TOKEN])) as ready:
+        yield migrated_pg_url, ready
 
 
 @pytest.mark.postgres

@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -67,13 +65,10 @@ ANN_CHAT = 5_151_001
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest) -> str:
     """A migrated database of either backend, not yet open."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("empty_pg_url"))
-    path = tmp_path / "dripper.sqlite3"
-    shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), path)
-    return f"sqlite:///{path}"
+    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "migrated_pg_url"
+    return str(request.getfixturevalue(fixture))
 
 
 @pytest.fixture

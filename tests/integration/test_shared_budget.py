@@ -22,9 +22,9 @@ KEY = "telegram:4242"
 
 
 @pytest.fixture
-async def pg(empty_pg_url: str) -> AsyncIterator[str]:
-    async with open_db(empty_pg_url):
-        yield empty_pg_url
+async def pg(migrated_pg_url: str) -> AsyncIterator[str]:
+    async with open_db(migrated_pg_url):
+        yield migrated_pg_url
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:

@@ -7,7 +7,6 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,10 +41,10 @@ POISON: list[tuple[str, dict[str, Any], str]] = [
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'poison.sqlite3'}"
-    url: str = request.getfixturevalue("empty_pg_url")
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database of either backend, not yet open."""
+    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "migrated_pg_url"
+    url: str = request.getfixturevalue(fixture)
     return url
 
 
