@@ -113,10 +113,10 @@ async def _final_states(url: str) -> list[Delivery]:
 
 
 async def test_kill_9_mid_batch_then_restart_sends_each_delivery_once(
-    tmp_path: Path, emulator: tuple[TelegramEmulator, str]
+    tmp_path: Path, emulator: tuple[TelegramEmulator, str], migrated_sqlite_url: str
 ) -> None:
     emu, api_url = emulator
-    url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    url = migrated_sqlite_url
     await _setup(url, emu)
     total = LEARNERS * STEPS
 
@@ -159,10 +159,10 @@ async def test_kill_9_mid_batch_then_restart_sends_each_delivery_once(
 
 
 async def test_sigterm_finishes_in_flight_sends_and_leaves_no_claims(
-    tmp_path: Path, emulator: tuple[TelegramEmulator, str]
+    tmp_path: Path, emulator: tuple[TelegramEmulator, str], migrated_sqlite_url: str
 ) -> None:
     emu, api_url = emulator
-    url = f"sqlite:///{tmp_path / 'term.sqlite3'}"
+    url = migrated_sqlite_url
     await _setup(url, emu)
     run = await _start_run(url, api_url, tmp_path)
     await eventually(

@@ -183,10 +183,10 @@ async def emulator() -> AsyncIterator[tuple[TelegramEmulator, str]]:
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
 async def test_killed_three_times_on_sqlite_every_delivery_arrives(
-    tmp_path: Path, emulator: tuple[TelegramEmulator, str], round_: int
+    tmp_path: Path, emulator: tuple[TelegramEmulator, str], migrated_sqlite_url: str, round_: int
 ) -> None:
     emu, api_url = emulator
-    url = f"sqlite:///{tmp_path / 'kill.sqlite3'}"
+    url = migrated_sqlite_url
     seed = random.randrange(1 << 30)
     print(f"seed {seed}")
     async with open_db(url):
@@ -199,13 +199,13 @@ async def test_killed_three_times_on_sqlite_every_delivery_arrives(
 @pytest.mark.postgres
 @pytest.mark.parametrize("round_", range(ROUNDS))
 async def test_three_workers_killed_on_postgresql_every_delivery_arrives(
-    tmp_path: Path, emulator: tuple[TelegramEmulator, str], empty_pg_url: str, round_: int
+    tmp_path: Path, emulator: tuple[TelegramEmulator, str], migrated_pg_url: str, round_: int
 ) -> None:
     emu, api_url = emulator
     seed = random.randrange(1 << 30)
     print(f"seed {seed}")
-    async with open_db(empty_pg_url):
-        await _prepare(empty_pg_url, emu)
-        game = Round(empty_pg_url, api_url, emu, tmp_path, workers=3)
+    async with open_db(migrated_pg_url):
+        await _prepare(migrated_pg_url, emu)
+        game = Round(migrated_pg_url, api_url, emu, tmp_path, workers=3)
         kills, seen = await _play(game, random.Random(seed))
         await _check(game, kills, seen, f"postgresql round {round_}")

@@ -44,7 +44,9 @@ def _unsubscribe_url(header: str) -> str:
     return urls[0]
 
 
-async def test_signed_mail_and_one_click_unsubscribe_from_a_real_run(tmp_path: Path) -> None:
+async def test_signed_mail_and_one_click_unsubscribe_from_a_real_run(
+    tmp_path: Path, migrated_sqlite_url: str
+) -> None:
     missing = chromium_missing()
     keygen = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -67,7 +69,7 @@ async def test_signed_mail_and_one_click_unsubscribe_from_a_real_run(tmp_path: P
     def dns(query: bytes, timeout: int = 5) -> bytes | None:
         return value[1].encode() if query.decode().rstrip(".") == name[1] else None
 
-    url = f"sqlite:///{tmp_path / 'run.sqlite3'}"
+    url = migrated_sqlite_url
     now = datetime.now(UTC)
     async with open_db(url):
         clicker = await Learner.create(first_name="Clara", email="clara@example.org")

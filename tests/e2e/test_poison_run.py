@@ -29,8 +29,10 @@ POISON_MAIL = (
 )
 
 
-async def test_run_serves_a_healthy_cohort_through_poison(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'poison.sqlite3'}"
+async def test_run_serves_a_healthy_cohort_through_poison(
+    tmp_path: Path, migrated_sqlite_url: str
+) -> None:
+    url = migrated_sqlite_url
     emulator = TelegramEmulator(tokens=[TOKEN])
     for user_id in (HEALTHY, BROKEN):
         emulator.create_user(user_id, f"U{user_id}")

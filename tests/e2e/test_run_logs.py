@@ -34,9 +34,9 @@ def _lines(log: Path) -> list[dict[str, Any]]:
 
 
 async def test_json_lines_for_each_delivery_and_each_message_without_texts(
-    tmp_path: Path,
+    tmp_path: Path, migrated_sqlite_url: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'logs.sqlite3'}"
+    url = migrated_sqlite_url
     emulator = TelegramEmulator(tokens=[TOKEN])
     emulator.create_user(CHAT, "Lena")
     emulator.start(TOKEN, CHAT)

@@ -153,11 +153,11 @@ async def prepare(sandbox: Sandbox, learners: int, steps: int) -> None:
 
 
 async def test_three_workers_20000_deliveries_one_killed(
-    empty_pg_url: str, sandbox: Sandbox, tmp_path: Path
+    migrated_pg_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     learners, steps, rate = 10_000, 2, 1000
     total = learners * steps
-    url = empty_pg_url
+    url = migrated_pg_url
     emulator = sandbox.emulator
 
     async def a_third_sent() -> bool:
@@ -254,13 +254,13 @@ async def dispatchers(
 
 
 async def test_the_real_budget_holds_for_all_workers_together(
-    empty_pg_url: str, sandbox: Sandbox
+    migrated_pg_url: str, sandbox: Sandbox
 ) -> None:
     # 30 chats x 4 steps a minute apart: the workers take the steps in due order, so a chat's
     # next message comes about 30 messages (about a second) later, often from another worker.
     learners, steps, rate = 30, 4, 30
     emulator = sandbox.emulator
-    async with open_db(empty_pg_url):
+    async with open_db(migrated_pg_url):
         await prepare(sandbox, learners, steps)
         with no_collection_pauses():
             async with dispatchers(sandbox.api_url, 3, rate) as workers:
@@ -283,14 +283,14 @@ async def test_the_real_budget_holds_for_all_workers_together(
     assert max_per_chat_in_window(log) <= 1
 
 
-async def test_a_429_pauses_every_worker(empty_pg_url: str, sandbox: Sandbox) -> None:
+async def test_a_429_pauses_every_worker(migrated_pg_url: str, sandbox: Sandbox) -> None:
     learners, steps, rate = 30, 3, 30
     emulator = sandbox.emulator
 
     async def some_sent() -> bool:
         return len(emulator.send_log(TOKEN)) >= 20
 
-    async with open_db(empty_pg_url):
+    async with open_db(migrated_pg_url):
         await prepare(sandbox, learners, steps)
         with no_collection_pauses():
             async with dispatchers(sandbox.api_url, 3, rate):
