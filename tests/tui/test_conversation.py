@@ -666,15 +666,12 @@ async def test_going_back_refreshes_the_unread_mark_in_the_inbox(db: str) -> Non
 # ------------------------------------------------------------------ snapshots
 
 
-def _snapshot_database(tmp_path: Path) -> tuple[str, int]:
-    url = f"sqlite:///{tmp_path / 'snapshot.sqlite3'}"
-
-    async def populate() -> int:
+def _fill_snapshot_database(url: str) -> None:
+    async def populate() -> None:
         async with open_db(url):
-            _, conversation_id = await _learner_with_history()
-            return conversation_id
+            await _learner_with_history()
 
-    return url, asyncio.run(populate())
+    asyncio.run(populate())
 
 
 async def _open_first_conversation(pilot: Pilot[Any]) -> None:
@@ -700,8 +697,8 @@ async def _open_first_conversation(pilot: Pilot[Any]) -> None:
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_snapshot_of_the_conversation_screen(
-    snap_compare: Any, tmp_path: Path, size: tuple[int, int]
+    snap_compare: Any, migrated_sqlite_url: str, size: tuple[int, int]
 ) -> None:
-    url, _ = _snapshot_database(tmp_path)
-    app = DripperApp(_config(url), open_database=True)
+    _fill_snapshot_database(migrated_sqlite_url)
+    app = DripperApp(_config(migrated_sqlite_url), open_database=True)
     assert snap_compare(app, terminal_size=size, run_before=_open_first_conversation)

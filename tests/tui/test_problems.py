@@ -4,9 +4,11 @@ real SQLite database."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,8 +190,10 @@ def test_every_problems_binding_has_an_id_and_a_description() -> None:
 
 
 @pytest.fixture(scope="module")
-def problems_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('problems') / 'dripper.sqlite3'}"
+def problems_url(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_file: Path) -> str:
+    path = tmp_path_factory.mktemp("problems") / "dripper.sqlite3"
+    shutil.copyfile(migrated_sqlite_file, path)
+    url = f"sqlite:///{path}"
 
     async def fill() -> None:
         async with open_db(url):

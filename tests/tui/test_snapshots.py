@@ -7,6 +7,7 @@ ages and times are stable. `pytest --snapshot-update` rewrites them after an int
 from __future__ import annotations
 
 import asyncio
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,9 @@ async def _fill(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def inbox_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def inbox_url(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_file: Path) -> str:
     path: Path = tmp_path_factory.mktemp("snapshots") / "dripper.sqlite3"
+    shutil.copyfile(migrated_sqlite_file, path)
     url = f"sqlite:///{path}"
     asyncio.run(_fill(url))
     return url

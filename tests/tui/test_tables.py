@@ -10,6 +10,7 @@ widgets are checked. Snapshots show the screens at 80x24 (and the learners at 12
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -642,8 +643,9 @@ async def _fill_snapshot_db(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def scene_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def scene_url(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_file: Path) -> str:
     path: Path = tmp_path_factory.mktemp("tables") / "dripper.sqlite3"
+    shutil.copyfile(migrated_sqlite_file, path)
     url = f"sqlite:///{path}"
     asyncio.run(_fill_snapshot_db(url))
     return url
