@@ -24,13 +24,22 @@ Aiko Tanaka,aiko@example.com,,Asia/Tokyo,Marketing,Anna
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def new_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A trainer's directory, the current one, with the curricula and a learners file: the
+    first command creates and migrates the database there (dripper.sqlite3 by default)."""
     shutil.copytree(REPO / "curricula", tmp_path / "curricula")
     (tmp_path / "learners.csv").write_text(LEARNERS, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     for name in ("DRIPPER_CONFIG", "DRIPPER_DATABASE_URL", "DRIPPER_TELEGRAM_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     yield tmp_path
+
+
+@pytest.fixture
+def workdir(new_workdir: Path, migrated_sqlite_file: Path) -> Path:
+    """`new_workdir` with its database already migrated (migrating takes a second)."""
+    shutil.copyfile(migrated_sqlite_file, new_workdir / "dripper.sqlite3")
+    return new_workdir
 
 
 def dripper(*args: str) -> Result:
@@ -50,7 +59,7 @@ def enroll_excel(course_end: str = "2026-12-04 17:00") -> Result:
     )
 
 
-def test_enroll_imports_the_csv_and_is_idempotent(workdir: Path) -> None:
+def test_enroll_imports_the_csv_and_is_idempotent(new_workdir: Path) -> None:
     first = enroll_excel()
     assert first.exit_code == 0, first.output
     assert "3 enrolled, 0 already enrolled, 0 rejected" in first.output

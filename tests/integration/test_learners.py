@@ -268,12 +268,20 @@ async def test_thousands_of_rows_import_in_batches(db: str) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def first_use_cli(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The commands in tmp_path on a database file not yet there: the first creates and
+    migrates it."""
     monkeypatch.chdir(tmp_path)
     for name in ("DRIPPER_CONFIG", "DRIPPER_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DRIPPER_DATABASE_URL", sqlite_url)
     return CliRunner()
+
+
+@pytest.fixture
+def cli(first_use_cli: CliRunner, migrated_sqlite_url: str) -> CliRunner:
+    """The commands in tmp_path on a migrated database (migrating takes a second)."""
+    return first_use_cli
 
 
 def run(cli: CliRunner, *args: str) -> Result:
@@ -360,7 +368,10 @@ def test_cli_rejected_rows_exit_1_but_valid_rows_are_imported(
     assert len(listed(cli)) == 3
 
 
-def test_cli_dry_run_writes_nothing(cli: CliRunner, tmp_path: Path, sqlite_url: str) -> None:
+def test_cli_dry_run_writes_nothing(
+    first_use_cli: CliRunner, tmp_path: Path, sqlite_url: str
+) -> None:
+    cli = first_use_cli
     (tmp_path / "learners.csv").write_text(ROSTER, encoding="utf-8")
     result = run(cli, "learners", "import", "--dry-run", "learners.csv")
     assert result.exit_code == 0, result.output
@@ -401,8 +412,8 @@ def test_cli_list_does_not_interpret_learner_text_as_markup(cli: CliRunner, tmp_
     assert result.stdout.rstrip().endswith("1 learner")
 
 
-def test_cli_list_json_on_an_empty_database(cli: CliRunner) -> None:
-    assert listed(cli) == []
+def test_cli_list_json_on_an_empty_database(first_use_cli: CliRunner) -> None:
+    assert listed(first_use_cli) == []
 
 
 def test_init_writes_files_that_load_and_import(cli: CliRunner, tmp_path: Path) -> None:
@@ -474,11 +485,11 @@ def test_init_refuses_to_overwrite_without_force(cli: CliRunner, tmp_path: Path)
     assert (tmp_path / "curricula" / "my-course.yaml").read_text() == "# my own drip\n"
 
 
-def test_import_with_the_db_open_in_the_same_task(sqlite_url: str) -> None:
+def test_import_with_the_db_open_in_the_same_task(migrated_sqlite_url: str) -> None:
     """import_learners needs only an open_db block in the calling coroutine."""
 
     async def scenario() -> int:
-        async with open_db(sqlite_url):
+        async with open_db(migrated_sqlite_url):
             await import_learners(parse(EXAMPLE_CSV).rows)
             return await Learner.all().count()
 
