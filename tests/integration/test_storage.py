@@ -126,7 +126,10 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_busy_timeout(db: st
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_sqlite_busy_timeout_can_be_set_in_the_url(tmp_path: Path) -> None:
+async def test_sqlite_busy_timeout_can_be_set_in_the_url(
+    tmp_path: Path, migrated_sqlite_file: Path
+) -> None:
+    shutil.copyfile(migrated_sqlite_file, tmp_path / "x.sqlite3")
     url = f"sqlite:///{tmp_path / 'x.sqlite3'}?busy_timeout=1234"
     async with open_db(url):
         rows = await connection().execute_query_dict("PRAGMA busy_timeout")
@@ -150,8 +153,8 @@ async def _delivery(learner: Learner, key: str) -> Delivery:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_url(request: pytest.FixtureRequest) -> str:
-    """A database of either backend; the PostgreSQL one is shared by the session."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    """A migrated database of either backend; the PostgreSQL one is shared by the session."""
+    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(fixture)
     return url
 
@@ -335,9 +338,9 @@ async def test_auto_migrate_false_refuses_an_empty_database(sqlite_url: str) -> 
             pass
 
 
-async def test_connections_are_closed_when_the_body_raises(sqlite_url: str) -> None:
+async def test_connections_are_closed_when_the_body_raises(migrated_sqlite_url: str) -> None:
     with pytest.raises(RuntimeError, match="boom"):
-        async with open_db(sqlite_url):
+        async with open_db(migrated_sqlite_url):
             raise RuntimeError("boom")
     assert get_current_context() is None
 
