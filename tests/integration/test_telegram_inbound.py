@@ -651,7 +651,7 @@ async def test_a_second_poller_on_the_token_is_reported(env: Env) -> None:
 
 
 def test_invites_command_prints_links_and_writes_csv(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any, migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from click.testing import CliRunner
 
@@ -659,7 +659,7 @@ def test_invites_command_prints_links_and_writes_csv(
     from dripper.cli.invites import invites_cmd
     from dripper.db import open_db
 
-    url = f"sqlite:///{tmp_path / 'invites.sqlite3'}"
+    url = migrated_sqlite_url
 
     async def setup() -> list[Learner]:
         async with open_db(url):
