@@ -87,18 +87,21 @@ class Trainer(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     # The trainer's own chat with the bot, bound by `dripper trainers invite`: never a learner's.
     telegram_chat_id = fields.BigIntField(null=True, unique=True)
-    invite_serial = fields.IntField(default=0)  # bumped when an invite is used: single use
+    invite_serial = fields.IntField(
+        default=0, db_default=0
+    )  # bumped when an invite is used: single use
     # Local "HH:MM" times: no notifications from quiet_start to quiet_end (may span midnight).
     quiet_start = fields.CharField(max_length=5, null=True)
     quiet_end = fields.CharField(max_length=5, null=True)
-    follows: fields.Field[list[int]] = fields.JSONField(default=list)  # cohort ids; [] = all
-    notify = fields.BooleanField(default=True)
+    # cohort ids; [] = all
+    follows: fields.Field[list[int]] = fields.JSONField(default=list, db_default="[]")
+    notify = fields.BooleanField(default=True, db_default=True)
     # Learner messages up to this id have been announced (or passed over) for this trainer.
-    notified_upto = fields.IntField(default=0)
+    notified_upto = fields.IntField(default=0, db_default=0)
     last_notice_at = fields.DatetimeField(null=True)
     # The daily digest: the local time it goes out ("08:00", None: no digest), and the local
     # date it last went out (a guarded UPDATE claims each day once).
-    digest_at = fields.CharField(max_length=5, null=True, default="08:00")
+    digest_at = fields.CharField(max_length=5, null=True, default="08:00", db_default="08:00")
     digest_sent_on = fields.CharField(max_length=10, null=True)
 
     class Meta:

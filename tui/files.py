@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dripper.inbox import EntryKind, ThreadEntry
-from dripper.media.folder import MediaFolder, display_name, human_size, safe_name
+from dripper.media.folder import MediaFolder, display_name, human_size, is_file, safe_name
+from tui.text import clean
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,8 @@ def sent_files(entries: Sequence[ThreadEntry]) -> list[SentFile]:
         if entry.kind is not EntryKind.LEARNER or entry.message_id is None:
             continue
         for attachment in entry.files:
-            if attachment.get("kind") in ("location", "venue", "contact"):
-                continue
-            found.append(_sent_file(entry.message_id, attachment))
+            if is_file(attachment):
+                found.append(_sent_file(entry.message_id, attachment))
     return list(reversed(found))
 
 
@@ -56,7 +56,7 @@ def _sent_file(message_id: int, attachment: Mapping[str, Any]) -> SentFile:
         why = "still downloading (`dripper run` fetches it)"
     return SentFile(
         message_id,
-        display_name(attachment),
+        clean(display_name(attachment), one_line=True),  # the learner chose the name
         str(stored) if stored else None,
         int(attachment["stored_size"]) if attachment.get("stored_size") else None,
         str(why) if why else None,

@@ -64,7 +64,7 @@ from dripper.store.outbox import (
     release,
     renew_leases,
 )
-from dripper.store.reach import Unreachable, found_unreachable
+from dripper.store.reach import Unreachable, found_unreachable, other_channel
 from dripper.tokens import reply_token, unsubscribe_token
 
 # How often finished enrollments are marked completed (one statement over all of them).
@@ -609,22 +609,22 @@ class Dispatcher:
                 reached=(row.learner_id, channel.value),
             )
         if kind is SendOutcome.UNREACHABLE:
-            other = ChannelName.EMAIL if channel is ChannelName.TELEGRAM else ChannelName.TELEGRAM
-            has_other = other in self.channels and (
-                bool(row.email) and row.email_status != "unreachable"
-                if other is ChannelName.EMAIL
-                else row.telegram_chat_id is not None and row.telegram_status != "unreachable"
+            other = other_channel(
+                channel,
+                email=row.email,
+                email_status=row.email_status,
+                telegram_chat_id=row.telegram_chat_id,
+                telegram_status=row.telegram_status,
+                available=self.channels,
             )
-            if has_other:
+            if other is not None:
                 reason = f"{result.error}; continuing by {other.value}"
                 outcome = Outcome(
                     row.id, DeliveryState.PENDING, available_at=now, last_error=reason
                 )
             else:
                 outcome = Outcome(row.id, DeliveryState.FAILED, last_error=result.error)
-            event = found_unreachable(
-                row.learner_id, channel, result.error, other if has_other else None
-            )
+            event = found_unreachable(row.learner_id, channel, result.error, other)
             return _Pending(outcome, unreachable=event)
         if kind is SendOutcome.UNCERTAIN:
             # Retried once, then left uncertain. The channel and the message id are kept: the

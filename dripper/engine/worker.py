@@ -51,6 +51,7 @@ from dripper.inbound.web.unsubscribe import UnsubscribePages
 from dripper.media.fetcher import MediaFetcher
 from dripper.media.folder import MediaFolder
 from dripper.models import Channel as ChannelName
+from dripper.store.reach import sending_channels
 from dripper.trainers.notifier import Notifier
 
 NO_KEY_FOR_EMAIL = (
@@ -198,7 +199,7 @@ class Worker:
         if media_folder is not None and (self.telegram is not None or mail is not None):
             bot = telegram.bot if isinstance(telegram, TelegramChannel) else None
             self.media = MediaFetcher(
-                MediaFolder(media_folder), media_cap, bot, email=mail is not None
+                MediaFolder(media_folder), media_cap, bot, email=mail is not None, now=clock.now
             )
         self._listener = WakeListener(database_url, self.wake, on_inbound=self.reprocess)
 
@@ -283,6 +284,13 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive and send until `stop` is set; in-flight sends finish and are recorded."""
+        token = sending_channels.set(frozenset(self.channels))  # the receivers' tasks inherit it
+        try:
+            await self._run(stop)
+        finally:
+            sending_channels.reset(token)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         receiving: asyncio.Task[None] | None = None
         reading: asyncio.Task[None] | None = None
         notifying: asyncio.Task[None] | None = None
@@ -331,6 +339,13 @@ class Worker:
 
     async def run_once(self) -> None:
         """Receive what is waiting, then send everything due now, and return."""
+        token = sending_channels.set(frozenset(self.channels))
+        try:
+            await self._run_once()
+        finally:
+            sending_channels.reset(token)
+
+    async def _run_once(self) -> None:
         if self.telegram is not None:
             if self.webhook is not None:
                 await self.telegram.process_pending()  # Telegram posts; nothing to fetch

@@ -301,6 +301,10 @@ async def erase_learner(
     conversation_ids = list(
         await Conversation.filter(learner_id=learner_id).values_list("id", flat=True)
     )
+    # The files first: if that fails, nothing is erased yet and the erasure can be run again
+    # (afterwards the learner's address is gone). Again after the commit, for a download
+    # that finished in between.
+    files = media.erase_learner(learner_id) if media is not None else 0
     async with in_transaction() as tx:
         enrollments, cancelled = await cancel_enrollments(
             tx,
@@ -358,7 +362,11 @@ async def erase_learner(
                 updated_at=now,
             )
         )
-    files = media.erase_learner(learner_id) if media is not None else 0
+    if media is not None:
+        try:
+            files += media.erase_learner(learner_id)
+        except OSError:
+            log.exception("files of erased learner %d could not be deleted", learner_id)
     erasure = Erasure(
         learner_id,
         enrollments,

@@ -52,13 +52,23 @@ def display_name(attachment: Mapping[str, Any]) -> str:
     return default
 
 
+PLACE_KINDS = frozenset(("location", "venue", "contact"))  # attachments that are no file
+
+
+def is_file(attachment: Mapping[str, Any]) -> bool:
+    """A file, not a place or a contact (email attachments are always files)."""
+    return attachment.get("kind") not in PLACE_KINDS
+
+
 def safe_name(name: str) -> str:
+    """A file name of safe characters only, its extension kept: "отчёт.pdf" -> "file.pdf"."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]  # a path's last part only
     stem, dot, suffix = name.rpartition(".")
-    cleaned = _UNSAFE.sub("_", name).strip("._") or "file"
-    if len(cleaned) > NAME_LENGTH:
-        keep = _UNSAFE.sub("_", suffix)[:10] if dot and stem else ""
-        cleaned = cleaned[: NAME_LENGTH - len(keep) - 1] + ("." + keep if keep else "")
-    return cleaned
+    if not (dot and stem):
+        stem, suffix = name, ""
+    suffix = _UNSAFE.sub("", suffix)[:10]
+    stem = _UNSAFE.sub("_", stem).strip("._")[: NAME_LENGTH - len(suffix) - 1] or "file"
+    return f"{stem}.{suffix}" if suffix else stem
 
 
 class MediaFolder:

@@ -81,13 +81,16 @@ class Migration(migrations.Migration):
             model_name="Trainer",
             name="follows",
             field=fields.JSONField(
-                default=list, encoder=functools.partial(dumps, separators=(",", ":")), decoder=loads
+                default=list,
+                db_default="[]",
+                encoder=functools.partial(dumps, separators=(",", ":")),
+                decoder=loads,
             ),
         ),
         ops.AddField(
             model_name="Trainer",
             name="invite_serial",
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name="Trainer",
@@ -97,12 +100,12 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="Trainer",
             name="notified_upto",
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name="Trainer",
             name="notify",
-            field=fields.BooleanField(default=True),
+            field=fields.BooleanField(default=True, db_default=True),
         ),
         ops.AddField(
             model_name="Trainer",

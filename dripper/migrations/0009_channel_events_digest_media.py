@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="Trainer",
             name="digest_at",
-            field=fields.CharField(null=True, default="08:00", max_length=5),
+            field=fields.CharField(null=True, default="08:00", db_default="08:00", max_length=5),
         ),
         ops.AddField(
             model_name="Trainer",

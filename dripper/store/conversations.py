@@ -440,9 +440,13 @@ async def insert_seed_threads(
 
 
 async def conversation_ids(
-    tx: BaseDBAsyncClient, wanted: set[tuple[int, int | None]]
+    tx: BaseDBAsyncClient,
+    wanted: set[tuple[int, int | None]],
+    *,
+    new_status: ConversationStatus = ConversationStatus.OPEN,
 ) -> dict[tuple[int, int | None], int]:
-    """The conversation of each (learner, enrollment) pair, created where missing."""
+    """The conversation of each (learner, enrollment) pair, created where missing (with
+    `new_status`)."""
     found: dict[tuple[int, int | None], int] = {}
     enrollments = sorted({e for _, e in wanted if e is not None})
     if enrollments:
@@ -455,7 +459,7 @@ async def conversation_ids(
             found.setdefault((conversation.learner_id, None), conversation.id)  # type: ignore[attr-defined]
     for learner_id, enrollment_id in sorted(wanted - set(found), key=str):
         created = await Conversation.create(
-            learner_id=learner_id, enrollment_id=enrollment_id, using_db=tx
+            learner_id=learner_id, enrollment_id=enrollment_id, status=new_status, using_db=tx
         )
         found[(learner_id, enrollment_id)] = created.id
     return found

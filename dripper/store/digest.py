@@ -16,7 +16,6 @@ from dripper.store.sql import as_datetime, in_list, q, ts
 Rows = list[dict[str, Any]]
 
 _INBOUND = MessageDirection.INBOUND.value
-_NOT_A_TAP = "CAST(m.flags AS TEXT) NOT LIKE '%\"tap\"%'"  # check-in taps are filed as messages
 
 
 def _cohorts(conn: Any, column: str, cohort_ids: Sequence[int] | None) -> tuple[str, list[Any]]:
@@ -27,10 +26,10 @@ def _cohorts(conn: Any, column: str, cohort_ids: Sequence[int] | None) -> tuple[
     return f" AND {column} IN {in_list(conn, len(cohort_ids))}", list(cohort_ids)
 
 
-async def unanswered(cohort_ids: Sequence[int] | None, now: datetime) -> Rows:
-    """Open conversations with learner messages newer than the last trainer reply, oldest
-    waiting first: conversation_id, learner, cohort, waiting (how many), since (the oldest's
-    time), last_id (the newest's id)."""
+async def unanswered(cohort_ids: Sequence[int] | None, now: datetime, *, tap_flag: str) -> Rows:
+    """Open conversations with learner messages newer than the last trainer reply (not the
+    records of check-in taps, flagged `tap_flag`), oldest waiting first: conversation_id,
+    learner, cohort, waiting (how many), since (the oldest's time), last_id (the newest's)."""
     conn = connection()
     where, values = _cohorts(conn, "e.cohort_id", cohort_ids)
     rows = await conn.execute_query_dict(
@@ -44,7 +43,8 @@ async def unanswered(cohort_ids: Sequence[int] | None, now: datetime) -> Rows:
             "LEFT JOIN cohort co ON co.id = e.cohort_id "
             "JOIN message m ON m.conversation_id = c.id "
             "WHERE (c.status = ? OR (c.status = ? AND c.snoozed_until <= ?)) "
-            f"AND m.direction = ? AND {_NOT_A_TAP} AND m.id > COALESCE((SELECT MAX(r.id) "
+            "AND m.direction = ? AND CAST(m.flags AS TEXT) NOT LIKE ? "
+            "AND m.id > COALESCE((SELECT MAX(r.id) "
             "FROM message r WHERE r.conversation_id = c.id AND r.direction = ?), 0)"
             + where
             + " GROUP BY c.id, l.first_name, l.last_name, co.name ORDER BY since, c.id",
@@ -54,6 +54,7 @@ async def unanswered(cohort_ids: Sequence[int] | None, now: datetime) -> Rows:
             ConversationStatus.SNOOZED.value,
             ts(conn, now),
             _INBOUND,
+            f'%"{tap_flag}"%',
             MessageDirection.OUTBOUND.value,
             *values,
         ],
@@ -93,19 +94,19 @@ async def sent_steps(cohort_ids: Sequence[int] | None) -> Rows:
 
 
 async def learner_activity(cohort_ids: Sequence[int] | None) -> Rows:
-    """What learners did, per enrollment: enrollment_id, step_id (None: a message not linked
-    to a step), at; their messages (not taps' records twice) and quiz or check-in answers."""
+    """What learners did: learner_id, enrollment_id, step_id (None: a message not linked to a
+    step), at; their messages and their quiz or check-in answers."""
     conn = connection()
     where_m, values_m = _cohorts(conn, "e.cohort_id", cohort_ids)
     where_a, values_a = _cohorts(conn, "e.cohort_id", cohort_ids)
     rows = await conn.execute_query_dict(
         q(
             conn,
-            "SELECT c.enrollment_id, m.step_id, m.created_at AS at FROM message m "
+            "SELECT e.learner_id, c.enrollment_id, m.step_id, m.created_at AS at FROM message m "
             "JOIN conversation c ON c.id = m.conversation_id "
             "JOIN enrollment e ON e.id = c.enrollment_id WHERE m.direction = ?"
             + where_m
-            + " UNION ALL SELECT a.enrollment_id, a.step_id, a.answered_at AS at "
+            + " UNION ALL SELECT e.learner_id, a.enrollment_id, a.step_id, a.answered_at AS at "
             "FROM quiz_answer a JOIN enrollment e ON e.id = a.enrollment_id WHERE 1 = 1" + where_a,
         ),
         [_INBOUND, *values_m, *values_a],
@@ -123,7 +124,7 @@ async def opt_outs(cohort_ids: Sequence[int] | None, since: datetime) -> Rows:
             "SELECT DISTINCT TRIM(l.first_name || ' ' || l.last_name) AS learner, "
             "co.name AS cohort, l.opted_out_at AS at FROM learner l "
             "JOIN enrollment e ON e.learner_id = l.id JOIN cohort co ON co.id = e.cohort_id "
-            "WHERE l.opted_out_at >= ?" + where + " ORDER BY at",
+            "WHERE l.opted_out_at >= ? AND l.erased_at IS NULL" + where + " ORDER BY at",
         ),
         [ts(conn, since), *values],
     )

@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from dripper.db import connection
 from dripper.models import Channel, ChannelCursor, MessageDirection
-from dripper.store.sql import as_json, json_param, q, select
+from dripper.store.sql import as_datetime, as_json, json_param, q, select
 
 Rows = list[dict[str, Any]]
 
@@ -35,16 +35,24 @@ async def move_mark(channel: Channel, upto: int) -> None:
 
 async def messages_with_files(channel: Channel, after_id: int, limit: int) -> Rows:
     """Learner messages on `channel` above `after_id` that list attachments, oldest first: id,
-    learner_id, attachments (decoded), inbound_id, media_bytes (the learner's total so far)."""
+    learner_id, attachments (decoded), inbound_id, created_at, media_bytes (the learner's total
+    so far)."""
     rows = await select(
-        "SELECT m.id, c.learner_id, m.attachments, m.inbound_id, l.media_bytes "
+        "SELECT m.id, c.learner_id, m.attachments, m.inbound_id, m.created_at, l.media_bytes "
         "FROM message m JOIN conversation c ON c.id = m.conversation_id "
         "JOIN learner l ON l.id = c.learner_id "
         "WHERE m.direction = ? AND m.channel = ? AND m.id > ? "
         "AND CAST(m.attachments AS TEXT) <> '[]' ORDER BY m.id LIMIT ?",
         [MessageDirection.INBOUND.value, channel.value, after_id, limit],
     )
-    return [{**row, "attachments": list(as_json(row["attachments"]) or [])} for row in rows]
+    return [
+        {
+            **row,
+            "attachments": list(as_json(row["attachments"]) or []),
+            "created_at": as_datetime(row["created_at"]),
+        }
+        for row in rows
+    ]
 
 
 async def save_attachments(

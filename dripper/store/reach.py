@@ -10,6 +10,8 @@ announced to trainers and never reopens a conversation.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from textwrap import shorten
@@ -19,19 +21,24 @@ from zoneinfo import ZoneInfo
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from dripper.db import connection
-from dripper.models import Channel, MessageDirection, Reachability
+from dripper.models import Channel, ConversationStatus, MessageDirection, Reachability
 from dripper.store.conversations import conversation_ids, insert_message, touch_conversation
 from dripper.store.sql import as_datetime, as_json, q, ts
 
 CHANNEL_NAMES = {Channel.TELEGRAM: "Telegram", Channel.EMAIL: "Email"}
+# The channels this process sends on: the worker sets it for its receivers, whose events
+# then say where the drip goes on as the dispatcher will decide it. None: by the addresses.
+sending_channels: ContextVar[frozenset[Channel] | None] = ContextVar(
+    "sending_channels", default=None
+)
 DETAIL = 100  # characters of the provider's words kept in the line
 SWITCHED = "switched"  # flag of a line saying the drip goes on on the other channel
-REACH_FLAGS = ("blocked", "bounced", "unreachable", "reachable")  # what happened (one flag)
 
 
 @dataclass(frozen=True)
 class Unreachable:
-    """A learner found unreachable on `channel`; `cause` is one of REACH_FLAGS, `detail` the
+    """A learner found unreachable on `channel`; `cause` (the line's flag) is blocked, bounced,
+    unreachable or reachable (back again); `detail` the
     provider's words; `continues_on` the channel the drip goes on with, if any: the dispatcher
     knows (`decided`), a receiver leaves it to the learner's other address."""
 
@@ -41,6 +48,7 @@ class Unreachable:
     detail: str | None = None
     continues_on: Channel | None = None
     decided: bool = False
+    opted_out: bool = False  # the learner asked for nothing more: no drip goes on anywhere
 
 
 def found_unreachable(
@@ -62,6 +70,8 @@ def system_line(event: Unreachable, at: datetime, zone: tzinfo) -> str:
         return f"{name} reachable again on {day}"
     what = {"blocked": "blocked", "bounced": "bounced"}.get(event.cause, "unreachable")
     detail = f" ({shorten(event.detail, DETAIL, placeholder='…')})" if event.detail else ""
+    if event.opted_out:
+        return f"{name} {what} on {day}{detail}"
     if event.continues_on is Channel.TELEGRAM:
         rest = "continuing on Telegram"
     elif event.continues_on is Channel.EMAIL:
@@ -74,8 +84,8 @@ def system_line(event: Unreachable, at: datetime, zone: tzinfo) -> str:
 async def mark_unreachable(tx: BaseDBAsyncClient, event: Unreachable, now: datetime) -> bool:
     """Mark the channel unreachable and leave the system line, once; True when it changed."""
     if not event.decided:
-        continues = await _other_reachable(tx, event.learner_id, event.channel)
-        event = replace(event, continues_on=continues, decided=True)
+        continues, opted_out = await _other_reachable(tx, event.learner_id, event.channel)
+        event = replace(event, continues_on=continues, decided=True, opted_out=opted_out)
     changed = await _set_status(tx, event.learner_id, event.channel, Reachability.UNREACHABLE, now)
     if changed:
         await _leave_line(tx, event, now)
@@ -105,9 +115,9 @@ async def mark_reachable(
 async def reach_events(
     since: datetime, *, cohort_id: int | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """The system lines since `since`, oldest first, one per learner and event (a learner in
-    two cohorts has the line in both conversations): learner_id, learner, channel, body, flags,
-    at; within one cohort's conversations if `cohort_id`."""
+    """The newest `limit` system lines since `since`, in time order, one per learner and event
+    (a learner in two cohorts has the line in both conversations): learner_id, learner,
+    channel, body, flags, at; within one cohort's conversations if `cohort_id`."""
     conn = connection()
     where = "m.direction = ? AND m.created_at >= ?"
     values: list[object] = [MessageDirection.SYSTEM.value, ts(conn, since)]
@@ -123,13 +133,13 @@ async def reach_events(
             "JOIN learner l ON l.id = c.learner_id "
             "LEFT JOIN enrollment e ON e.id = c.enrollment_id "
             f"WHERE {where} GROUP BY c.learner_id, l.first_name, l.last_name, m.channel, "
-            "m.body, m.flags ORDER BY at, c.learner_id LIMIT ?",
+            "m.body, m.flags ORDER BY at DESC, c.learner_id DESC LIMIT ?",
         ),
         [*values, limit],
     )
     return [
         {**row, "flags": list(as_json(row["flags"]) or []), "at": as_datetime(row["at"])}
-        for row in rows
+        for row in reversed(rows)
     ]
 
 
@@ -148,26 +158,53 @@ async def _set_status(
     return bool(changed)
 
 
+def other_channel(
+    channel: Channel,
+    *,
+    email: str | None,
+    email_status: str,
+    telegram_chat_id: int | None,
+    telegram_status: str,
+    available: Collection[Channel] | None,
+) -> Channel | None:
+    """The channel a drip goes on with when `channel` fails for good: the learner's other
+    address, if it is not known to fail too and (`available`) this worker sends on it."""
+    unreachable = Reachability.UNREACHABLE.value
+    if channel is Channel.TELEGRAM:
+        other, ok = Channel.EMAIL, bool(email) and email_status != unreachable
+    else:
+        other, ok = Channel.TELEGRAM, telegram_chat_id is not None
+        ok = ok and telegram_status != unreachable
+    if available is not None and other not in available:
+        return None
+    return other if ok else None
+
+
 async def _other_reachable(
     tx: BaseDBAsyncClient, learner_id: int, channel: Channel
-) -> Channel | None:
+) -> tuple[Channel | None, bool]:
+    """Where the drip goes on, and whether the learner opted out (then: nowhere)."""
     rows = await tx.execute_query_dict(
         q(
             tx,
-            "SELECT email, email_status, telegram_chat_id, telegram_status FROM learner "
-            "WHERE id = ?",
+            "SELECT email, email_status, telegram_chat_id, telegram_status, opted_out_at "
+            "FROM learner WHERE id = ?",
         ),
         [learner_id],
     )
     if not rows:
-        return None
+        return None, False
     row = rows[0]
-    if channel is Channel.TELEGRAM:
-        ok = bool(row["email"]) and row["email_status"] != Reachability.UNREACHABLE.value
-        return Channel.EMAIL if ok else None
-    ok = row["telegram_chat_id"] is not None
-    ok = ok and row["telegram_status"] != Reachability.UNREACHABLE.value
-    return Channel.TELEGRAM if ok else None
+    if row["opted_out_at"] is not None:
+        return None, True
+    return other_channel(
+        channel,
+        email=row["email"],
+        email_status=str(row["email_status"]),
+        telegram_chat_id=row["telegram_chat_id"],
+        telegram_status=str(row["telegram_status"]),
+        available=sending_channels.get(),
+    ), False
 
 
 async def _leave_line(tx: BaseDBAsyncClient, event: Unreachable, now: datetime) -> None:
@@ -187,7 +224,10 @@ async def _leave_line(tx: BaseDBAsyncClient, event: Unreachable, now: datetime) 
     enrollments = [int(r["id"]) for r in rows if r["id"] is not None]
     open_ones = [int(r["id"]) for r in rows if r["state"] in ("active", "paused")]
     chosen: list[int | None] = list(open_ones or enrollments[-1:]) or [None]
-    conversations = await conversation_ids(tx, {(event.learner_id, e) for e in chosen})
+    # A conversation made only for the line is not a question waiting: it starts closed.
+    conversations = await conversation_ids(
+        tx, {(event.learner_id, e) for e in chosen}, new_status=ConversationStatus.CLOSED
+    )
     body = system_line(event, now, zone)
     flags = [event.cause, *([SWITCHED] if event.continues_on is not None else [])]
     for conversation_id in sorted(conversations.values()):

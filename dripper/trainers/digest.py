@@ -28,6 +28,7 @@ from dripper.store import digest as store
 from dripper.store.curricula import curriculum_of
 from dripper.store.problems import count_flagged_items
 from dripper.store.reach import SWITCHED, reach_events
+from dripper.trainers.notices import EMAIL_HINT, TAP_FLAG
 
 SILENT_AFTER = 3  # prompts without any answer that make a learner silent
 SHOWN = 5  # entries shown per section; the rest are counted
@@ -129,7 +130,7 @@ async def gather(
     cohorts = await Cohort.all().order_by("name")
     chosen = [c for c in cohorts if cohort_ids is None or c.id in cohort_ids]
     scope = "every cohort" if cohort_ids is None else ", ".join(c.name for c in chosen)
-    waiting = await store.unanswered(cohort_ids, now)
+    waiting = await store.unanswered(cohort_ids, now, tap_flag=TAP_FLAG)
     bodies = await store.message_bodies([int(row["last_id"]) for row in waiting])
     changes = []
     for cohort_id in [None] if cohort_ids is None else list(cohort_ids):
@@ -171,7 +172,8 @@ async def gather(
             OptOut(str(row["learner"] or "(no name)"), str(row["cohort"]), row["at"])
             for row in await store.opt_outs(cohort_ids, since)
         ],
-        flagged=await count_flagged_items(),
+        # Items not filed belong to no cohort: the digest of every cohort lists them.
+        flagged=await count_flagged_items() if cohort_ids is None else 0,
         uncertain=await store.uncertain_count(cohort_ids),
     )
 
@@ -186,22 +188,19 @@ async def _silent(cohort_ids: Sequence[int] | None, silent_after: int) -> list[S
             continue  # a step an edit removed: not a prompt any more
         if kind in PROMPT_KINDS and len(sent[row["enrollment_id"]]) < silent_after:
             sent[row["enrollment_id"]].append(row)  # newest first
-    answered: dict[int, set[str]] = defaultdict(set)
+    # What they did anywhere counts: a learner who writes in one cohort is not silent in
+    # another. Any reply or answer after the first of those prompts is one to them.
     last_seen: dict[int, datetime] = {}
-    for row in await store.learner_activity(cohort_ids):
-        enrollment_id = row["enrollment_id"]
-        if row["step_id"]:
-            answered[enrollment_id].add(str(row["step_id"]))
-        if row["at"] and (enrollment_id not in last_seen or row["at"] > last_seen[enrollment_id]):
-            last_seen[enrollment_id] = row["at"]
+    for row in await store.learner_activity(None):
+        learner_id, at = int(row["learner_id"]), row["at"]
+        if at is not None and (learner_id not in last_seen or at > last_seen[learner_id]):
+            last_seen[learner_id] = at
     silent = []
-    for enrollment_id, prompts in sent.items():
+    for prompts in sent.values():
         if len(prompts) < silent_after:
             continue
         first = prompts[-1]
-        if answered[enrollment_id] & {str(p["step_id"]) for p in prompts}:
-            continue
-        seen = last_seen.get(enrollment_id)
+        seen = last_seen.get(int(first["learner_id"]))
         if seen is not None and first["sent_at"] is not None and seen >= first["sent_at"]:
             continue
         silent.append(
@@ -318,7 +317,7 @@ def render(digest: Digest, *, markdown: bool = True, by_email: bool = False) -> 
         f"Silent ({len(digest.silent)})",
         [
             f"{esc(s.learner)} ({esc(s.cohort)}): no answer to the last {s.prompts} prompts, "
-            f"since {age(s.since, now)} ago"
+            f"the first sent {age(s.since, now)} ago"
             for s in digest.silent[:SHOWN]
         ],
         len(digest.silent),
@@ -354,7 +353,7 @@ def render(digest: Digest, *, markdown: bool = True, by_email: bool = False) -> 
             f"{digest.uncertain} deliveries that may not have arrived (dripper tui, F4)"
         )
     if digest.unanswered and by_email:
-        parts.append("Answer them in `dripper tui`, or from your Telegram chat with the bot.")
+        parts.append(EMAIL_HINT)
     elif digest.unanswered and markdown:
         parts.append(
             "To answer, reply to this message starting with the number, e.g. “#"

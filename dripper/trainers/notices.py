@@ -21,6 +21,11 @@ TAP_FLAG = "tap"  # a check-in button pressed, filed as a message for the record
 EXCERPT = 280  # characters of each message shown
 MAX_CONVERSATIONS = 8  # shown in one notification; the rest are counted
 CHANNEL_NAMES = {"telegram": "Telegram", "email": "email"}
+# What an emailed notice or digest says: a reply to the email would reach nobody.
+EMAIL_HINT = (
+    "Answer in `dripper tui`. To get these in Telegram and answer from there, ask for a "
+    "trainer link (`dripper trainers invite`)."
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def compose(messages: Sequence[NewMessage], *, by_email: bool = False) -> Notice
     if hidden:
         parts.append(f"…and {hidden} more conversations: open `dripper tui` to see them.")
     if by_email:
-        parts.append("Answer them in `dripper tui`, or from your Telegram chat with the bot.")
+        parts.append(EMAIL_HINT)
     elif one:
         parts.append("Reply to this message to answer; or reply /claim, /close or /snooze 4h.")
     else:

@@ -160,12 +160,15 @@ class Notifier:
             async with in_transaction() as tx:
                 await claim_digest(tx, trainer.id, None, today)
             return 0
-        if trainer.digest_sent_on == today or local.time() < digest_time(trainer):
+        # ISO dates compare as strings; >= also holds after a move to a zone further west.
+        if trainer.digest_sent_on >= today or local.time() < digest_time(trainer):
             return 0
         quiet = quiet_hours(trainer)
         if quiet is not None and quiet.covers(local.time()):
             return 0
-        digest = await gather([int(i) for i in trainer.follows] or None, now)
+        digest = await gather(
+            [int(i) for i in trainer.follows] or None, now, since=await self._since(trainer, now)
+        )
         async with in_transaction() as tx:
             if not await claim_digest(tx, trainer.id, trainer.digest_sent_on, today):
                 return 0  # another notifier made it
@@ -181,6 +184,15 @@ class Notifier:
                 using_db=tx,
             )
         return 1
+
+    async def _since(self, trainer: Trainer, now: datetime) -> datetime:
+        """Since the trainer's last digest (a morning the notifier missed is not lost), at
+        least a day and at most a week back."""
+        last = (
+            await TrainerNotice.filter(trainer_id=trainer.id, kind="digest").order_by("-id").first()
+        )
+        since = last.created_at if last is not None else now - timedelta(days=1)
+        return max(min(since, now - timedelta(days=1)), now - timedelta(days=7))
 
     # ---- sending -------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from dripper.inbox import EntryKind, thread
 from dripper.models import Channel, Conversation, Delivery, Learner, Message, MessageDirection
 from dripper.sandbox import TelegramEmulator
 from dripper.sandbox.smtp import SmtpSink
-from dripper.store.reach import Unreachable, system_line
+from dripper.store.reach import Unreachable, sending_channels, system_line
 from tests.fixtures.sandboxes import smtp_sandbox, telegram_sandbox
 
 pytestmark = pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates")
@@ -147,3 +147,35 @@ def test_the_line_keeps_the_providers_words_short_and_says_when_nothing_is_left(
     assert system_line(moved, datetime(2026, 12, 3, 23, 30, tzinfo=UTC), BERLIN) == (
         "Email bounced on 4 Dec; continuing on Telegram"
     )
+
+
+@pytest.mark.parametrize(
+    ("sending", "opted_out", "rest"),
+    [
+        ({Channel.TELEGRAM, Channel.EMAIL}, False, "; continuing by email"),
+        ({Channel.TELEGRAM}, False, "; no other channel, so drip messages fail until the "),
+        ({Channel.TELEGRAM, Channel.EMAIL}, True, ""),
+    ],
+    ids=["email-too", "telegram-only", "opted-out"],
+)
+async def test_a_block_seen_first_by_the_receiver_says_only_what_will_happen(
+    env: Env, sending: set[Channel], opted_out: bool, rest: str
+) -> None:
+    """The my_chat_member update comes before any send fails: the line promises email only
+    when this worker sends email, and nothing for a learner who asked for no more."""
+    learner = await lena(env)
+    poller = TelegramPoller(env.telegram.bot, signing_key=b"k" * 32, now=env.clock.now)
+    await poller.run_until_idle()  # her /start
+    if opted_out:  # as /stop does
+        await Learner.filter(id=learner.id).update(opted_out_at=COURSE_END)
+    env.emulator.block(TOKEN, LENA)
+    token = sending_channels.set(frozenset(sending))
+    try:
+        await poller.run_until_idle()
+    finally:
+        sending_channels.reset(token)
+    [line] = await Message.filter(direction=MessageDirection.SYSTEM)
+    day = COURSE_END.strftime("%-d %b")
+    assert line.body.startswith(f"Telegram blocked on {day}{rest}"), line.body
+    if not rest:
+        assert line.body == f"Telegram blocked on {day}"

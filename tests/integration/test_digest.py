@@ -248,10 +248,12 @@ async def test_quiet_hours_hold_the_digest_and_nothing_waiting_sends_nothing(env
     # A day with nothing waiting: no message at all, but the day is marked done.
     ann = await Conversation.get()
     await reply_to_learner(ann.id, "Hi Ann!", env.clock.now())
-    await env.at(datetime(2026, 12, 6, 8, 0, tzinfo=COURSE_END.tzinfo))
+    await env.pump()
     before = len(env.texts(TESS))
+    await env.at(datetime(2026, 12, 6, 8, 0, tzinfo=COURSE_END.tzinfo))
     await env.at(datetime(2026, 12, 6, 9, 0, tzinfo=COURSE_END.tzinfo))
     assert len(env.texts(TESS)) == before
+    assert await TrainerNotice.filter(kind="digest").count() == 1  # Dec 5's only
     assert (await Trainer.get(id=tess.id)).digest_sent_on == "2026-12-06"
 
 
@@ -269,5 +271,5 @@ async def test_a_trainer_without_telegram_gets_the_digest_by_email(env: Env) -> 
     )
     body = digest[0].get_body(("plain",))
     text = body.get_content() if body is not None else ""
-    assert "Silent (1)" in text and "Answer them in dripper tui" in text, text
+    assert "Silent (1)" in text and "Answer in dripper tui" in text, text
     assert "reply to this message" not in text  # an emailed reply would not reach anyone

@@ -47,6 +47,7 @@ ALL_MIGRATIONS = [
     "0007_learner_erased",
     "0008_trainers_on_telegram",
     "0009_channel_events_digest_media",
+    "0010_restore_sqlite_indexes",
 ]
 EXPECTED_TABLES = {
     "conversation_label",
@@ -104,6 +105,89 @@ async def test_migrate_is_idempotent(empty_url: str) -> None:
     assert await migrate(empty_url) == []
     async with open_db(empty_url):
         assert await _tables() == EXPECTED_TABLES
+
+
+async def _indexes() -> set[tuple[str, tuple[str, ...], bool]]:
+    """(table, columns, unique) of every index but primary keys, whichever the backend."""
+    client = connection()
+    found: set[tuple[str, tuple[str, ...], bool]] = set()
+    if client.capabilities.dialect == "sqlite":
+        tables = await client.execute_query_dict(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+        for table in [row["name"] for row in tables]:
+            for index in await client.execute_query_dict(f"PRAGMA index_list('{table}')"):
+                if index["origin"] == "pk":
+                    continue
+                info = await client.execute_query_dict(f"PRAGMA index_info('{index['name']}')")
+                columns = tuple(str(row["name"]) for row in info)
+                found.add((table, columns, bool(index["unique"])))
+        return found
+    rows = await client.execute_query_dict(
+        "SELECT t.relname AS tab, i.indisunique AS uniq, "
+        "ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.n ORDER BY k.o) AS cols "
+        "FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+        "JOIN pg_namespace s ON s.oid = t.relnamespace "
+        "WHERE s.nspname = current_schema() AND NOT i.indisprimary"
+    )
+    return {(row["tab"], tuple(row["cols"]), bool(row["uniq"])) for row in rows}
+
+
+@pytest.mark.postgres
+async def test_sqlite_has_every_index_postgresql_has(sqlite_url: str, empty_pg_url: str) -> None:
+    """Tortoise rebuilds a SQLite table to alter or remove a column, and the copy lost the
+    table's indexes (0002, 0009): the two backends must end with the same ones."""
+    async with open_db(empty_pg_url):
+        on_postgres = await _indexes()
+    async with open_db(sqlite_url):
+        on_sqlite = await _indexes()
+    assert ("conversation", ("enrollment_id",), True) in on_sqlite
+    assert ("message", ("conversation_id", "id"), False) in on_sqlite
+    assert on_sqlite == on_postgres
+
+
+async def test_restoring_the_unique_conversation_index_merges_duplicates(db: str) -> None:
+    """A SQLite database that lost the constraint may hold two conversations of one
+    enrollment: 0010 folds the later into the older before restoring it."""
+    from importlib import import_module
+
+    restore = import_module("dripper.migrations.0010_restore_sqlite_indexes")
+    client = connection()
+    await _execute(
+        "DROP INDEX conversation_enrollment_id_key;"
+        "INSERT INTO learner (id, first_name, last_name, email_status, telegram_status, "
+        "soft_bounces, media_bytes, attributes, created_at, updated_at) "
+        "VALUES (1, 'Ann', '', 'unknown', 'unknown', 0, 0, '{}', '2026-01-01', '2026-01-01');"
+        "INSERT INTO cohort (id, name, curriculum_key, course_end, paused, created_at) "
+        "VALUES (1, 'dec', 'c', '2026-01-01', 0, '2026-01-01');"
+        "INSERT INTO curriculum_version (id, key, content_hash, title, source, source_path, "
+        "created_at) VALUES (1, 'c', 'h', 'C', '', '', '2026-01-01');"
+        "INSERT INTO enrollment (id, learner_id, cohort_id, curriculum_id, state, anchor_at, "
+        "shift_seconds, created_at) VALUES (1, 1, 1, 1, 'active', '2026-01-01', 0, '2026-01-01');"
+        "INSERT INTO conversation (id, learner_id, enrollment_id, status, created_at) VALUES "
+        "(1, 1, 1, 'open', '2026-01-01'), (2, 1, 1, 'open', '2026-01-02');"
+        "INSERT INTO message (id, conversation_id, direction, body, attachments, flags, "
+        "created_at) VALUES (1, 1, 'in', 'first', '[]', '[]', '2026-01-01'), "
+        "(2, 2, 'in', 'second', '[]', '[]', '2026-01-02');"
+        "INSERT INTO conversation_label (conversation_id, label) VALUES (1, 'x'), (2, 'x'), "
+        "(2, 'y');"
+    )
+    assert await restore.merge_duplicate_conversations(client) == 1
+    await _execute(restore.UNIQUE)
+    rows = await client.execute_query_dict("SELECT conversation_id, body FROM message ORDER BY id")
+    assert [(r["conversation_id"], r["body"]) for r in rows] == [(1, "first"), (1, "second")]
+    labels = await client.execute_query_dict("SELECT label FROM conversation_label ORDER BY label")
+    assert [r["label"] for r in labels] == ["x", "y"]
+    [conversation] = await client.execute_query_dict(
+        "SELECT id, last_message_id, last_inbound_id FROM conversation"
+    )
+    assert (conversation["id"], conversation["last_message_id"]) == (1, 2)
+    with pytest.raises(IntegrityError):
+        await _execute(
+            "INSERT INTO conversation (learner_id, enrollment_id, status, created_at) "
+            "VALUES (1, 1, 'open', '2026-01-03')"
+        )
 
 
 async def test_migrate_reports_progress(sqlite_url: str) -> None:
@@ -256,7 +340,9 @@ async def test_a_database_of_the_first_release_upgrades_and_keeps_its_rows(
                 "'unknown', 'unknown', 0, '2026-01-01 00:00:00+00:00', "
                 "'2026-01-01 00:00:00+00:00');"
                 "INSERT INTO conversation (learner_id, status, labels, created_at) VALUES "
-                "(1, 'open', '[]', '2026-01-01 00:00:00+00:00')"
+                "(1, 'open', '[]', '2026-01-01 00:00:00+00:00');"
+                "INSERT INTO trainer (handle, name, timezone, created_at) VALUES "
+                "('tess', 'Tess', 'UTC', '2026-01-01 00:00:00+00:00')"
             )
     assert await migrate(empty_url) == ALL_MIGRATIONS[1:]
     async with open_db(empty_url):
@@ -267,6 +353,15 @@ async def test_a_database_of_the_first_release_upgrades_and_keeps_its_rows(
         )
         assert (row["status"], row["first_name"]) == ("open", "Ada")
         assert row["updated_at"] is not None
+        # A trainer added before the digest existed gets it at the default time.
+        tess = await Trainer.get(handle="tess")
+        assert (tess.digest_at, tess.follows, tess.notify, tess.notified_upto) == (
+            "08:00",
+            [],
+            True,
+            0,
+        )
+        assert (await Learner.get(first_name="Ada")).media_bytes == 0
 
 
 @pytest.fixture

@@ -93,6 +93,7 @@ UNVERIFIED_BOUNCE = "unverified bounce"
 PROCESS_CHUNK = 20  # items per transaction: short, the dispatcher shares the connection
 _TOO_LARGE_NOTE = "too large: "
 _ATTACHMENTS_MARK = "; attachments: "
+STILL_IN_MAILBOX = "the email was too large to download whole; it is still in the mailbox"
 
 
 def account_name(username: str, host: str, mailbox: str) -> str:
@@ -488,7 +489,8 @@ async def _file(
     attachments = [a.as_dict() for a in mail.attachments]
     body = mail.body
     if too_large is not None:
-        attachments = too_large
+        # Only the headers were stored: the files stay in the mailbox (dripper.media).
+        attachments = [{**listed, "not_stored": STILL_IN_MAILBOX} for listed in too_large]
         flags = [*flags, TOO_LARGE]
         body = f"[This email was too large to download; read it in the mailbox. {mail.subject}]"
     if not body:

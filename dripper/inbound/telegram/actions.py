@@ -167,9 +167,11 @@ class Batch:
 
     async def save(self) -> None:
         if self._reachable:
-            await Learner.filter(id__in=sorted(self._reachable)).update(
-                telegram_status=Reachability.OK
-            )
+            # Only a first contact: a block seen meanwhile (this round's my_chat_member, the
+            # dispatcher's 403) stands.
+            await Learner.filter(
+                id__in=sorted(self._reachable), telegram_status=Reachability.UNKNOWN
+            ).update(telegram_status=Reachability.OK)
             self._reachable.clear()
 
 

@@ -329,7 +329,7 @@ class TelegramPoller:
         flags.update(filing_flags)
         try:
             await batch.save()
-        except Exception:  # only "reachable again" marks: the next message sets them again
+        except Exception:  # only first-contact marks: the next message sets them again
             log.warning("marking learners reachable failed", exc_info=True)
         await self._mark([(item_id, flags[item_id]) for item_id in ids if item_id not in retry])
         now = self._now()

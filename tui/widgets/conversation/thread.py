@@ -16,8 +16,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from dripper.inbox import EntryKind, ThreadEntry
-from dripper.media.folder import display_name
-from tui.text import literal
+from dripper.media.folder import display_name, is_file
+from tui.text import clean, literal
 
 # How a delivery state reads on screen, and its colour (plain Rich colours: works in any theme).
 _STATE_STYLES = {
@@ -31,7 +31,6 @@ _STATE_STYLES = {
     "cancelled": "dim",
 }
 _STATE_HINTS = {"uncertain": " (may not have arrived)"}
-_PLACES = ("location", "venue", "contact")  # attachments that are no file
 
 
 @dataclass(frozen=True)
@@ -129,13 +128,15 @@ def render_entry(
 
 
 def attachments_line(entry: ThreadEntry) -> str:
-    """ "📎 photo.jpg, voice.ogg (o opens)": the files by name, "+1 place" for the rest."""
-    names = [display_name(a) for a in entry.files if a.get("kind") not in _PLACES]
+    """ "📎 photo.jpg, voice.ogg (o opens)": the files by name (as the learner named them,
+    control characters removed), "+1 place" for the rest; the hint once one is kept."""
+    files = [a for a in entry.files if is_file(a)]
+    names = [clean(display_name(a), one_line=True) for a in files]
     places = entry.attachments - len(names)
     parts = names[:3] + ([f"+{len(names) - 3} more"] if len(names) > 3 else [])
     if places > 0:
         parts.append(f"+{places} place{'s' if places != 1 else ''}")
-    hint = " (o opens)" if names else ""
+    hint = " (o opens)" if any("stored" in a for a in files) else ""
     return "📎 " + ", ".join(parts) + hint
 
 
