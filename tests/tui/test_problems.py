@@ -20,7 +20,7 @@ from dripper.db import open_db
 from dripper.inbound.email.ingest import Cursor, Fetched, account_name, process_pending, store_batch
 from dripper.models import Delivery, DeliveryState, InboundItem, InboundState
 from dripper.sandbox.seed import COURSE_ADDRESS, SeededLearner, reply_message, seed_course
-from tests.fixtures.waiting import until_shown
+from tests.fixtures.waiting import until_shown, until_table_focused
 from tui.app import DripperApp
 from tui.keymap import binding_ids
 from tui.screens.inbox import InboxScreen
@@ -212,6 +212,7 @@ def test_problems_snapshot(snap_compare: Any, problems_url: str) -> None:
             lambda: isinstance(pilot.app.screen, ProblemsScreen) and pilot.app.screen.loaded,
         )
         await pilot.press("j")
+        await until_table_focused(pilot)
 
     config = DashboardConfig(
         problems_url, "anna", timezone="UTC", now=lambda: NOW, live_interval=3600

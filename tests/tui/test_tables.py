@@ -39,7 +39,7 @@ from dripper.models import (
     Learner,
 )
 from tests.fixtures.cohort_scene import NOW, STATS, STATS_END, Scene, build_scene, checked
-from tests.fixtures.waiting import until_shown
+from tests.fixtures.waiting import until_shown, until_table_focused
 from tui.app import DripperApp
 from tui.keymap import binding_ids
 from tui.screens.cohorts import AnswerItem, CohortsScreen, StepAnswersScreen, StepFiguresScreen
@@ -680,6 +680,7 @@ def test_cohorts_snapshot(snap_compare: Any, scene_url: str) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await _open_cohorts(pilot)
         await pilot.press("j")
+        await until_table_focused(pilot)
 
     assert snap_compare(_snapshot_app(scene_url), terminal_size=(80, 24), run_before=run_before)
 
@@ -706,5 +707,6 @@ def test_learners_snapshot(snap_compare: Any, scene_url: str) -> None:
         await until_shown(pilot, lambda: isinstance(pilot.app.screen, InboxScreen), seconds=10)
         await pilot.press("f2")
         await _settled(pilot, LearnersScreen)
+        await until_table_focused(pilot)
 
     assert snap_compare(_snapshot_app(scene_url), terminal_size=(120, 40), run_before=run_before)

@@ -23,6 +23,16 @@ from tui.widgets.tables import Column, RefreshGate, set_columns
 RowT = TypeVar("RowT")
 
 
+class FocusedWhileLoading(DataTable[Text | str]):
+    """A table that takes the focus while it shows its loading indicator: Textual passes a
+    loading widget over, so the screen opened with nothing focused, its keys and footer hints
+    missing until a click or tab, whenever the rows came after the screen's first frame."""
+
+    @property
+    def focusable(self) -> bool:
+        return self.allow_focus() and self.visible and not self._self_or_ancestors_disabled
+
+
 class TableScreen(Screen[None], Generic[RowT]):
     TABLE: ClassVar[str]  # the id of the table; the status and detail lines derive theirs
     STATUS: ClassVar[str]
@@ -83,7 +93,7 @@ class TableScreen(Screen[None], Generic[RowT]):
 
     def compose(self) -> ComposeResult:
         yield Static(id=self.STATUS, classes="status-line")
-        table: DataTable[Text | str] = DataTable(
+        table: DataTable[Text | str] = FocusedWhileLoading(
             id=self.TABLE, cursor_type="row", zebra_stripes=True
         )
         yield table
@@ -107,6 +117,8 @@ class TableScreen(Screen[None], Generic[RowT]):
 
     def on_screen_resume(self) -> None:
         self.refresh_gate.resumed()
+        if self.focused is None:  # opened or come back to: the keys go to the table
+            self.table.focus()
 
     def set_columns(self) -> None:
         width = max(60, self.size.width or 80)
@@ -123,6 +135,11 @@ class TableScreen(Screen[None], Generic[RowT]):
             table.add_row(*self.cells(row), key=self.key(row))
         if selected is not None and (key := self.key(selected)) in table.rows:
             table.move_cursor(row=table.get_row_index(key))
+        if self.focused is None:
+            table.focus()
+        # The footer read the keys while the table was still loading (its Enter is checked
+        # against the rows): read them again now there are rows.
+        self.refresh_bindings()
         self.filled()
 
     def selected(self) -> RowT | None:
