@@ -37,10 +37,12 @@ SWITCHED = "switched"  # flag of a line saying the drip goes on on the other cha
 
 @dataclass(frozen=True)
 class Unreachable:
-    """A learner found unreachable on `channel`; `cause` (the line's flag) is blocked, bounced,
-    unreachable or reachable (back again); `detail` the
-    provider's words; `continues_on` the channel the drip goes on with, if any: the dispatcher
-    knows (`decided`), a receiver leaves it to the learner's other address."""
+    """A learner found unreachable on `channel` (or reachable again).
+
+    `cause`, the line's flag: blocked, bounced, unreachable or reachable. `detail`: the
+    provider's words. `continues_on`: the channel the drip goes on with, if any; the dispatcher
+    knows it (`decided`), for a receiver it is worked out from the learner's other address and
+    the worker's channels."""
 
     learner_id: int
     channel: Channel

@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response  # type: ignore[import-untyped]
 
 from dripper.inbound.email.classify import classify
-from dripper.inbound.email.parse import attachments_from_bodystructure, parse_mail
+from dripper.inbound.email.parse import (
+    attachment_contents,
+    attachments_from_bodystructure,
+    parse_mail,
+)
 from dripper.sandbox.imap import _structure
 
 KEY = b"fuzz-hmac-key-0123456789abcdef"
@@ -107,6 +111,10 @@ def test_any_structured_mail_parses_and_classifies(sender: str, part: bytes) -> 
     raw = f"From: {sender}\r\nMIME-Version: 1.0\r\n".encode("utf-8", "surrogatepass") + part
     mail = parse_mail(raw)
     classify(mail, KEY)
+    # The media fetcher takes the files out by the same walk: one for each listed, in order.
+    if not mail.defects:
+        contents = attachment_contents(raw)
+        assert [len(c) for c in contents] == [a.size for a in mail.attachments]
 
 
 def _as_imaplib_gives_it(response: bytes) -> list[bytes | tuple[bytes, bytes]]:

@@ -18,6 +18,7 @@ import email.utils
 import hashlib
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -378,17 +379,25 @@ def _filename(part: email.message.Message) -> str | None:
 
 
 def attachment_contents(raw: bytes) -> list[bytes]:
-    """The bytes of each attachment of a (non-report) message, in the order `parse_mail` lists
-    them; [] when the message cannot be read."""
+    """The bytes of each attachment, in the order `parse_mail` lists them (the same walk);
+    [] when the message cannot be read."""
     try:
         message = email.message_from_bytes(raw)
-        return [
-            _part_bytes(part)
-            for part in message.walk()
-            if not part.is_multipart() and _is_attachment(part)
-        ]
+        is_report = _report(message) is not None
+        return [_part_bytes(p) for p in _leaf_parts(message, is_report) if _is_attachment(p)]
     except Exception:
         return []
+
+
+def _leaf_parts(message: email.message.Message, is_report: bool) -> Iterator[email.message.Message]:
+    """The parts that are no container, in order; of a delivery report, not the returned
+    message or its headers."""
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        if is_report and part.get_content_type().startswith(("message/", "text/rfc822-header")):
+            continue
+        yield part
 
 
 def _is_attachment(part: email.message.Message) -> bool:
@@ -502,13 +511,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     report = None
     try:
         report = _report(message)
-        for part in message.walk():
-            if part.is_multipart():
-                continue
-            if report is not None and part.get_content_type().startswith(
-                ("message/", "text/rfc822-header")
-            ):
-                continue
+        for part in _leaf_parts(message, report is not None):
             if _is_attachment(part):
                 attachments.append(
                     Attachment(
