@@ -134,7 +134,6 @@ class ThreadEntry:
     message_id: int | None = None
     in_reply_to_id: int | None = None
     flags: tuple[str, ...] = ()
-    attachments: int = 0
     files: tuple[dict[str, Any], ...] = ()  # the attachments as listed (dripper.media fills in)
 
 
@@ -180,7 +179,6 @@ async def thread(conversation_id: int) -> list[ThreadEntry]:
                 message_id=message.id,
                 in_reply_to_id=message.in_reply_to_id,  # type: ignore[attr-defined]
                 flags=tuple(message.flags or ()),
-                attachments=len(message.attachments or ()),
                 files=tuple(message.attachments or ()),
             )
         )

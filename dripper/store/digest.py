@@ -1,6 +1,7 @@
 """The SQL of the daily digest: unanswered conversations, the prompts each learner was sent
-and answered, opt-outs, and what needs a look. `cohort_ids` None means every cohort (and the
-conversations of learners enrolled in nothing); a list narrows every query to those cohorts.
+and their latest activity, opt-outs, and what needs a look. `cohort_ids` None means every
+cohort (and the conversations of learners enrolled in nothing); a list narrows the queries to
+those cohorts.
 """
 
 from __future__ import annotations
@@ -11,19 +12,11 @@ from typing import Any
 
 from dripper.db import connection
 from dripper.models import ConversationStatus, DeliveryKind, DeliveryState, MessageDirection
-from dripper.store.sql import as_datetime, in_list, q, ts
+from dripper.store.sql import among, as_datetime, q, select, ts
 
 Rows = list[dict[str, Any]]
 
 _INBOUND = MessageDirection.INBOUND.value
-
-
-def _cohorts(conn: Any, column: str, cohort_ids: Sequence[int] | None) -> tuple[str, list[Any]]:
-    if cohort_ids is None:
-        return "", []
-    if not cohort_ids:
-        return " AND 1 = 0", []
-    return f" AND {column} IN {in_list(conn, len(cohort_ids))}", list(cohort_ids)
 
 
 async def unanswered(cohort_ids: Sequence[int] | None, now: datetime, *, tap_flag: str) -> Rows:
@@ -31,7 +24,7 @@ async def unanswered(cohort_ids: Sequence[int] | None, now: datetime, *, tap_fla
     records of check-in taps, flagged `tap_flag`), oldest waiting first: conversation_id,
     learner, cohort, waiting (how many), since (the oldest's time), last_id (the newest's)."""
     conn = connection()
-    where, values = _cohorts(conn, "e.cohort_id", cohort_ids)
+    where, values = among("e.cohort_id", cohort_ids)
     rows = await conn.execute_query_dict(
         q(
             conn,
@@ -65,59 +58,47 @@ async def unanswered(cohort_ids: Sequence[int] | None, now: datetime, *, tap_fla
 async def message_bodies(ids: Sequence[int]) -> dict[int, str]:
     if not ids:
         return {}
-    conn = connection()
-    rows = await conn.execute_query_dict(
-        q(conn, f"SELECT id, body FROM message WHERE id IN {in_list(conn, len(ids))}"), list(ids)
-    )
+    where, values = among("id", ids)
+    rows = await select(f"SELECT id, body FROM message WHERE 1 = 1{where}", values)
     return {int(row["id"]): str(row["body"] or "") for row in rows}
 
 
 async def sent_steps(cohort_ids: Sequence[int] | None) -> Rows:
     """The first sendings of steps to active enrollments of learners still receiving, newest
     first: enrollment_id, curriculum_id, step_id, sent_at, learner_id, learner, cohort."""
-    conn = connection()
-    where, values = _cohorts(conn, "e.cohort_id", cohort_ids)
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT d.enrollment_id, e.curriculum_id, d.step_id, d.sent_at, e.learner_id, "
-            "TRIM(l.first_name || ' ' || l.last_name) AS learner, co.name AS cohort "
-            "FROM delivery d JOIN enrollment e ON e.id = d.enrollment_id "
-            "JOIN learner l ON l.id = e.learner_id JOIN cohort co ON co.id = e.cohort_id "
-            "WHERE d.kind = ? AND d.state = ? AND e.state = 'active' "
-            "AND l.opted_out_at IS NULL AND l.erased_at IS NULL" + where + " "
-            "ORDER BY d.enrollment_id, d.sent_at DESC, d.id DESC",
-        ),
+    where, values = among("e.cohort_id", cohort_ids)
+    rows = await select(
+        "SELECT d.enrollment_id, e.curriculum_id, d.step_id, d.sent_at, e.learner_id, "
+        "TRIM(l.first_name || ' ' || l.last_name) AS learner, co.name AS cohort "
+        "FROM delivery d JOIN enrollment e ON e.id = d.enrollment_id "
+        "JOIN learner l ON l.id = e.learner_id JOIN cohort co ON co.id = e.cohort_id "
+        "WHERE d.kind = ? AND d.state = ? AND e.state = 'active' "
+        f"AND l.opted_out_at IS NULL AND l.erased_at IS NULL{where} "
+        "ORDER BY d.enrollment_id, d.sent_at DESC, d.id DESC",
         [DeliveryKind.STEP.value, DeliveryState.SENT.value, *values],
     )
     return [{**row, "sent_at": as_datetime(row["sent_at"])} for row in rows]
 
 
-async def learner_activity(cohort_ids: Sequence[int] | None) -> Rows:
-    """What learners did: learner_id, enrollment_id, step_id (None: a message not linked to a
-    step), at; their messages and their quiz or check-in answers."""
-    conn = connection()
-    where_m, values_m = _cohorts(conn, "e.cohort_id", cohort_ids)
-    where_a, values_a = _cohorts(conn, "e.cohort_id", cohort_ids)
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT e.learner_id, c.enrollment_id, m.step_id, m.created_at AS at FROM message m "
-            "JOIN conversation c ON c.id = m.conversation_id "
-            "JOIN enrollment e ON e.id = c.enrollment_id WHERE m.direction = ?"
-            + where_m
-            + " UNION ALL SELECT e.learner_id, a.enrollment_id, a.step_id, a.answered_at AS at "
-            "FROM quiz_answer a JOIN enrollment e ON e.id = a.enrollment_id WHERE 1 = 1" + where_a,
-        ),
-        [_INBOUND, *values_m, *values_a],
+async def last_activity() -> dict[int, datetime]:
+    """Each learner's latest message or quiz or check-in answer, in any cohort."""
+    rows = await select(
+        "SELECT learner_id, MAX(at) AS at FROM ("
+        "SELECT c.learner_id, m.created_at AS at FROM message m "
+        "JOIN conversation c ON c.id = m.conversation_id WHERE m.direction = ? "
+        "UNION ALL SELECT e.learner_id, a.answered_at AS at FROM quiz_answer a "
+        "JOIN enrollment e ON e.id = a.enrollment_id) activity GROUP BY learner_id",
+        [_INBOUND],
     )
-    return [{**row, "at": as_datetime(row["at"])} for row in rows]
+    return {
+        int(row["learner_id"]): at for row in rows if (at := as_datetime(row["at"])) is not None
+    }
 
 
 async def opt_outs(cohort_ids: Sequence[int] | None, since: datetime) -> Rows:
     """Learners of these cohorts who opted out since `since`: learner, cohort, at."""
     conn = connection()
-    where, values = _cohorts(conn, "e.cohort_id", cohort_ids)
+    where, values = among("e.cohort_id", cohort_ids)
     rows = await conn.execute_query_dict(
         q(
             conn,
@@ -133,14 +114,10 @@ async def opt_outs(cohort_ids: Sequence[int] | None, since: datetime) -> Rows:
 
 async def uncertain_count(cohort_ids: Sequence[int] | None) -> int:
     """Deliveries that may not have arrived and nobody dismissed yet."""
-    conn = connection()
-    where, values = _cohorts(conn, "e.cohort_id", cohort_ids)
-    rows = await conn.execute_query_dict(
-        q(
-            conn,
-            "SELECT COUNT(*) AS n FROM delivery d LEFT JOIN enrollment e ON e.id = d.enrollment_id "
-            "WHERE d.state = ? AND d.dismissed_at IS NULL" + where,
-        ),
+    where, values = among("e.cohort_id", cohort_ids)
+    rows = await select(
+        "SELECT COUNT(*) AS n FROM delivery d LEFT JOIN enrollment e ON e.id = d.enrollment_id "
+        f"WHERE d.state = ? AND d.dismissed_at IS NULL{where}",
         [DeliveryState.UNCERTAIN.value, *values],
     )
     return int(rows[0]["n"])

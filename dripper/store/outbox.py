@@ -17,8 +17,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from dripper.db import connection
-from dripper.models import DeliveryKind, DeliveryState
-from dripper.store.reach import Unreachable, mark_unreachable
+from dripper.models import Channel, DeliveryKind, DeliveryState
+from dripper.store.reach import Unreachable, mark_first_contact, mark_unreachable
 from dripper.store.sql import as_datetime, as_json, in_list, is_postgres, json_param, q, ts
 
 PENDING = DeliveryState.PENDING.value
@@ -233,12 +233,10 @@ async def record(
             await insert_in(tx, new_deliveries, now)
         for event in unreachable:
             await mark_unreachable(tx, event, now)
-        for learner_id, channel in set(reached):
-            column = "telegram_status" if channel == "telegram" else "email_status"
-            await tx.execute_query(
-                q(conn, f"UPDATE learner SET {column} = ? WHERE id = ? AND {column} = ?"),
-                ["ok", learner_id, "unknown"],
-            )
+        reached_by = set(reached)
+        for channel in Channel:
+            first = {learner_id for learner_id, name in reached_by if name == channel.value}
+            await mark_first_contact(tx, first, channel, now)
     return len(rows)
 
 

@@ -10,7 +10,7 @@ announced to trainers and never reopens a conversation.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
@@ -23,7 +23,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from dripper.db import connection
 from dripper.models import Channel, ConversationStatus, MessageDirection, Reachability
 from dripper.store.conversations import conversation_ids, insert_message, touch_conversation
-from dripper.store.sql import as_datetime, as_json, q, ts
+from dripper.store.sql import among, as_datetime, as_json, q, ts
 
 CHANNEL_NAMES = {Channel.TELEGRAM: "Telegram", Channel.EMAIL: "Email"}
 # The channels this process sends on: the worker sets it for its receivers, whose events
@@ -107,25 +107,39 @@ async def mark_reachable(
     if changed:
         await _leave_line(tx, Unreachable(learner_id, channel, "reachable"), now)
         return True
-    await tx.execute_query(
-        q(tx, f"UPDATE learner SET {column} = ?, updated_at = ? WHERE id = ? AND {column} = ?"),
-        [Reachability.OK.value, ts(tx, now), learner_id, Reachability.UNKNOWN.value],
-    )
+    await mark_first_contact(tx, [learner_id], channel, now)
     return False
 
 
+async def mark_first_contact(
+    tx: BaseDBAsyncClient, learner_ids: Collection[int], channel: Channel, now: datetime
+) -> None:
+    """These learners were reached on the channel for the first time (unknown -> ok), in one
+    batch; a status already known, reachable or not, stays."""
+    if not learner_ids:
+        return
+    column = _column(channel)
+    await tx.execute_many(
+        q(tx, f"UPDATE learner SET {column} = ?, updated_at = ? WHERE id = ? AND {column} = ?"),
+        [
+            [Reachability.OK.value, ts(tx, now), learner_id, Reachability.UNKNOWN.value]
+            for learner_id in sorted(learner_ids)
+        ],
+    )
+
+
 async def reach_events(
-    since: datetime, *, cohort_id: int | None = None, limit: int = 200
+    since: datetime, *, cohort_ids: Sequence[int] | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
     """The newest `limit` system lines since `since`, in time order, one per learner and event
     (a learner in two cohorts has the line in both conversations): learner_id, learner,
-    channel, body, flags, at; within one cohort's conversations if `cohort_id`."""
+    channel, body, flags, at; within these cohorts' conversations if `cohort_ids`."""
     conn = connection()
     where = "m.direction = ? AND m.created_at >= ?"
     values: list[object] = [MessageDirection.SYSTEM.value, ts(conn, since)]
-    if cohort_id is not None:
-        where += " AND e.cohort_id = ?"
-        values.append(cohort_id)
+    cohorts, cohort_values = among("e.cohort_id", cohort_ids)
+    where += cohorts
+    values.extend(cohort_values)
     rows = await conn.execute_query_dict(
         q(
             conn,

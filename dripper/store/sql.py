@@ -100,6 +100,15 @@ def in_list(conn: BaseDBAsyncClient, count: int) -> str:
     return "(" + ", ".join("?" * count) + ")"
 
 
+def among(column: str, values: Sequence[Any] | None) -> tuple[str, list[Any]]:
+    """` AND column IN (?, ...)` and its values: no condition for None, none true for []."""
+    if values is None:
+        return "", []
+    if not values:
+        return " AND 1 = 0", []
+    return f" AND {column} IN ({', '.join('?' * len(values))})", list(values)
+
+
 def true(conn: BaseDBAsyncClient) -> Any:
     return True if is_postgres(conn) else 1
 

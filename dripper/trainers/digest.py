@@ -28,7 +28,7 @@ from dripper.store import digest as store
 from dripper.store.curricula import curriculum_of
 from dripper.store.problems import count_flagged_items
 from dripper.store.reach import SWITCHED, reach_events
-from dripper.trainers.notices import EMAIL_HINT, TAP_FLAG
+from dripper.trainers.notices import EMAIL_HINT, TAP_FLAG, excerpt
 
 SILENT_AFTER = 3  # prompts without any answer that make a learner silent
 SHOWN = 5  # entries shown per section; the rest are counted
@@ -132,15 +132,7 @@ async def gather(
     scope = "every cohort" if cohort_ids is None else ", ".join(c.name for c in chosen)
     waiting = await store.unanswered(cohort_ids, now, tap_flag=TAP_FLAG)
     bodies = await store.message_bodies([int(row["last_id"]) for row in waiting])
-    changes = []
-    for cohort_id in [None] if cohort_ids is None else list(cohort_ids):
-        changes += await reach_events(since, cohort_id=cohort_id)
-    seen: set[tuple[int, str]] = set()
-    unique = []
-    for row in sorted(changes, key=lambda r: r["at"]):
-        if (row["learner_id"], row["body"]) not in seen:  # in two of the trainer's cohorts
-            seen.add((row["learner_id"], row["body"]))
-            unique.append(row)
+    changes = await reach_events(since, cohort_ids=cohort_ids)
     return Digest(
         scope=scope or "no cohort",
         since=since,
@@ -152,7 +144,7 @@ async def gather(
                 row["cohort"],
                 int(row["waiting"]),
                 row["since"],
-                _short(bodies.get(int(row["last_id"]), "")),
+                excerpt(bodies.get(int(row["last_id"]), ""), EXCERPT),
             )
             for row in waiting
         ],
@@ -166,7 +158,7 @@ async def gather(
                 SWITCHED in row["flags"],
                 row["at"],
             )
-            for row in unique
+            for row in changes
         ],
         opt_outs=[
             OptOut(str(row["learner"] or "(no name)"), str(row["cohort"]), row["at"])
@@ -190,11 +182,7 @@ async def _silent(cohort_ids: Sequence[int] | None, silent_after: int) -> list[S
             sent[row["enrollment_id"]].append(row)  # newest first
     # What they did anywhere counts: a learner who writes in one cohort is not silent in
     # another. Any reply or answer after the first of those prompts is one to them.
-    last_seen: dict[int, datetime] = {}
-    for row in await store.learner_activity(None):
-        learner_id, at = int(row["learner_id"]), row["at"]
-        if at is not None and (learner_id not in last_seen or at > last_seen[learner_id]):
-            last_seen[learner_id] = at
+    last_seen = await store.last_activity()
     silent = []
     for prompts in sent.values():
         if len(prompts) < silent_after:
@@ -246,11 +234,6 @@ async def _missed(cohort_names: Sequence[str]) -> list[Missed]:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _short(text: str, limit: int = EXCERPT) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def age(since: datetime, now: datetime) -> str:

@@ -131,10 +131,14 @@ def _who(message: NewMessage) -> str:
     return f"{name} ({escape_markdown(where)})" if where else name
 
 
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """The text on one line, cut to `limit` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 def _excerpt(message: NewMessage) -> str:
-    text = " ".join(message.body.split())
-    if len(text) > EXCERPT:
-        text = text[: EXCERPT - 1].rstrip() + "…"
+    text = excerpt(message.body)
     parts = [escape_markdown(text)] if text else []
     if message.attachments:
         plural = "s" if message.attachments > 1 else ""

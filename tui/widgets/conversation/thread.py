@@ -79,7 +79,7 @@ def render_entry(
             else Text("")
         )
         extras: list[Text | str] = [Text(f"⚑ {flag}", style="bold red") for flag in entry.flags]
-        if entry.attachments:
+        if entry.files:
             extras.append(Text(attachments_line(entry), style="dim"))
         head = _meta(learner, when, channel, answers, *extras)
         classes = "entry entry-in"
@@ -132,7 +132,7 @@ def attachments_line(entry: ThreadEntry) -> str:
     control characters removed), "+1 place" for the rest; the hint once one is kept."""
     files = [a for a in entry.files if is_file(a)]
     names = [clean(display_name(a), one_line=True) for a in files]
-    places = entry.attachments - len(names)
+    places = len(entry.files) - len(names)
     parts = names[:3] + ([f"+{len(names) - 3} more"] if len(names) > 3 else [])
     if places > 0:
         parts.append(f"+{places} place{'s' if places != 1 else ''}")
